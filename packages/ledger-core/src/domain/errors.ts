@@ -1,0 +1,140 @@
+// Every failure a caller can see has a stable SCREAMING_SNAKE code. The HTTP edge maps codes to
+// statuses; nothing else about an error is part of the contract.
+
+export type LedgerErrorCode =
+  | "VALIDATION_FAILED"
+  | "UNKNOWN_OPERATION"
+  | "AMOUNT_REQUIRED"
+  | "AMOUNT_MISMATCH"
+  | "AMOUNT_OUT_OF_RANGE"
+  | "INVALID_CURSOR"
+  | "NONCE_CONFLICT"
+  | "INSUFFICIENT_BALANCE"
+  | "BALANCE_LIMIT_EXCEEDED"
+  | "LIMIT_REACHED"
+  | "CATALOG_INVALID"
+  | "DATABASE_UNAVAILABLE";
+
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+export abstract class LedgerError extends Error {
+  abstract readonly code: LedgerErrorCode;
+  /** Extra machine-readable facts about the failure; safe to show to the caller. */
+  readonly details: Record<string, unknown>;
+
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.details = details;
+  }
+}
+
+export class ValidationError extends LedgerError {
+  readonly code = "VALIDATION_FAILED";
+  readonly issues: readonly ValidationIssue[];
+  constructor(issues: readonly ValidationIssue[]) {
+    super(issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; "), { issues });
+    this.issues = issues;
+  }
+}
+
+export class UnknownOperationError extends LedgerError {
+  readonly code = "UNKNOWN_OPERATION";
+  constructor(operation: string, known: readonly string[]) {
+    super(`Operation ${JSON.stringify(operation)} is not offered by this app`, { operation, known });
+  }
+}
+
+export class AmountRequiredError extends LedgerError {
+  readonly code = "AMOUNT_REQUIRED";
+  constructor(operation: string, min: number, max: number) {
+    super(`Operation ${operation} needs an amount between ${min} and ${max}`, { operation, min, max });
+  }
+}
+
+export class AmountMismatchError extends LedgerError {
+  readonly code = "AMOUNT_MISMATCH";
+  constructor(operation: string, expected: number, received: number) {
+    super(`Operation ${operation} always moves ${expected} credits; the request said ${received}`, {
+      operation,
+      expected,
+      received,
+    });
+  }
+}
+
+export class AmountOutOfRangeError extends LedgerError {
+  readonly code = "AMOUNT_OUT_OF_RANGE";
+  constructor(operation: string, min: number, max: number, received: number) {
+    super(`Operation ${operation} takes an amount between ${min} and ${max}; the request said ${received}`, {
+      operation,
+      min,
+      max,
+      received,
+    });
+  }
+}
+
+export class InvalidCursorError extends LedgerError {
+  readonly code = "INVALID_CURSOR";
+  constructor() {
+    super("The cursor is not one this ledger issued");
+  }
+}
+
+export class NonceConflictError extends LedgerError {
+  readonly code = "NONCE_CONFLICT";
+  constructor(nonce: string) {
+    super(`Nonce ${JSON.stringify(nonce)} was already used by this app for a different request`, { nonce });
+  }
+}
+
+export class InsufficientBalanceError extends LedgerError {
+  readonly code = "INSUFFICIENT_BALANCE";
+  constructor(ownerId: string, balance: number, amount: number) {
+    super(`Owner ${JSON.stringify(ownerId)} has ${balance} credits; the operation needs ${-amount}`, {
+      owner_id: ownerId,
+      balance,
+      required: -amount,
+    });
+  }
+}
+
+export class BalanceLimitExceededError extends LedgerError {
+  readonly code = "BALANCE_LIMIT_EXCEEDED";
+  constructor(ownerId: string, balance: number, amount: number, max: number) {
+    super(`Owner ${JSON.stringify(ownerId)} would pass the largest balance the ledger holds (${max})`, {
+      owner_id: ownerId,
+      balance,
+      amount,
+      max,
+    });
+  }
+}
+
+export class LimitReachedError extends LedgerError {
+  readonly code = "LIMIT_REACHED";
+  constructor(ownerId: string, operation: string, limit: string, period: string) {
+    super(
+      limit === "daily"
+        ? `Owner ${JSON.stringify(ownerId)} already received ${operation} on ${period} (UTC)`
+        : `Owner ${JSON.stringify(ownerId)} already received ${operation}, which is once per owner`,
+      { owner_id: ownerId, operation, limit, period },
+    );
+  }
+}
+
+export class CatalogError extends LedgerError {
+  readonly code = "CATALOG_INVALID";
+}
+
+export class DatabaseUnavailableError extends LedgerError {
+  readonly code = "DATABASE_UNAVAILABLE";
+  constructor(cause?: unknown) {
+    super("The ledger database is not answering. Retry with the same nonce: a retry never applies an operation twice.");
+    this.cause = cause;
+  }
+}

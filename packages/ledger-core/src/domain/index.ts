@@ -1,0 +1,6 @@
+export * from "./errors.js";
+export * from "./input.js";
+export * from "./limits.js";
+export * from "./operations.js";
+export * from "./rules.js";
+export * from "./types.js";

@@ -1,0 +1,36 @@
+// The shape of every input the ledger accepts, as zod schemas. The service validates with these, and
+// the HTTP edge builds its OpenAPI schemas from the same ones, so the two can never disagree.
+import { z } from "zod";
+import { AMOUNT_MAX, NONCE_LENGTH_MAX, OPERATION_NAME_LENGTH_MAX, OWNER_ID_LENGTH_MAX, PAGE_SIZE_MAX } from "./limits.js";
+
+/** Letters, digits and `_ . : @ -`, starting with a letter, digit or underscore: safe in a URL path. */
+export const OWNER_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$/;
+/** Printable ASCII without spaces: UUIDs, ULIDs, and most client-made keys fit. */
+export const NONCE_PATTERN = /^[\x21-\x7E]+$/;
+
+export const ownerIdSchema = z
+  .string()
+  .min(1)
+  .max(OWNER_ID_LENGTH_MAX)
+  .regex(OWNER_ID_PATTERN, "owner_id may hold letters, digits and _ . : @ - and must not start with . : @ -");
+
+export const nonceSchema = z
+  .string()
+  .min(1)
+  .max(NONCE_LENGTH_MAX)
+  .regex(NONCE_PATTERN, "nonce must be printable ASCII without spaces");
+
+export const operationNameSchema = z.string().min(1).max(OPERATION_NAME_LENGTH_MAX);
+
+/** The magnitude of credits to move; the operation decides the sign. */
+export const amountSchema = z.number().int().min(0).max(AMOUNT_MAX);
+
+export const postOperationInputSchema = z.strictObject({
+  owner_id: ownerIdSchema,
+  operation: operationNameSchema,
+  amount: amountSchema.optional(),
+  nonce: nonceSchema,
+});
+export type PostOperationInput = z.infer<typeof postOperationInputSchema>;
+
+export const pageSizeSchema = z.number().int().min(1).max(PAGE_SIZE_MAX);

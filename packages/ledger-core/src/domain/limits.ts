@@ -1,0 +1,13 @@
+// Every limit a caller can push against, in one place. Units go last in names.
+
+/** Largest amount a single request may move. Far below BALANCE_MAX so one request cannot overflow. */
+export const AMOUNT_MAX = 1_000_000_000;
+/** No balance may pass 2^53-1, so every balance is exact as a JavaScript number and in JSON. */
+export const BALANCE_MAX = Number.MAX_SAFE_INTEGER;
+export const OWNER_ID_LENGTH_MAX = 128;
+export const NONCE_LENGTH_MAX = 128;
+export const OPERATION_NAME_LENGTH_MAX = 64;
+export const PAGE_SIZE_DEFAULT = 50;
+export const PAGE_SIZE_MAX = 200;
+/** Request bodies are tiny (four fields); anything larger is refused before it is parsed. */
+export const BODY_SIZE_MAX_BYTES = 16 * 1024;

@@ -1,0 +1,148 @@
+// Operation catalogs. Every app offers the shared operations unchanged, plus its own. The rule is
+// enforced twice: by the type of defineCatalog (a catalog that drops or changes a shared operation
+// does not compile) and at run time (for catalogs built from data, or forced past the compiler).
+import { CatalogError } from "./errors.js";
+import { AMOUNT_MAX, OPERATION_NAME_LENGTH_MAX } from "./limits.js";
+
+/** "once": at most one per owner, ever. "daily": at most one per owner per UTC calendar day. */
+export type OperationLimit = "once" | "daily";
+
+/** Moves the same signed amount every time; 0 records an event without moving credits. */
+export interface FixedOperation {
+  readonly kind: "fixed";
+  readonly amount: number;
+  readonly limit?: OperationLimit;
+  readonly description?: string;
+}
+
+/** Moves an amount the caller chooses, within [min, max], in one direction. */
+export interface VariableOperation {
+  readonly kind: "variable";
+  readonly direction: "credit" | "debit";
+  readonly min: number;
+  readonly max: number;
+  readonly limit?: OperationLimit;
+  readonly description?: string;
+}
+
+export type OperationDefinition = FixedOperation | VariableOperation;
+export type OperationMap = Readonly<Record<string, OperationDefinition>>;
+
+interface Extras<L extends OperationLimit | undefined> {
+  readonly limit?: L;
+  readonly description?: string;
+}
+
+/** A fixed-amount operation; the literal amount is kept in the type, so changing it is a type error. */
+export function fixed<const A extends number, const L extends OperationLimit | undefined = undefined>(
+  amount: A,
+  extras: Extras<L> = {},
+): { readonly kind: "fixed"; readonly amount: A } & Extras<L> {
+  return { kind: "fixed", amount, ...extras };
+}
+
+export function variable<
+  const D extends "credit" | "debit",
+  const Min extends number,
+  const Max extends number,
+  const L extends OperationLimit | undefined = undefined,
+>(
+  spec: { direction: D; min: Min; max: Max } & Extras<L>,
+): { readonly kind: "variable"; readonly direction: D; readonly min: Min; readonly max: Max } & Extras<L> {
+  return { kind: "variable", ...spec };
+}
+
+/** The operations every app must offer, exactly as defined here (seed: LEDGER_OPERATION_CONFIG). */
+export const sharedOperations = {
+  DAILY_REWARD: fixed(1, { limit: "daily", description: "Daily reward: +1 credit, once per owner per UTC day" }),
+  SIGNUP_CREDIT: fixed(3, { limit: "once", description: "Sign-up credit: +3 credits, once per owner" }),
+  CREDIT_SPEND: fixed(-1, { description: "Spend one credit" }),
+  CREDIT_ADD: fixed(10, { description: "Add ten credits" }),
+} as const;
+
+export type SharedOperations = typeof sharedOperations;
+export type SharedOperationName = keyof SharedOperations;
+
+export interface OperationCatalog<T extends OperationMap = OperationMap> {
+  readonly operations: T;
+  readonly names: readonly (keyof T & string)[];
+  get(name: string): OperationDefinition | undefined;
+}
+
+const NAME_PATTERN = /^[A-Z][A-Z0-9_]*$/;
+
+/**
+ * Builds an app's catalog: the shared operations, unchanged, plus the app's own.
+ *
+ *   defineCatalog({ ...sharedOperations, CONTENT_CREATION: fixed(-5) })   // compiles
+ *   defineCatalog({ CONTENT_CREATION: fixed(-5) })                        // does not: shared ones missing
+ *
+ * @throws CatalogError when a shared operation is missing or changed, or a definition is invalid.
+ */
+export function defineCatalog<const T extends SharedOperations & OperationMap>(operations: T): OperationCatalog<T> {
+  const problems: string[] = [];
+  for (const [name, shared] of Object.entries(sharedOperations)) {
+    const given: unknown = (operations as OperationMap)[name];
+    if (given === undefined) problems.push(`shared operation ${name} is missing`);
+    else if (!sameDefinition(given, shared)) problems.push(`shared operation ${name} is changed`);
+  }
+  for (const [name, def] of Object.entries(operations as OperationMap)) {
+    problems.push(...definitionProblems(name, def));
+  }
+  if (problems.length > 0) {
+    throw new CatalogError(`Invalid operation catalog: ${problems.join("; ")}`, { problems });
+  }
+  const frozen = Object.freeze(
+    Object.fromEntries(Object.entries(operations).map(([k, v]) => [k, Object.freeze({ ...v })])),
+  ) as T;
+  const names = Object.freeze(Object.keys(frozen)) as readonly (keyof T & string)[];
+  return Object.freeze({
+    operations: frozen,
+    names,
+    get: (name: string) => (Object.hasOwn(frozen, name) ? (frozen as OperationMap)[name] : undefined),
+  });
+}
+
+function definitionProblems(name: string, def: unknown): string[] {
+  const problems: string[] = [];
+  if (!NAME_PATTERN.test(name) || name.length > OPERATION_NAME_LENGTH_MAX) {
+    problems.push(`${name}: names are SCREAMING_SNAKE_CASE, at most ${OPERATION_NAME_LENGTH_MAX} characters`);
+  }
+  if (typeof def !== "object" || def === null) return [...problems, `${name}: not a definition`];
+  const d = def as Partial<FixedOperation> & Partial<VariableOperation> & { kind?: unknown; limit?: unknown };
+  if (d.limit !== undefined && d.limit !== "once" && d.limit !== "daily") {
+    problems.push(`${name}: limit must be "once" or "daily"`);
+  }
+  if (d.kind === "fixed") {
+    if (!isAmount(d.amount, true)) problems.push(`${name}: amount must be an integer in ±${AMOUNT_MAX}`);
+  } else if (d.kind === "variable") {
+    if (d.direction !== "credit" && d.direction !== "debit") {
+      problems.push(`${name}: direction must be "credit" or "debit"`);
+    }
+    if (!isAmount(d.min, false) || !isAmount(d.max, false) || d.min < 1 || d.max < d.min) {
+      problems.push(`${name}: bounds must be integers with 1 <= min <= max <= ${AMOUNT_MAX}`);
+    }
+  } else {
+    problems.push(`${name}: kind must be "fixed" or "variable"`);
+  }
+  return problems;
+}
+
+function isAmount(value: unknown, signed: boolean): value is number {
+  return (
+    typeof value === "number" &&
+    Number.isSafeInteger(value) &&
+    Math.abs(value) <= AMOUNT_MAX &&
+    (signed || value >= 0)
+  );
+}
+
+function sameDefinition(a: unknown, b: OperationDefinition): boolean {
+  if (typeof a !== "object" || a === null) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as unknown as Record<string, unknown>)[k] !== undefined);
+  return (
+    ka.length === kb.length &&
+    kb.every((k) => (a as Record<string, unknown>)[k] === (b as unknown as Record<string, unknown>)[k])
+  );
+}

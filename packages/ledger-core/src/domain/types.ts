@@ -1,0 +1,35 @@
+/** One line of an owner's history, as the ledger reports it. */
+export interface LedgerEntry {
+  id: number;
+  app: string;
+  operation: string;
+  owner_id: string;
+  /** Signed: what this entry did to the owner's balance. */
+  amount: number;
+  /** The owner's balance right after this entry (the running balance). */
+  balance_after: number;
+  /** 1, 2, 3, ... per owner, with no gaps: the position of this entry in the owner's history. */
+  sequence: number;
+  nonce: string;
+  created_at: string;
+}
+
+export interface PostResult {
+  entry: LedgerEntry;
+  /** The owner's balance after the entry: for a replay, the balance the original answer gave. */
+  balance: number;
+  /** True when the nonce had been applied already and this is the original answer again. */
+  replayed: boolean;
+}
+
+export interface Balance {
+  owner_id: string;
+  balance: number;
+}
+
+export interface EntryPage {
+  owner_id: string;
+  entries: LedgerEntry[];
+  /** Pass as `cursor` to get the next (older) page; null when there is none. */
+  next_cursor: string | null;
+}

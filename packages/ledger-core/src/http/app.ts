@@ -1,0 +1,102 @@
+// A complete ledger HTTP app for one catalog: request ids and structured logs, the body limit, the
+// /ledger routes, /health, /openapi.json and /docs, and one error shape for every failure.
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import type { Logger } from "pino";
+import { LedgerError } from "../domain/errors.js";
+import { BODY_SIZE_MAX_BYTES } from "../domain/limits.js";
+import type { LedgerService } from "../service/ledger-service.js";
+import { docsRoutes } from "./docs.js";
+import type { LedgerEnv } from "./env.js";
+import { problem, STATUS_BY_CODE } from "./problem.js";
+import { createLedgerRouter, validationHook } from "./router.js";
+
+export interface LedgerAppOptions {
+  service: LedgerService;
+  /** Answers whether the database is reachable; used by /health. */
+  ping: () => Promise<void>;
+  logger: Logger;
+  title: string;
+  version: string;
+  bodySizeMaxBytes?: number;
+}
+
+export function createLedgerApp(opts: LedgerAppOptions) {
+  const { service, logger } = opts;
+  const app = new OpenAPIHono<LedgerEnv>({ strict: false, defaultHook: validationHook });
+
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    const log = logger.child({ req_id: c.get("requestId"), app: service.app });
+    c.set("log", log);
+    await next();
+    log.info(
+      {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      },
+      "request",
+    );
+  });
+  app.use(
+    bodyLimit({
+      maxSize: opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES,
+      onError: (c) =>
+        problem(c, "PAYLOAD_TOO_LARGE", `The body is over ${opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES} bytes`),
+    }),
+  );
+
+  app.route("/", createLedgerRouter(service));
+
+  app.get("/health", async (c) => {
+    try {
+      await opts.ping();
+      return c.json({ status: "ok", app: service.app, database: "up" }, 200);
+    } catch {
+      return c.json({ status: "unavailable", app: service.app, database: "down" }, 503);
+    }
+  });
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: opts.title,
+      version: opts.version,
+      description:
+        "Credits ledger. Every write is exactly-once per nonce, no balance goes below zero, and every entry " +
+        "records the owner's running balance. Errors are RFC 9457 problem+json with a stable `code`.",
+    },
+  });
+  app.route("/", docsRoutes(opts.title));
+
+  app.notFound((c) => problem(c, "NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`));
+
+  app.onError((error, c) => {
+    if (error instanceof LedgerError) {
+      const status = STATUS_BY_CODE[error.code];
+      if (status >= 500) c.get("log")?.error({ err: error }, "ledger error");
+      return problem(c, error.code, error.message, {
+        ...("issues" in error ? { errors: error.issues as { path: string; message: string }[] } : {}),
+        details: "issues" in error ? {} : error.details,
+      });
+    }
+    if (error instanceof HTTPException) {
+      const status = error.status;
+      if (status === 413) return problem(c, "PAYLOAD_TOO_LARGE", "The body is over the size limit");
+      if (status === 415) return problem(c, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json");
+      if (status === 400 && /json/i.test(error.message)) {
+        return problem(c, "MALFORMED_JSON", "The body is not valid JSON");
+      }
+      if (status < 500) return problem(c, "BAD_REQUEST", error.message || "Bad request");
+    }
+    (c.get("log") ?? logger).error({ err: error }, "unhandled error");
+    return problem(c, "INTERNAL_ERROR", "Something went wrong on our side; nothing about it is safe to show");
+  });
+
+  return app;
+}

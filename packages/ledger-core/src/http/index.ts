@@ -1,0 +1,5 @@
+export { createLedgerApp, type LedgerAppOptions } from "./app.js";
+export { docsRoutes } from "./docs.js";
+export type { LedgerEnv } from "./env.js";
+export { problemBody, problemSchema, STATUS_BY_CODE, type HttpErrorCode, type Problem } from "./problem.js";
+export { createLedgerRouter, type LedgerRouter } from "./router.js";

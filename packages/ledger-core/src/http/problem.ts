@@ -1,0 +1,106 @@
+// One error shape for everything the HTTP edge can answer with: RFC 9457 problem+json with a stable
+// `code`. Used by onError, the validation hook, the body limit and the 404 handler alike.
+import type { Context } from "hono";
+import { z } from "@hono/zod-openapi";
+import type { LedgerErrorCode, ValidationIssue } from "../domain/errors.js";
+
+export type HttpErrorCode =
+  | LedgerErrorCode
+  | "MALFORMED_JSON"
+  | "UNSUPPORTED_MEDIA_TYPE"
+  | "PAYLOAD_TOO_LARGE"
+  | "NOT_FOUND"
+  | "BAD_REQUEST"
+  | "INTERNAL_ERROR";
+
+export type ProblemStatus = 400 | 404 | 409 | 413 | 415 | 422 | 500 | 503;
+
+/** Which status each domain code earns: 400 the request is wrong, 409 the nonce is taken, 422 a rule refused. */
+export const STATUS_BY_CODE: Record<HttpErrorCode, ProblemStatus> = {
+  VALIDATION_FAILED: 400,
+  UNKNOWN_OPERATION: 400,
+  AMOUNT_REQUIRED: 400,
+  AMOUNT_MISMATCH: 400,
+  AMOUNT_OUT_OF_RANGE: 400,
+  INVALID_CURSOR: 400,
+  MALFORMED_JSON: 400,
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  NONCE_CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INSUFFICIENT_BALANCE: 422,
+  BALANCE_LIMIT_EXCEEDED: 422,
+  LIMIT_REACHED: 422,
+  CATALOG_INVALID: 500,
+  INTERNAL_ERROR: 500,
+  DATABASE_UNAVAILABLE: 503,
+};
+
+const TITLES: Record<ProblemStatus, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+export const problemSchema = z
+  .object({
+    type: z.string().openapi({ example: "urn:ledger:problem:insufficient-balance" }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string().openapi({ example: "INSUFFICIENT_BALANCE" }),
+    request_id: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  })
+  .openapi("Problem");
+
+export type Problem = z.infer<typeof problemSchema>;
+
+export function problemBody(
+  code: HttpErrorCode,
+  detail: string,
+  extra: { requestId?: string | undefined; errors?: readonly ValidationIssue[]; details?: Record<string, unknown> } = {},
+): Problem {
+  const status = STATUS_BY_CODE[code];
+  return {
+    type: `urn:ledger:problem:${code.toLowerCase().replaceAll("_", "-")}`,
+    title: TITLES[status],
+    status,
+    detail,
+    code,
+    ...(extra.requestId ? { request_id: extra.requestId } : {}),
+    ...(extra.errors ? { errors: [...extra.errors] } : {}),
+    ...(extra.details && Object.keys(extra.details).length > 0 ? { details: extra.details } : {}),
+  };
+}
+
+export function problemResponse(problem: Problem, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(problem), {
+    status: problem.status,
+    headers: { "content-type": "application/problem+json", ...headers },
+  });
+}
+
+export function problem(
+  c: Context,
+  code: HttpErrorCode,
+  detail: string,
+  extra: { errors?: readonly ValidationIssue[]; details?: Record<string, unknown> } = {},
+): Response {
+  const requestId = (c.get("requestId") as string | undefined) ?? undefined;
+  return problemResponse(problemBody(code, detail, { ...extra, requestId }), {
+    ...(requestId ? { "x-request-id": requestId } : {}),
+  });
+}
+
+/** The OpenAPI description of an error response, shared by every route. */
+export function problemContent(description: string) {
+  return { description, content: { "application/problem+json": { schema: problemSchema } } };
+}

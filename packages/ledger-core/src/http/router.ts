@@ -1,0 +1,175 @@
+// The ledger's routes, built for one app's service and catalog. Routes are declared with createRoute,
+// so the OpenAPI document comes from the same zod schemas that validate the requests.
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { amountSchema, nonceSchema, operationNameSchema, ownerIdSchema } from "../domain/input.js";
+import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from "../domain/limits.js";
+import type { OperationDefinition } from "../domain/operations.js";
+import type { LedgerService } from "../service/ledger-service.js";
+import type { LedgerEnv } from "./env.js";
+import { problem, problemContent } from "./problem.js";
+
+export const entrySchema = z
+  .object({
+    id: z.number().int(),
+    app: z.string(),
+    operation: z.string(),
+    owner_id: z.string(),
+    amount: z.number().int().openapi({ description: "Signed: what this entry did to the owner's balance" }),
+    balance_after: z.number().int().openapi({ description: "The owner's balance right after this entry" }),
+    sequence: z.number().int().openapi({ description: "Position in the owner's history: 1, 2, 3, ..." }),
+    nonce: z.string(),
+    created_at: z.string().openapi({ format: "date-time" }),
+  })
+  .openapi("Entry");
+
+export const balanceSchema = z
+  .object({ owner_id: z.string(), balance: z.number().int() })
+  .openapi("Balance", { example: { owner_id: "test_user", balance: 10 } });
+
+export const postResultSchema = z
+  .object({
+    owner_id: z.string(),
+    balance: z.number().int().openapi({ description: "The owner's balance after the entry" }),
+    replayed: z.boolean().openapi({ description: "True when this nonce was applied before: the original answer" }),
+    entry: entrySchema,
+  })
+  .openapi("PostResult");
+
+export const entryPageSchema = z
+  .object({
+    owner_id: z.string(),
+    entries: z.array(entrySchema),
+    next_cursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next, older page" }),
+  })
+  .openapi("EntryPage");
+
+const ownerParams = z.object({
+  owner_id: ownerIdSchema.openapi({ param: { name: "owner_id", in: "path" }, example: "test_user" }),
+});
+
+function describeOperation(name: string, def: OperationDefinition): string {
+  const amount =
+    def.kind === "fixed"
+      ? `${def.amount >= 0 ? "+" : ""}${def.amount}`
+      : `${def.direction === "debit" ? "-" : "+"}[${def.min}..${def.max}] (amount required)`;
+  const limit = def.limit === "once" ? ", once per owner" : def.limit === "daily" ? ", once per owner per UTC day" : "";
+  return `- \`${name}\`: ${amount}${limit}${def.description ? `. ${def.description}` : ""}`;
+}
+
+/** The /ledger routes for one app. Mount it at the root of the app (it declares /ledger paths itself). */
+export function createLedgerRouter(service: LedgerService) {
+  const { catalog } = service;
+  const operationList = catalog.names
+    .map((name) => {
+      const def = catalog.get(name);
+      return def ? describeOperation(name, def) : "";
+    })
+    .join("\n");
+
+  const postBodySchema = z
+    .strictObject({
+      owner_id: ownerIdSchema.openapi({ example: "test_user" }),
+      operation: operationNameSchema.openapi({
+        enum: [...catalog.names],
+        example: "CREDIT_ADD",
+        description: `One of this app's operations:\n${operationList}`,
+      }),
+      amount: amountSchema.optional().openapi({
+        description:
+          "Magnitude of credits (the operation gives the sign). Optional for fixed operations, where it must " +
+          "equal the operation's amount; required for variable ones.",
+        example: 10,
+      }),
+      nonce: nonceSchema.openapi({
+        description: "Unique per app. Sending it again with the same request returns the original answer.",
+        example: "123e4567-e89b-12d3-a456-426655440000",
+      }),
+    })
+    .openapi("PostOperation");
+
+  const postRoute = createRoute({
+    method: "post",
+    path: "/ledger",
+    summary: "Apply an operation to an owner's balance",
+    description: `Exactly once per nonce. Operations of the ${service.app} app:\n${operationList}`,
+    request: { body: { required: true, content: { "application/json": { schema: postBodySchema } } } },
+    responses: {
+      201: { description: "Applied", content: { "application/json": { schema: postResultSchema } } },
+      200: {
+        description: "Replay: this nonce was applied before; the original answer",
+        content: { "application/json": { schema: postResultSchema } },
+      },
+      400: problemContent("The request is malformed, or names an unknown operation or a wrong amount"),
+      409: problemContent("NONCE_CONFLICT: the nonce was used for a different request"),
+      413: problemContent("The body is over the size limit"),
+      415: problemContent("The body is not application/json"),
+      422: problemContent("INSUFFICIENT_BALANCE, BALANCE_LIMIT_EXCEEDED or LIMIT_REACHED"),
+      503: problemContent("The database is not answering; retry with the same nonce"),
+    },
+  });
+
+  const balanceRoute = createRoute({
+    method: "get",
+    path: "/ledger/{owner_id}",
+    summary: "An owner's balance",
+    request: { params: ownerParams },
+    responses: {
+      200: { description: "The balance (0 for an owner with no entries)", content: { "application/json": { schema: balanceSchema } } },
+      400: problemContent("The owner id is invalid"),
+      503: problemContent("The database is not answering"),
+    },
+  });
+
+  const entriesRoute = createRoute({
+    method: "get",
+    path: "/ledger/{owner_id}/entries",
+    summary: "An owner's entries, newest first, with running balances",
+    request: {
+      params: ownerParams,
+      query: z.object({
+        cursor: z.string().max(64).optional().openapi({ description: "next_cursor of the previous page" }),
+        limit: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(PAGE_SIZE_MAX)
+          .optional()
+          .openapi({ description: `Page size, default ${PAGE_SIZE_DEFAULT}`, example: PAGE_SIZE_DEFAULT }),
+      }),
+    },
+    responses: {
+      200: { description: "A page of entries", content: { "application/json": { schema: entryPageSchema } } },
+      400: problemContent("The owner id, cursor or limit is invalid"),
+      503: problemContent("The database is not answering"),
+    },
+  });
+
+  return new OpenAPIHono<LedgerEnv>({ strict: false, defaultHook: validationHook })
+    .openapi(postRoute, async (c) => {
+      const result = await service.post(c.req.valid("json"));
+      const body = { owner_id: result.entry.owner_id, balance: result.balance, replayed: result.replayed, entry: result.entry };
+      c.header("idempotent-replayed", String(result.replayed));
+      c.get("log").info({ owner_id: body.owner_id, operation: result.entry.operation, replayed: result.replayed, entry_id: result.entry.id }, "ledger.post");
+      return result.replayed ? c.json(body, 200) : c.json(body, 201);
+    })
+    .openapi(balanceRoute, async (c) => c.json(await service.balance(c.req.valid("param").owner_id), 200))
+    .openapi(entriesRoute, async (c) => {
+      const { owner_id } = c.req.valid("param");
+      const { cursor, limit } = c.req.valid("query");
+      return c.json(await service.entries({ owner_id, cursor, limit }), 200);
+    });
+}
+
+/** Every request that fails its zod schema gets the same 400 problem. */
+export function validationHook(
+  result: { success: true } | { success: false; error: z.ZodError },
+  c: Parameters<typeof problem>[0],
+): Response | undefined {
+  if (result.success) return undefined;
+  const errors = result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+  return problem(c, "VALIDATION_FAILED", errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; "), {
+    errors,
+  });
+}
+
+export type LedgerRouter = ReturnType<typeof createLedgerRouter>;

@@ -1,0 +1,167 @@
+// The one place that owns a write: validation, the owner's row lock, idempotency, the balance rule,
+// the audit row. HTTP and the CLI call this; nothing else writes the ledger.
+import type { z } from "zod";
+import type { LedgerDb } from "../db/client.js";
+import {
+  appendEntry,
+  findEntryByNonce,
+  getBalance,
+  inTransaction,
+  listEntries,
+  lockOwnerBalance,
+  read,
+  toLedgerEntry,
+  type EntryRow,
+} from "../db/store.js";
+import {
+  InvalidCursorError,
+  NonceConflictError,
+  UnknownOperationError,
+  ValidationError,
+  type ValidationIssue,
+} from "../domain/errors.js";
+import { ownerIdSchema, pageSizeSchema, postOperationInputSchema, type PostOperationInput } from "../domain/input.js";
+import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
+import type { OperationCatalog } from "../domain/operations.js";
+import { limitPeriod, nextBalance, resolveAmount } from "../domain/rules.js";
+import type { Balance, EntryPage, PostResult } from "../domain/types.js";
+
+export interface LedgerServiceOptions {
+  db: LedgerDb;
+  /** The app writing: recorded on every entry, and the scope of its nonces. */
+  app: string;
+  catalog: OperationCatalog;
+  /** Injectable for tests of daily limits; defaults to the wall clock. */
+  clock?: () => Date;
+}
+
+export interface ListEntriesInput {
+  owner_id: string;
+  cursor?: string | undefined;
+  limit?: number | undefined;
+}
+
+export class LedgerService {
+  readonly app: string;
+  readonly catalog: OperationCatalog;
+  readonly #db: LedgerDb;
+  readonly #clock: () => Date;
+
+  constructor(opts: LedgerServiceOptions) {
+    this.#db = opts.db;
+    this.app = opts.app;
+    this.catalog = opts.catalog;
+    this.#clock = opts.clock ?? (() => new Date());
+  }
+
+  /**
+   * Applies one operation for an owner, exactly once per (app, nonce).
+   *
+   * Errors, in order of precedence:
+   * @throws ValidationError (VALIDATION_FAILED) the input is malformed
+   * @throws UnknownOperationError (UNKNOWN_OPERATION) this app's catalog has no such operation
+   * @throws AmountMismatchError / AmountRequiredError / AmountOutOfRangeError the amount does not fit the operation
+   * @throws NonceConflictError (NONCE_CONFLICT) the nonce was used by this app for a different request
+   * @throws InsufficientBalanceError (INSUFFICIENT_BALANCE) the owner's balance would go below zero
+   * @throws BalanceLimitExceededError (BALANCE_LIMIT_EXCEEDED) the balance would pass 2^53-1
+   * @throws LimitReachedError (LIMIT_REACHED) the operation's once / daily limit is used up
+   * @throws DatabaseUnavailableError (DATABASE_UNAVAILABLE) the outcome is unknown; retry with the same nonce
+   *
+   * The same nonce with the same request returns the original answer with `replayed: true` and
+   * writes nothing. Refused requests write nothing and do not use up their nonce.
+   */
+  async post(input: unknown): Promise<PostResult> {
+    const req = parse(postOperationInputSchema, input);
+    const def = this.catalog.get(req.operation);
+    if (!def) throw new UnknownOperationError(req.operation, this.catalog.names);
+    const amount = resolveAmount(req.operation, def, req.amount);
+    const now = this.#clock();
+    const period = limitPeriod(def.limit, now);
+
+    try {
+      return await inTransaction(this.#db, async (tx) => {
+        const locked = await lockOwnerBalance(tx, req.owner_id, now);
+        // Checked under the owner's lock: a concurrent duplicate for the same owner has committed by now.
+        const existing = await findEntryByNonce(tx, this.app, req.nonce);
+        if (existing) return this.#replay(existing, req, amount);
+        const balanceAfter = nextBalance(req.owner_id, locked.balance, amount);
+        const row = await appendEntry(tx, {
+          app: this.app,
+          operation: req.operation,
+          ownerId: req.owner_id,
+          amount,
+          nonce: req.nonce,
+          limitPeriod: period,
+          limitKind: def.limit ?? null,
+          createdAt: now,
+          balanceAfter,
+          sequence: locked.lastSequence + 1,
+        });
+        return { entry: toLedgerEntry(row), balance: balanceAfter, replayed: false };
+      });
+    } catch (error) {
+      // A duplicate for another owner holds a different lock; it can only lose at the unique constraint.
+      if (error instanceof NonceConflictError) {
+        const existing = await read(() => findEntryByNonce(this.#db, this.app, req.nonce));
+        if (existing) return this.#replay(existing, req, amount);
+      }
+      throw error;
+    }
+  }
+
+  #replay(existing: EntryRow, req: PostOperationInput, amount: number): PostResult {
+    const entry = toLedgerEntry(existing);
+    if (entry.owner_id !== req.owner_id || entry.operation !== req.operation || entry.amount !== amount) {
+      throw new NonceConflictError(req.nonce);
+    }
+    return { entry, balance: entry.balance_after, replayed: true };
+  }
+
+  /** @throws ValidationError, DatabaseUnavailableError. An owner with no entries has balance 0. */
+  async balance(ownerId: string): Promise<Balance> {
+    const owner_id = parse(ownerIdSchema, ownerId);
+    return { owner_id, balance: await read(() => getBalance(this.#db, owner_id)) };
+  }
+
+  /**
+   * The owner's entries, newest first, each with the balance right after it.
+   * @throws ValidationError, InvalidCursorError, DatabaseUnavailableError
+   */
+  async entries(input: ListEntriesInput): Promise<EntryPage> {
+    const owner_id = parse(ownerIdSchema, input.owner_id);
+    const limit = parse(pageSizeSchema, input.limit ?? PAGE_SIZE_DEFAULT, "limit");
+    const before = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
+    // One extra row tells whether an older page exists without a second query.
+    const rows = await read(() => listEntries(this.#db, owner_id, before, limit + 1));
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      owner_id,
+      entries: page.map(toLedgerEntry),
+      next_cursor: rows.length > limit && last ? encodeCursor(last.sequence) : null,
+    };
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, path = ""): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues: ValidationIssue[] = result.error.issues.map((i) => ({
+    path: [path, ...i.path.map(String)].filter(Boolean).join("."),
+    message: i.message,
+  }));
+  throw new ValidationError(issues);
+}
+
+/** Cursors are opaque to callers: the base64url of "s:<sequence>". */
+export function encodeCursor(sequence: number): string {
+  return Buffer.from(`s:${sequence}`).toString("base64url");
+}
+
+export function decodeCursor(cursor: string): number {
+  if (cursor.length > 64 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw new InvalidCursorError();
+  const match = /^s:([1-9][0-9]{0,15})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  const sequence = match?.[1] === undefined ? NaN : Number(match[1]);
+  if (!Number.isSafeInteger(sequence)) throw new InvalidCursorError();
+  return sequence;
+}

@@ -1,0 +1,91 @@
+// Test support shared by ledger-core and the apps: a fresh database per test file on either driver,
+// and the invariant check every suite runs when it ends.
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { expect } from "vitest";
+import { checkInvariants } from "../db/audit.js";
+import { openDatabase, type Driver, type LedgerDatabase } from "../db/client.js";
+
+export interface TestDatabase extends LedgerDatabase {
+  /** The postgres:// URL of this test's own database (postgres driver only). */
+  readonly url: string | undefined;
+}
+
+/**
+ * The driver this test run targets. The vitest preset sets LEDGER_TEST_DRIVER per project; this is
+ * test infrastructure, the one place outside an app's env.ts that reads the environment.
+ */
+export function testDriver(): Driver {
+  return process.env.LEDGER_TEST_DRIVER === "postgres" ? "postgres" : "pglite";
+}
+
+export function testDatabaseUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error("TEST_DATABASE_URL must be set to run the postgres project");
+  return url;
+}
+
+/**
+ * A brand-new, migrated database: in-memory PGlite, or a new database on the server named by
+ * TEST_DATABASE_URL, dropped again on close. Nothing is shared with any other test file or run.
+ */
+export async function openTestDatabase(
+  driver: Driver = testDriver(),
+  opts: { poolSizeMax?: number } = {},
+): Promise<TestDatabase> {
+  if (driver === "pglite") {
+    const db = await openDatabase({ dataDir: "memory://" });
+    return { ...db, url: undefined };
+  }
+  const adminUrl = testDatabaseUrl();
+  const name = `ledger_test_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(adminUrl, name);
+  const db = await openDatabase({ url, poolSizeMax: opts.poolSizeMax });
+  return {
+    ...db,
+    url,
+    close: async () => {
+      await db.close();
+      const dropper = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await dropper.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await dropper.end();
+      }
+    },
+  };
+}
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** The ledger's invariants: the accounts sum to zero, every balance is its entries' sum, none is negative. */
+export async function expectLedgerInvariants(db: LedgerDatabase): Promise<void> {
+  expect(await checkInvariants(db.db)).toEqual({
+    accountsSum: 0,
+    balanceMismatches: 0,
+    postingMismatches: 0,
+    negativeBalances: 0,
+    unbalancedEntries: 0,
+  });
+}
+
+let counter = 0;
+/** A fresh owner id per test, so tests sharing a database never see each other's balances. */
+export function freshOwner(prefix = "owner"): string {
+  counter += 1;
+  return `${prefix}_${Date.now().toString(36)}_${counter}_${randomBytes(3).toString("hex")}`;
+}
+
+export function freshNonce(): string {
+  return `n-${randomBytes(12).toString("hex")}`;
+}

@@ -1,0 +1,3 @@
+import type { UserConfig } from "vitest/config";
+
+export declare function ledgerVitestConfig(opts?: { root?: string }): UserConfig;
