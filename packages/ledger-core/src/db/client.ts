@@ -1,7 +1,8 @@
 // Opens the ledger's database on either driver and brings its schema up to date with drizzle's
 // migrator. DATABASE_URL given: postgres.js against a real Postgres. Not given: embedded PGlite with
 // its data on disk, so that a newcomer needs no database server and data survives a restart.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
@@ -37,7 +38,8 @@ export interface OpenDatabaseOptions {
 }
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
-export const DEFAULT_DATA_DIR = ".data/ledger";
+/** `<repo>/.data/ledger`, whichever package the process starts from, so every launcher sees the same data. */
+export const DEFAULT_DATA_DIR = fileURLToPath(new URL("../../../../.data/ledger", import.meta.url));
 /** Any fixed number: the advisory lock that makes concurrent start-ups migrate one at a time. */
 const MIGRATION_LOCK_KEY = 7_245_001;
 const PING_TIMEOUT_MS_DEFAULT = 2_000;
@@ -82,16 +84,66 @@ async function migratePostgresLocked(url: string): Promise<void> {
 }
 
 async function openPglite(dataDir: string, opts: OpenDatabaseOptions): Promise<LedgerDatabase> {
-  if (!dataDir.startsWith("memory://")) mkdirSync(dataDir, { recursive: true });
-  const client = await PGlite.create(dataDir);
-  const db = drizzlePglite({ client, schema });
-  if (opts.migrate !== false) await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
-  return {
-    driver: "pglite",
-    db,
-    ping: (timeoutMs) => ping(db, timeoutMs),
-    close: () => client.close(),
-  };
+  const inMemory = dataDir.startsWith("memory://");
+  const unlock = inMemory ? () => {} : lockDataDir(dataDir);
+  try {
+    const client = await PGlite.create(dataDir);
+    const db = drizzlePglite({ client, schema });
+    if (opts.migrate !== false) await migratePglite(db, { migrationsFolder: MIGRATIONS_FOLDER });
+    return {
+      driver: "pglite",
+      db,
+      ping: (timeoutMs) => ping(db, timeoutMs),
+      close: async () => {
+        await client.close();
+        unlock();
+      },
+    };
+  } catch (error) {
+    unlock();
+    throw error;
+  }
+}
+
+export class DataDirInUseError extends Error {
+  constructor(dataDir: string, pid: number) {
+    super(
+      `The embedded database at ${dataDir} is in use by process ${pid}. PGlite has a single writer: ` +
+        "run both apps in one process (pnpm start), or give each its own LEDGER_DATA_DIR, or set DATABASE_URL.",
+    );
+  }
+}
+
+/**
+ * Embedded PGlite has one writer. Two processes opening the same data directory would corrupt it,
+ * so each takes a lock file beside it first; a lock left by a dead process is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dirname(dataDir), { recursive: true });
+  const lockPath = `${dataDir.replace(/\/+$/, "")}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockPath, String(process.pid), { flag: "wx" });
+      return () => rmSync(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number(readFileSync(lockPath, "utf8").trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+        throw new DataDirInUseError(dataDir, holder);
+      }
+      rmSync(lockPath, { force: true });
+    }
+  }
+  throw new Error(`Could not lock ${dataDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function ping(db: LedgerDb, timeoutMs = PING_TIMEOUT_MS_DEFAULT): Promise<void> {

@@ -28,27 +28,24 @@ export interface VariableOperation {
 export type OperationDefinition = FixedOperation | VariableOperation;
 export type OperationMap = Readonly<Record<string, OperationDefinition>>;
 
-interface Extras<L extends OperationLimit | undefined> {
-  readonly limit?: L;
+/** What an operation may carry besides its amount. */
+export interface OperationExtras {
+  readonly limit?: OperationLimit;
   readonly description?: string;
 }
 
-/** A fixed-amount operation; the literal amount is kept in the type, so changing it is a type error. */
-export function fixed<const A extends number, const L extends OperationLimit | undefined = undefined>(
+/** A fixed-amount operation; the literal amount and extras are kept in the type, so changing one is a type error. */
+export function fixed<const A extends number, const E extends OperationExtras = {}>(
   amount: A,
-  extras: Extras<L> = {},
-): { readonly kind: "fixed"; readonly amount: A } & Extras<L> {
-  return { kind: "fixed", amount, ...extras };
+  extras?: E,
+): { readonly kind: "fixed"; readonly amount: A } & Readonly<E> {
+  return { kind: "fixed", amount, ...extras } as { readonly kind: "fixed"; readonly amount: A } & Readonly<E>;
 }
 
-export function variable<
-  const D extends "credit" | "debit",
-  const Min extends number,
-  const Max extends number,
-  const L extends OperationLimit | undefined = undefined,
->(
-  spec: { direction: D; min: Min; max: Max } & Extras<L>,
-): { readonly kind: "variable"; readonly direction: D; readonly min: Min; readonly max: Max } & Extras<L> {
+/** A variable-amount operation: the caller sends an amount within [min, max]; the direction gives its sign. */
+export function variable<const S extends { direction: "credit" | "debit"; min: number; max: number } & OperationExtras>(
+  spec: S,
+): { readonly kind: "variable" } & Readonly<S> {
   return { kind: "variable", ...spec };
 }
 
@@ -63,10 +60,15 @@ export const sharedOperations = {
 export type SharedOperations = typeof sharedOperations;
 export type SharedOperationName = keyof SharedOperations;
 
-export interface OperationCatalog<T extends OperationMap = OperationMap> {
+/** What the service needs of a catalog, whatever the app's own operations are. */
+export interface OperationCatalogView {
+  readonly names: readonly string[];
+  get(name: string): OperationDefinition | undefined;
+}
+
+export interface OperationCatalog<T extends OperationMap = OperationMap> extends OperationCatalogView {
   readonly operations: T;
   readonly names: readonly (keyof T & string)[];
-  get(name: string): OperationDefinition | undefined;
 }
 
 const NAME_PATTERN = /^[A-Z][A-Z0-9_]*$/;

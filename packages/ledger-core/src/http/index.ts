@@ -3,3 +3,4 @@ export { docsRoutes } from "./docs.js";
 export type { LedgerEnv } from "./env.js";
 export { problemBody, problemSchema, STATUS_BY_CODE, type HttpErrorCode, type Problem } from "./problem.js";
 export { createLedgerRouter, type LedgerRouter } from "./router.js";
+export { appEnvSchema, createLogger, parseEnv, serveAll, type AppEnv, type Listener } from "./serve.js";

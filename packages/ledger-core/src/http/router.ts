@@ -43,8 +43,10 @@ export const entryPageSchema = z
   })
   .openapi("EntryPage");
 
+// The domain's schemas are created before @hono/zod-openapi extends zod, so they have no .openapi()
+// of their own: each is cloned (after the extension) before metadata is attached.
 const ownerParams = z.object({
-  owner_id: ownerIdSchema.openapi({ param: { name: "owner_id", in: "path" }, example: "test_user" }),
+  owner_id: ownerIdSchema.clone().openapi({ param: { name: "owner_id", in: "path" }, example: "test_user" }),
 });
 
 function describeOperation(name: string, def: OperationDefinition): string {
@@ -68,8 +70,8 @@ export function createLedgerRouter(service: LedgerService) {
 
   const postBodySchema = z
     .strictObject({
-      owner_id: ownerIdSchema.openapi({ example: "test_user" }),
-      operation: operationNameSchema.openapi({
+      owner_id: ownerIdSchema.clone().openapi({ example: "test_user" }),
+      operation: operationNameSchema.clone().openapi({
         enum: [...catalog.names],
         example: "CREDIT_ADD",
         description: `One of this app's operations:\n${operationList}`,
@@ -80,7 +82,7 @@ export function createLedgerRouter(service: LedgerService) {
           "equal the operation's amount; required for variable ones.",
         example: 10,
       }),
-      nonce: nonceSchema.openapi({
+      nonce: nonceSchema.clone().openapi({
         description: "Unique per app. Sending it again with the same request returns the original answer.",
         example: "123e4567-e89b-12d3-a456-426655440000",
       }),

@@ -22,7 +22,7 @@ import {
 } from "../domain/errors.js";
 import { ownerIdSchema, pageSizeSchema, postOperationInputSchema, type PostOperationInput } from "../domain/input.js";
 import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
-import type { OperationCatalog } from "../domain/operations.js";
+import type { OperationCatalogView } from "../domain/operations.js";
 import { limitPeriod, nextBalance, resolveAmount } from "../domain/rules.js";
 import type { Balance, EntryPage, PostResult } from "../domain/types.js";
 
@@ -30,7 +30,7 @@ export interface LedgerServiceOptions {
   db: LedgerDb;
   /** The app writing: recorded on every entry, and the scope of its nonces. */
   app: string;
-  catalog: OperationCatalog;
+  catalog: OperationCatalogView;
   /** Injectable for tests of daily limits; defaults to the wall clock. */
   clock?: () => Date;
 }
@@ -43,7 +43,7 @@ export interface ListEntriesInput {
 
 export class LedgerService {
   readonly app: string;
-  readonly catalog: OperationCatalog;
+  readonly catalog: OperationCatalogView;
   readonly #db: LedgerDb;
   readonly #clock: () => Date;
 

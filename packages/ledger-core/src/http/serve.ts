@@ -1,0 +1,78 @@
+// Boot plumbing shared by the app entry points: the JSON logger, the env schema every app extends,
+// and a server runner that shuts down cleanly (stop accepting, finish in-flight requests, close the db).
+import { serve, type ServerType } from "@hono/node-server";
+import pino, { type Logger } from "pino";
+import { z } from "zod";
+
+export function createLogger(opts: { level: string; name: string }): Logger {
+  return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
+}
+
+/** The configuration every app reads at boot; an app's own env.ts extends it with its default port. */
+export function appEnvSchema(defaultPort: number) {
+  return z.object({
+    PORT: z.coerce.number().int().min(1).max(65_535).default(defaultPort),
+    HOST: z.string().min(1).default("0.0.0.0"),
+    DATABASE_URL: z
+      .string()
+      .trim()
+      .optional()
+      .transform((v) => (v ? v : undefined))
+      .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), "DATABASE_URL must be a postgres:// URL"),
+    LEDGER_DATA_DIR: z.string().min(1).optional(),
+    DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  });
+}
+
+export type AppEnv = z.infer<ReturnType<typeof appEnvSchema>>;
+
+/** Parses the environment or exits with a readable message: a misconfigured app must not start. */
+export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): z.infer<S> {
+  const result = schema.safeParse(source);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n");
+  process.stderr.write(`Invalid configuration:\n${lines}\n`);
+  process.exit(2);
+}
+
+export interface Listener {
+  name: string;
+  port: number;
+  hostname?: string;
+  fetch: (request: Request) => Response | Promise<Response>;
+}
+
+/** Serves each listener on its port; on SIGINT/SIGTERM stops them all, then runs onClose once. */
+export async function serveAll(listeners: Listener[], logger: Logger, onClose: () => Promise<void>): Promise<ServerType[]> {
+  const servers = await Promise.all(
+    listeners.map(
+      (l) =>
+        new Promise<ServerType>((resolve, reject) => {
+          const server = serve({ fetch: l.fetch, port: l.port, hostname: l.hostname }, (info) => {
+            logger.info({ app: l.name, port: info.port }, `${l.name} listening on http://localhost:${info.port}`);
+            resolve(server);
+          });
+          server.once("error", reject);
+        }),
+    ),
+  );
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, "shutting down");
+    void Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
+      .then(onClose)
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+  };
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  return servers;
+}
