@@ -38,14 +38,16 @@ export interface OperationExtras {
 export function fixed<const A extends number, const E extends OperationExtras = {}>(
   amount: A,
   extras?: E,
-): { readonly kind: "fixed"; readonly amount: A } & Readonly<E> {
+  // NoInfer: the extras come from the argument only, never from where the result is used; otherwise
+  // `SIGNUP_CREDIT: fixed(3)` would borrow `limit: "once"` from the expected type and compile.
+): { readonly kind: "fixed"; readonly amount: A } & Readonly<NoInfer<E>> {
   return { kind: "fixed", amount, ...extras } as { readonly kind: "fixed"; readonly amount: A } & Readonly<E>;
 }
 
 /** A variable-amount operation: the caller sends an amount within [min, max]; the direction gives its sign. */
 export function variable<const S extends { direction: "credit" | "debit"; min: number; max: number } & OperationExtras>(
   spec: S,
-): { readonly kind: "variable" } & Readonly<S> {
+): { readonly kind: "variable" } & Readonly<NoInfer<S>> {
   return { kind: "variable", ...spec };
 }
 

@@ -1,0 +1,52 @@
+// Type-level tests, checked by tsc through vitest's typecheck mode. The seed's example:
+//   class BadOperation(BaseLedgerOperation): CONTENT_CREATION = ...   # must fail: shared ones missing
+//   class GoodOperation(BaseLedgerOperation): the four shared ones + CONTENT_CREATION   # works
+import { describe, expectTypeOf, it } from "vitest";
+import { defineCatalog, fixed, sharedOperations, variable, type OperationCatalogView } from "./operations.js";
+
+describe("defineCatalog types", () => {
+  it("GoodOperation: the shared operations plus an app's own compile", () => {
+    const good = defineCatalog({ ...sharedOperations, CONTENT_CREATION: fixed(-5) });
+    expectTypeOf(good.names).toEqualTypeOf<
+      readonly ("DAILY_REWARD" | "SIGNUP_CREDIT" | "CREDIT_SPEND" | "CREDIT_ADD" | "CONTENT_CREATION")[]
+    >();
+    expectTypeOf(good.operations.CONTENT_CREATION.amount).toEqualTypeOf<-5>();
+    expectTypeOf(good).toExtend<OperationCatalogView>();
+  });
+
+  it("BadOperation: a catalog without the shared operations does not compile", () => {
+    // @ts-expect-error DAILY_REWARD, SIGNUP_CREDIT, CREDIT_SPEND and CREDIT_ADD are missing
+    expectTypeOf(() => defineCatalog({ CONTENT_CREATION: fixed(-5) })).toBeFunction();
+  });
+
+  it("a catalog missing one shared operation does not compile", () => {
+    const { CREDIT_ADD: _dropped, ...rest } = sharedOperations;
+    // @ts-expect-error CREDIT_ADD is missing
+    expectTypeOf(() => defineCatalog({ ...rest, CONTENT_CREATION: fixed(-5) })).toBeFunction();
+  });
+
+  it("a catalog that changes a shared operation's amount does not compile", () => {
+    // @ts-expect-error DAILY_REWARD is +1, not +2
+    expectTypeOf(() => defineCatalog({ ...sharedOperations, DAILY_REWARD: fixed(2, { limit: "daily" }) })).toBeFunction();
+  });
+
+  it("a catalog that drops a shared operation's limit does not compile", () => {
+    expectTypeOf(() =>
+      // @ts-expect-error SIGNUP_CREDIT is once per owner; a plain +3 is a different operation
+      defineCatalog({ ...sharedOperations, SIGNUP_CREDIT: fixed(3) }),
+    ).toBeFunction();
+  });
+
+  it("a catalog that turns a shared operation into a variable one does not compile", () => {
+    expectTypeOf(() =>
+      // @ts-expect-error CREDIT_SPEND is a fixed -1
+      defineCatalog({ ...sharedOperations, CREDIT_SPEND: variable({ direction: "debit", min: 1, max: 5 }) }),
+    ).toBeFunction();
+  });
+
+  it("variable operations keep their bounds and direction in the type", () => {
+    const op = variable({ direction: "debit", min: 1, max: 100 });
+    expectTypeOf(op.direction).toEqualTypeOf<"debit">();
+    expectTypeOf(op.max).toEqualTypeOf<100>();
+  });
+});

@@ -1,0 +1,61 @@
+// The schema's own guarantees, on both drivers: history is append-only in the database itself, and
+// migrations are applied once.
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/index.js";
+import { LedgerService } from "../src/index.js";
+import { expectLedgerInvariants, freshNonce, freshOwner, openTestDatabase, type TestDatabase } from "../src/testing/index.js";
+import { testCatalog } from "./fixtures.js";
+
+let tdb: TestDatabase;
+let ledger: LedgerService;
+
+beforeAll(async () => {
+  tdb = await openTestDatabase();
+  ledger = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog });
+});
+
+afterAll(async () => {
+  await expectLedgerInvariants(tdb);
+  await tdb.close();
+});
+
+describe(`schema [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
+  it.each([
+    ["UPDATE ledger_entries", sql`update ledger_entries set amount = amount + 1`],
+    ["DELETE FROM ledger_entries", sql`delete from ledger_entries`],
+    ["TRUNCATE ledger_entries", sql`truncate ledger_entries cascade`],
+    ["UPDATE ledger_postings", sql`update ledger_postings set amount = 0`],
+    ["DELETE FROM ledger_postings", sql`delete from ledger_postings`],
+    ["TRUNCATE ledger_postings", sql`truncate ledger_postings`],
+  ])("refuses %s: history is append-only", async (_what, statement) => {
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    await expect(tdb.db.execute(statement)).rejects.toThrow();
+    expect((await ledger.entries({ owner_id: owner })).entries).toHaveLength(1);
+    expect((await ledger.balance(owner)).balance).toBe(10);
+  });
+
+  it("stores every entry with two postings that sum to zero, against the operation's system account", async () => {
+    const owner = freshOwner();
+    const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    const result = await tdb.db.execute<{ account: string; amount: string }>(
+      sql`select account, amount::text as amount from ledger_postings where entry_id = ${entry.id} order by account`,
+    );
+    const rows = Array.isArray(result) ? result : (result as unknown as { rows: unknown[] }).rows;
+    expect(rows).toEqual([
+      { account: "operation:CREDIT_ADD", amount: "-10" },
+      { account: `owner:${owner}`, amount: "10" },
+    ]);
+  });
+
+  // In-memory PGlite cannot be reopened; test/embedded.test.ts reopens an on-disk one instead.
+  it.runIf(process.env.LEDGER_TEST_DRIVER === "postgres")("applying the migrations again changes nothing", async () => {
+    if (!tdb.url) throw new Error("the postgres test database has a URL");
+    const again = await openDatabase({ url: tdb.url });
+    await again.close();
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    expect((await ledger.balance(owner)).balance).toBe(10);
+  });
+});
