@@ -3,4 +3,14 @@ export { docsRoutes } from "./docs.js";
 export type { LedgerEnv } from "./env.js";
 export { problemBody, problemSchema, STATUS_BY_CODE, type HttpErrorCode, type Problem } from "./problem.js";
 export { createLedgerRouter, type LedgerRouter } from "./router.js";
-export { appEnvSchema, createLogger, parseEnv, serveAll, type AppEnv, type Listener } from "./serve.js";
+export {
+  appEnvSchema,
+  boot,
+  createLogger,
+  parseEnv,
+  serveAll,
+  type AppEnv,
+  type BootDeps,
+  type BootedApp,
+  type Listener,
+} from "./serve.js";

@@ -3,6 +3,7 @@
 import { serve, type ServerType } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import { z } from "zod";
+import { DEFAULT_DATA_DIR, openDatabase, type LedgerDatabase, type LedgerDb } from "../db/client.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
   return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
@@ -53,7 +54,10 @@ export async function serveAll(listeners: Listener[], logger: Logger, onClose: (
             logger.info({ app: l.name, port: info.port }, `${l.name} listening on http://localhost:${info.port}`);
             resolve(server);
           });
-          server.once("error", reject);
+          server.once("error", (error) => {
+            server.close();
+            reject(error);
+          });
         }),
     ),
   );
@@ -75,4 +79,48 @@ export async function serveAll(listeners: Listener[], logger: Logger, onClose: (
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   return servers;
+}
+
+export interface BootDeps {
+  db: LedgerDb;
+  ping: () => Promise<void>;
+  logger: Logger;
+}
+
+export interface BootedApp {
+  name: string;
+  port: number;
+  create: (deps: BootDeps) => { fetch: Listener["fetch"] };
+}
+
+/**
+ * Opens the database (migrating it), builds each app over it and serves them, all from a parsed env.
+ * A failure at boot is logged and exits the process with status 1, after closing what was opened.
+ */
+export async function boot(
+  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "LOG_LEVEL" | "HOST">,
+  name: string,
+  apps: BootedApp[],
+): Promise<void> {
+  const logger = createLogger({ level: env.LOG_LEVEL, name });
+  let database: LedgerDatabase | undefined;
+  try {
+    database = await openDatabase({
+      url: env.DATABASE_URL,
+      dataDir: env.LEDGER_DATA_DIR ?? DEFAULT_DATA_DIR,
+      poolSizeMax: env.DB_POOL_SIZE,
+    });
+    logger.info({ driver: database.driver }, "database ready, migrations applied");
+    const opened = database;
+    const deps: BootDeps = { db: opened.db, ping: () => opened.ping(), logger };
+    await serveAll(
+      apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
+      logger,
+      () => opened.close(),
+    );
+  } catch (error) {
+    logger.fatal({ err: error }, "could not start");
+    await database?.close().catch(() => {});
+    process.exit(1);
+  }
 }
