@@ -1,24 +1,17 @@
-import { LedgerService } from "@ledger/core";
-import type { LedgerDb } from "@ledger/core/db";
-import { createLedgerApp } from "@ledger/core/http";
-import type { Logger } from "pino";
+import { ledgerAppFactory } from "@ledger/core/http";
 import { app2Catalog } from "./operations.js";
+
+export type { AppDeps } from "@ledger/core/http";
 
 export const APP_NAME = "app2";
 export const DEFAULT_PORT = 8001;
 
-export interface AppDeps {
-  db: LedgerDb;
-  ping: () => Promise<void>;
-  logger: Logger;
-  /** Injectable for tests of daily limits. */
-  clock?: () => Date;
-}
-
 /** app2's HTTP app: the shared ledger routes over app2's catalog. */
-export function createApp(deps: AppDeps) {
-  const service = new LedgerService({ db: deps.db, app: APP_NAME, catalog: app2Catalog, clock: deps.clock });
-  return createLedgerApp({ service, ping: deps.ping, logger: deps.logger, title: "app2 credits ledger", version: "0.1.0" });
-}
+export const createApp = ledgerAppFactory({
+  name: APP_NAME,
+  catalog: app2Catalog,
+  title: "app2 credits ledger",
+  version: "0.1.0",
+});
 
 export type App = ReturnType<typeof createApp>;

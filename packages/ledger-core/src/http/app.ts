@@ -7,7 +7,9 @@ import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import { LedgerError } from "../domain/errors.js";
 import { BODY_SIZE_MAX_BYTES } from "../domain/limits.js";
-import type { LedgerService } from "../service/ledger-service.js";
+import type { LedgerDb } from "../db/client.js";
+import type { OperationCatalogView } from "../domain/operations.js";
+import { LedgerService } from "../service/ledger-service.js";
 import { docsRoutes } from "./docs.js";
 import type { LedgerEnv } from "./env.js";
 import { problem, STATUS_BY_CODE } from "./problem.js";
@@ -99,4 +101,32 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   });
 
   return app;
+}
+
+export interface AppDeps {
+  db: LedgerDb;
+  ping: () => Promise<void>;
+  logger: Logger;
+  /** Injectable for tests of daily limits; defaults to the wall clock. */
+  clock?: () => Date;
+}
+
+/** What an app is: its name (recorded on entries, scope of its nonces), its catalog, its API title. */
+export interface AppSpec {
+  name: string;
+  catalog: OperationCatalogView;
+  title: string;
+  version: string;
+}
+
+/** An app's factory: give it a database and a logger, get its Hono app. */
+export function ledgerAppFactory(spec: AppSpec) {
+  return (deps: AppDeps) =>
+    createLedgerApp({
+      service: new LedgerService({ db: deps.db, app: spec.name, catalog: spec.catalog, clock: deps.clock }),
+      ping: deps.ping,
+      logger: deps.logger,
+      title: spec.title,
+      version: spec.version,
+    });
 }
