@@ -2,7 +2,7 @@
 // connection pools stand in for two app processes.
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openDatabase, type LedgerDatabase } from "../src/db/index.js";
+import { openDatabase, queryRows, type LedgerDatabase } from "../src/db/index.js";
 import { LedgerService, type PostResult } from "../src/index.js";
 import {
   expectLedgerInvariants,
@@ -49,7 +49,8 @@ const serviceFor = (i: number) => (i % 2 === 0 ? a : b);
 describe("concurrency on real Postgres, two pools", () => {
   it("100 concurrent CREDIT_SPEND against a balance of 40: exactly 40 succeed, balance 0", async () => {
     const owner = freshOwner();
-    for (let i = 0; i < 4; i++) await a.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    for (let i = 0; i < 4; i++)
+      await a.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
     expect((await a.balance(owner)).balance).toBe(40);
 
     const outcomes = await Promise.all(
@@ -74,7 +75,9 @@ describe("concurrency on real Postgres, two pools", () => {
     const owner = freshOwner();
     const nonce = freshNonce();
     const outcomes = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => attempt(serviceFor(i).post({ owner_id: owner, operation: "CREDIT_ADD", nonce }))),
+      Array.from({ length: 20 }, (_, i) =>
+        attempt(serviceFor(i).post({ owner_id: owner, operation: "CREDIT_ADD", nonce })),
+      ),
     );
     const results = outcomes.map((o) => (o.ok ? o.result : undefined));
     expect(results.every(Boolean)).toBe(true);
@@ -89,10 +92,14 @@ describe("concurrency on real Postgres, two pools", () => {
     const nonce = freshNonce();
     const owners = Array.from({ length: 10 }, () => freshOwner());
     const outcomes = await Promise.all(
-      owners.map((owner, i) => attempt(serviceFor(i).post({ owner_id: owner, operation: "CREDIT_ADD", nonce }))),
+      owners.map((owner, i) =>
+        attempt(serviceFor(i).post({ owner_id: owner, operation: "CREDIT_ADD", nonce })),
+      ),
     );
     expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
-    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? "" : o.code))).toEqual(Array(9).fill("NONCE_CONFLICT"));
+    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? "" : o.code))).toEqual(
+      Array(9).fill("NONCE_CONFLICT"),
+    );
     const balances = await Promise.all(owners.map((o) => a.balance(o)));
     expect(balances.map((x) => x.balance).sort((x, y) => y - x)).toEqual([10, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
@@ -105,7 +112,9 @@ describe("concurrency on real Postgres, two pools", () => {
       ),
     );
     expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
-    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? "" : o.code))).toEqual(Array(19).fill("LIMIT_REACHED"));
+    expect(outcomes.filter((o) => !o.ok).map((o) => (o.ok ? "" : o.code))).toEqual(
+      Array(19).fill("LIMIT_REACHED"),
+    );
     expect((await a.balance(owner)).balance).toBe(3);
   });
 
@@ -114,7 +123,12 @@ describe("concurrency on real Postgres, two pools", () => {
     await Promise.all(
       owners.flatMap((owner, i) =>
         Array.from({ length: 4 }, (_, k) =>
-          serviceFor(i + k).post({ owner_id: owner, operation: "TEST_CREDIT", amount: k + 1, nonce: freshNonce() }),
+          serviceFor(i + k).post({
+            owner_id: owner,
+            operation: "TEST_CREDIT",
+            amount: k + 1,
+            nonce: freshNonce(),
+          }),
         ),
       ),
     );
@@ -130,13 +144,16 @@ describe("start-up on real Postgres", () => {
     await admin.db.execute(sql.raw(`create database "${name}"`));
     const url = withDatabase(testDatabaseUrl(), name);
     try {
-      const opened = await Promise.all(Array.from({ length: 4 }, () => openDatabase({ url, poolSizeMax: 1 })));
+      const opened = await Promise.all(
+        Array.from({ length: 4 }, () => openDatabase({ url, poolSizeMax: 1 })),
+      );
       const first = opened[0];
       if (!first) throw new Error("no database opened");
-      const rows = (await first.db.execute(
+      const rows = await queryRows(
+        first.db,
         sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
-      )) as unknown as { n: number }[];
-      expect(rows[0]?.n).toBe(2);
+      );
+      expect(rows).toEqual([{ n: 2 }]);
       await Promise.all(opened.map((d) => d.close()));
     } finally {
       await admin.db.execute(sql.raw(`drop database if exists "${name}" with (force)`));

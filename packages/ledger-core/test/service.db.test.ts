@@ -2,7 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { appendEntry, inTransaction, lockOwnerBalance } from "../src/db/store.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
-import { expectLedgerInvariants, freshNonce, freshOwner, openTestDatabase, type TestDatabase } from "../src/testing/index.js";
+import {
+  expectLedgerInvariants,
+  freshNonce,
+  freshOwner,
+  openTestDatabase,
+  type TestDatabase,
+} from "../src/testing/index.js";
 import { manualClock, testCatalog } from "./fixtures.js";
 
 let tdb: TestDatabase;
@@ -21,7 +27,13 @@ afterAll(async () => {
   await tdb.close();
 });
 
-async function post(owner: string, operation: string, amount?: number, nonce = freshNonce(), service = ledger) {
+async function post(
+  owner: string,
+  operation: string,
+  amount?: number,
+  nonce = freshNonce(),
+  service = ledger,
+) {
   return service.post({ owner_id: owner, operation, nonce, ...(amount === undefined ? {} : { amount }) });
 }
 
@@ -195,10 +207,22 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     await expectCode(post(owner, "NOPE"), "UNKNOWN_OPERATION");
     await expectCode(ledger.post({ owner_id: owner, operation: "CREDIT_ADD" }), "VALIDATION_FAILED");
     await expectCode(ledger.post({ owner_id: "", operation: "CREDIT_ADD", nonce: "x" }), "VALIDATION_FAILED");
-    await expectCode(ledger.post({ owner_id: "a/b", operation: "CREDIT_ADD", nonce: "x" }), "VALIDATION_FAILED");
-    await expectCode(ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: "x", amount: 1.5 }), "VALIDATION_FAILED");
-    await expectCode(ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: "x", amount: -10 }), "VALIDATION_FAILED");
-    await expectCode(ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: "x", extra: 1 }), "VALIDATION_FAILED");
+    await expectCode(
+      ledger.post({ owner_id: "a/b", operation: "CREDIT_ADD", nonce: "x" }),
+      "VALIDATION_FAILED",
+    );
+    await expectCode(
+      ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: "x", amount: 1.5 }),
+      "VALIDATION_FAILED",
+    );
+    await expectCode(
+      ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: "x", amount: -10 }),
+      "VALIDATION_FAILED",
+    );
+    await expectCode(
+      ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: "x", extra: 1 }),
+      "VALIDATION_FAILED",
+    );
     await expectCode(ledger.post(null), "VALIDATION_FAILED");
     expect((await ledger.balance(owner)).balance).toBe(0);
   });

@@ -1,7 +1,7 @@
 // The ledger's invariants, checked in SQL on a live database. Each figure is a count of violations
 // (or, for the accounts sum, the sum itself), so a healthy ledger reads all zeros.
 import { sql, type SQL } from "drizzle-orm";
-import type { LedgerDb } from "./client.js";
+import { queryRows, type LedgerDb } from "./client.js";
 
 export interface InvariantReport {
   /** Sum over every account's postings: always 0 in double entry. */
@@ -17,9 +17,7 @@ export interface InvariantReport {
 }
 
 async function scalar(db: LedgerDb, query: SQL): Promise<number> {
-  const result = await db.execute<{ n: string | number | null }>(query);
-  // postgres.js returns the rows as an array; PGlite returns { rows }.
-  const rows = (Array.isArray(result) ? result : (result as unknown as { rows: unknown[] }).rows) as { n: unknown }[];
+  const rows = await queryRows<{ n: string | number | null }>(db, query);
   return Number(rows[0]?.n ?? 0);
 }
 

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -158,4 +158,10 @@ async function ping(db: LedgerDb, timeoutMs = PING_TIMEOUT_MS_DEFAULT): Promise<
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Runs raw SQL and returns its rows, whichever driver: postgres.js returns an array, PGlite `{ rows }`. */
+export async function queryRows<T>(db: LedgerDb, query: SQL): Promise<T[]> {
+  const result: unknown = await db.execute(query);
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }

@@ -44,7 +44,7 @@ export function isUnavailable(error: unknown): boolean {
       if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return true;
     }
     if (e.message.startsWith("no answer within")) return true;
-    e = (e as Error).cause;
+    e = e.cause;
   }
   return false;
 }

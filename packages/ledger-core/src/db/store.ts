@@ -84,7 +84,11 @@ export async function lockOwnerBalance(tx: LedgerDb, ownerId: string, now: Date)
   return { balance: toSafeNumber(row.balance), lastSequence: row.lastSequence };
 }
 
-export async function findEntryByNonce(db: LedgerDb, app: string, nonce: string): Promise<EntryRow | undefined> {
+export async function findEntryByNonce(
+  db: LedgerDb,
+  app: string,
+  nonce: string,
+): Promise<EntryRow | undefined> {
   const rows = await db
     .select()
     .from(ledgerEntries)

@@ -134,7 +134,9 @@ export class CatalogError extends LedgerError {
 export class DatabaseUnavailableError extends LedgerError {
   readonly code = "DATABASE_UNAVAILABLE";
   constructor(cause?: unknown) {
-    super("The ledger database is not answering. Retry with the same nonce: a retry never applies an operation twice.");
+    super(
+      "The ledger database is not answering. Retry with the same nonce: a retry never applies an operation twice.",
+    );
     this.cause = cause;
   }
 }

@@ -1,7 +1,13 @@
 // The shape of every input the ledger accepts, as zod schemas. The service validates with these, and
 // the HTTP edge builds its OpenAPI schemas from the same ones, so the two can never disagree.
 import { z } from "zod";
-import { AMOUNT_MAX, NONCE_LENGTH_MAX, OPERATION_NAME_LENGTH_MAX, OWNER_ID_LENGTH_MAX, PAGE_SIZE_MAX } from "./limits.js";
+import {
+  AMOUNT_MAX,
+  NONCE_LENGTH_MAX,
+  OPERATION_NAME_LENGTH_MAX,
+  OWNER_ID_LENGTH_MAX,
+  PAGE_SIZE_MAX,
+} from "./limits.js";
 
 /** Letters, digits and `_ . : @ -`, starting with a letter, digit or underscore: safe in a URL path. */
 export const OWNER_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$/;

@@ -15,19 +15,25 @@ describe("defineCatalog types", () => {
   });
 
   it("BadOperation: a catalog without the shared operations does not compile", () => {
-    // @ts-expect-error DAILY_REWARD, SIGNUP_CREDIT, CREDIT_SPEND and CREDIT_ADD are missing
-    expectTypeOf(() => defineCatalog({ CONTENT_CREATION: fixed(-5) })).toBeFunction();
+    expectTypeOf(() =>
+      // @ts-expect-error DAILY_REWARD, SIGNUP_CREDIT, CREDIT_SPEND and CREDIT_ADD are missing
+      defineCatalog({ CONTENT_CREATION: fixed(-5) }),
+    ).toBeFunction();
   });
 
   it("a catalog missing one shared operation does not compile", () => {
     const { CREDIT_ADD: _dropped, ...rest } = sharedOperations;
-    // @ts-expect-error CREDIT_ADD is missing
-    expectTypeOf(() => defineCatalog({ ...rest, CONTENT_CREATION: fixed(-5) })).toBeFunction();
+    expectTypeOf(() =>
+      // @ts-expect-error CREDIT_ADD is missing
+      defineCatalog({ ...rest, CONTENT_CREATION: fixed(-5) }),
+    ).toBeFunction();
   });
 
   it("a catalog that changes a shared operation's amount does not compile", () => {
-    // @ts-expect-error DAILY_REWARD is +1, not +2
-    expectTypeOf(() => defineCatalog({ ...sharedOperations, DAILY_REWARD: fixed(2, { limit: "daily" }) })).toBeFunction();
+    expectTypeOf(() =>
+      // @ts-expect-error DAILY_REWARD is +1, not +2
+      defineCatalog({ ...sharedOperations, DAILY_REWARD: fixed(2, { limit: "daily" }) }),
+    ).toBeFunction();
   });
 
   it("a catalog that drops a shared operation's limit does not compile", () => {

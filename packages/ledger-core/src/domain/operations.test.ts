@@ -8,7 +8,11 @@ const build = (ops: OperationMap) => () => defineCatalog(ops as never);
 
 describe("defineCatalog at run time", () => {
   it("GoodOperation: builds a catalog of the shared operations plus the app's own", () => {
-    const catalog = defineCatalog({ ...sharedOperations, CONTENT_CREATION: fixed(-5), CONTENT_ACCESS: fixed(0) });
+    const catalog = defineCatalog({
+      ...sharedOperations,
+      CONTENT_CREATION: fixed(-5),
+      CONTENT_ACCESS: fixed(0),
+    });
     expect(catalog.names).toEqual([
       "DAILY_REWARD",
       "SIGNUP_CREDIT",

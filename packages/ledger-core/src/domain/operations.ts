@@ -35,7 +35,7 @@ export interface OperationExtras {
 }
 
 /** A fixed-amount operation; the literal amount and extras are kept in the type, so changing one is a type error. */
-export function fixed<const A extends number, const E extends OperationExtras = {}>(
+export function fixed<const A extends number, const E extends OperationExtras = Record<never, never>>(
   amount: A,
   extras?: E,
   // NoInfer: the extras come from the argument only, never from where the result is used; otherwise
@@ -45,15 +45,18 @@ export function fixed<const A extends number, const E extends OperationExtras = 
 }
 
 /** A variable-amount operation: the caller sends an amount within [min, max]; the direction gives its sign. */
-export function variable<const S extends { direction: "credit" | "debit"; min: number; max: number } & OperationExtras>(
-  spec: S,
-): { readonly kind: "variable" } & Readonly<NoInfer<S>> {
+export function variable<
+  const S extends { direction: "credit" | "debit"; min: number; max: number } & OperationExtras,
+>(spec: S): { readonly kind: "variable" } & Readonly<NoInfer<S>> {
   return { kind: "variable", ...spec };
 }
 
 /** The operations every app must offer, exactly as defined here (seed: LEDGER_OPERATION_CONFIG). */
 export const sharedOperations = {
-  DAILY_REWARD: fixed(1, { limit: "daily", description: "Daily reward: +1 credit, once per owner per UTC day" }),
+  DAILY_REWARD: fixed(1, {
+    limit: "daily",
+    description: "Daily reward: +1 credit, once per owner per UTC day",
+  }),
   SIGNUP_CREDIT: fixed(3, { limit: "once", description: "Sign-up credit: +3 credits, once per owner" }),
   CREDIT_SPEND: fixed(-1, { description: "Spend one credit" }),
   CREDIT_ADD: fixed(10, { description: "Add ten credits" }),
@@ -83,7 +86,9 @@ const NAME_PATTERN = /^[A-Z][A-Z0-9_]*$/;
  *
  * @throws CatalogError when a shared operation is missing or changed, or a definition is invalid.
  */
-export function defineCatalog<const T extends SharedOperations & OperationMap>(operations: T): OperationCatalog<T> {
+export function defineCatalog<const T extends SharedOperations & OperationMap>(
+  operations: T,
+): OperationCatalog<T> {
   const problems: string[] = [];
   for (const [name, shared] of Object.entries(sharedOperations)) {
     const given: unknown = (operations as OperationMap)[name];

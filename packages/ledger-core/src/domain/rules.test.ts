@@ -15,16 +15,24 @@ describe("resolveAmount", () => {
   });
 
   it("refuses another magnitude for a fixed operation", () => {
-    expect(() => resolveAmount("CREDIT_SPEND", spend, 2)).toThrow(expect.objectContaining({ code: "AMOUNT_MISMATCH" }));
+    expect(() => resolveAmount("CREDIT_SPEND", spend, 2)).toThrow(
+      expect.objectContaining({ code: "AMOUNT_MISMATCH" }),
+    );
   });
 
   it("signs variable amounts by direction and keeps them within bounds", () => {
     expect(resolveAmount("U", usage, 2)).toBe(-2);
     expect(resolveAmount("U", usage, 10)).toBe(-10);
     expect(resolveAmount("R", refund, 7)).toBe(7);
-    expect(() => resolveAmount("U", usage, 1)).toThrow(expect.objectContaining({ code: "AMOUNT_OUT_OF_RANGE" }));
-    expect(() => resolveAmount("U", usage, 11)).toThrow(expect.objectContaining({ code: "AMOUNT_OUT_OF_RANGE" }));
-    expect(() => resolveAmount("U", usage, undefined)).toThrow(expect.objectContaining({ code: "AMOUNT_REQUIRED" }));
+    expect(() => resolveAmount("U", usage, 1)).toThrow(
+      expect.objectContaining({ code: "AMOUNT_OUT_OF_RANGE" }),
+    );
+    expect(() => resolveAmount("U", usage, 11)).toThrow(
+      expect.objectContaining({ code: "AMOUNT_OUT_OF_RANGE" }),
+    );
+    expect(() => resolveAmount("U", usage, undefined)).toThrow(
+      expect.objectContaining({ code: "AMOUNT_REQUIRED" }),
+    );
   });
 });
 
@@ -51,7 +59,9 @@ describe("nextBalance", () => {
   });
   it("refuses passing 2^53-1, checking before the arithmetic", () => {
     expect(nextBalance("o", BALANCE_MAX - 1, 1)).toBe(BALANCE_MAX);
-    expect(() => nextBalance("o", BALANCE_MAX, 1)).toThrow(expect.objectContaining({ code: "BALANCE_LIMIT_EXCEEDED" }));
+    expect(() => nextBalance("o", BALANCE_MAX, 1)).toThrow(
+      expect.objectContaining({ code: "BALANCE_LIMIT_EXCEEDED" }),
+    );
     expect(() => nextBalance("o", BALANCE_MAX - 5, 1_000_000_000)).toThrow(
       expect.objectContaining({ code: "BALANCE_LIMIT_EXCEEDED" }),
     );

@@ -49,7 +49,11 @@ export function createLedgerApp(opts: LedgerAppOptions) {
     bodyLimit({
       maxSize: opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES,
       onError: (c) =>
-        problem(c, "PAYLOAD_TOO_LARGE", `The body is over ${opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES} bytes`),
+        problem(
+          c,
+          "PAYLOAD_TOO_LARGE",
+          `The body is over ${opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES} bytes`,
+        ),
     }),
   );
 

@@ -1,4 +1,10 @@
-export { createLedgerApp, ledgerAppFactory, type AppDeps, type AppSpec, type LedgerAppOptions } from "./app.js";
+export {
+  createLedgerApp,
+  ledgerAppFactory,
+  type AppDeps,
+  type AppSpec,
+  type LedgerAppOptions,
+} from "./app.js";
 export { docsRoutes } from "./docs.js";
 export type { LedgerEnv } from "./env.js";
 export { problemBody, problemSchema, STATUS_BY_CODE, type HttpErrorCode, type Problem } from "./problem.js";

@@ -66,7 +66,11 @@ export type Problem = z.infer<typeof problemSchema>;
 export function problemBody(
   code: HttpErrorCode,
   detail: string,
-  extra: { requestId?: string | undefined; errors?: readonly ValidationIssue[]; details?: Record<string, unknown> } = {},
+  extra: {
+    requestId?: string | undefined;
+    errors?: readonly ValidationIssue[];
+    details?: Record<string, unknown>;
+  } = {},
 ): Problem {
   const status = STATUS_BY_CODE[code];
   return {

@@ -30,7 +30,9 @@ export const postResultSchema = z
   .object({
     owner_id: z.string(),
     balance: z.number().int().openapi({ description: "The owner's balance after the entry" }),
-    replayed: z.boolean().openapi({ description: "True when this nonce was applied before: the original answer" }),
+    replayed: z
+      .boolean()
+      .openapi({ description: "True when this nonce was applied before: the original answer" }),
     entry: entrySchema,
   })
   .openapi("PostResult");
@@ -54,7 +56,8 @@ function describeOperation(name: string, def: OperationDefinition): string {
     def.kind === "fixed"
       ? `${def.amount >= 0 ? "+" : ""}${def.amount}`
       : `${def.direction === "debit" ? "-" : "+"}[${def.min}..${def.max}] (amount required)`;
-  const limit = def.limit === "once" ? ", once per owner" : def.limit === "daily" ? ", once per owner per UTC day" : "";
+  const limit =
+    def.limit === "once" ? ", once per owner" : def.limit === "daily" ? ", once per owner per UTC day" : "";
   return `- \`${name}\`: ${amount}${limit}${def.description ? `. ${def.description}` : ""}`;
 }
 
@@ -116,7 +119,10 @@ export function createLedgerRouter(service: LedgerService) {
     summary: "An owner's balance",
     request: { params: ownerParams },
     responses: {
-      200: { description: "The balance (0 for an owner with no entries)", content: { "application/json": { schema: balanceSchema } } },
+      200: {
+        description: "The balance (0 for an owner with no entries)",
+        content: { "application/json": { schema: balanceSchema } },
+      },
       400: problemContent("The owner id is invalid"),
       503: problemContent("The database is not answering"),
     },
@@ -149,9 +155,22 @@ export function createLedgerRouter(service: LedgerService) {
   return new OpenAPIHono<LedgerEnv>({ strict: false, defaultHook: validationHook })
     .openapi(postRoute, async (c) => {
       const result = await service.post(c.req.valid("json"));
-      const body = { owner_id: result.entry.owner_id, balance: result.balance, replayed: result.replayed, entry: result.entry };
+      const body = {
+        owner_id: result.entry.owner_id,
+        balance: result.balance,
+        replayed: result.replayed,
+        entry: result.entry,
+      };
       c.header("idempotent-replayed", String(result.replayed));
-      c.get("log").info({ owner_id: body.owner_id, operation: result.entry.operation, replayed: result.replayed, entry_id: result.entry.id }, "ledger.post");
+      c.get("log").info(
+        {
+          owner_id: body.owner_id,
+          operation: result.entry.operation,
+          replayed: result.replayed,
+          entry_id: result.entry.id,
+        },
+        "ledger.post",
+      );
       return result.replayed ? c.json(body, 200) : c.json(body, 201);
     })
     .openapi(balanceRoute, async (c) => c.json(await service.balance(c.req.valid("param").owner_id), 200))
@@ -169,9 +188,14 @@ export function validationHook(
 ): Response | undefined {
   if (result.success) return undefined;
   const errors = result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
-  return problem(c, "VALIDATION_FAILED", errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; "), {
-    errors,
-  });
+  return problem(
+    c,
+    "VALIDATION_FAILED",
+    errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; "),
+    {
+      errors,
+    },
+  );
 }
 
 export type LedgerRouter = ReturnType<typeof createLedgerRouter>;

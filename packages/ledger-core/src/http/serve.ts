@@ -19,7 +19,10 @@ export function appEnvSchema(defaultPort: number) {
       .trim()
       .optional()
       .transform((v) => (v ? v : undefined))
-      .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), "DATABASE_URL must be a postgres:// URL"),
+      .refine(
+        (v) => v === undefined || /^postgres(ql)?:\/\//.test(v),
+        "DATABASE_URL must be a postgres:// URL",
+      ),
     LEDGER_DATA_DIR: z.string().min(1).optional(),
     DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -29,7 +32,10 @@ export function appEnvSchema(defaultPort: number) {
 export type AppEnv = z.infer<ReturnType<typeof appEnvSchema>>;
 
 /** Parses the environment or exits with a readable message: a misconfigured app must not start. */
-export function parseEnv<S extends z.ZodType>(schema: S, source: Record<string, string | undefined>): z.infer<S> {
+export function parseEnv<S extends z.ZodType>(
+  schema: S,
+  source: Record<string, string | undefined>,
+): z.infer<S> {
   const result = schema.safeParse(source);
   if (result.success) return result.data;
   const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n");
@@ -45,16 +51,23 @@ export interface Listener {
 }
 
 /** Serves each listener on its port; on SIGINT/SIGTERM stops them all, then runs onClose once. */
-export async function serveAll(listeners: Listener[], logger: Logger, onClose: () => Promise<void>): Promise<ServerType[]> {
+export async function serveAll(
+  listeners: Listener[],
+  logger: Logger,
+  onClose: () => Promise<void>,
+): Promise<ServerType[]> {
   const servers = await Promise.all(
     listeners.map(
       (l) =>
         new Promise<ServerType>((resolve, reject) => {
           const server = serve({ fetch: l.fetch, port: l.port, hostname: l.hostname }, (info) => {
-            logger.info({ app: l.name, port: info.port }, `${l.name} listening on http://localhost:${info.port}`);
+            logger.info(
+              { app: l.name, port: info.port },
+              `${l.name} listening on http://localhost:${info.port}`,
+            );
             resolve(server);
           });
-          server.once("error", (error) => {
+          server.once("error", (error: Error) => {
             server.close();
             reject(error);
           });

@@ -20,7 +20,12 @@ import {
   ValidationError,
   type ValidationIssue,
 } from "../domain/errors.js";
-import { ownerIdSchema, pageSizeSchema, postOperationInputSchema, type PostOperationInput } from "../domain/input.js";
+import {
+  ownerIdSchema,
+  pageSizeSchema,
+  postOperationInputSchema,
+  type PostOperationInput,
+} from "../domain/input.js";
 import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { limitPeriod, nextBalance, resolveAmount } from "../domain/rules.js";
