@@ -246,4 +246,17 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     await expectCode(ledger.entries({ owner_id: owner, limit: 0 }), "VALIDATION_FAILED");
     await expectCode(ledger.entries({ owner_id: owner, limit: 201 }), "VALIDATION_FAILED");
   });
+
+  it("answers DATABASE_UNAVAILABLE, never a bare error, when its database is gone", async () => {
+    const gone = await openTestDatabase();
+    const service = new LedgerService({ db: gone.db, app: "app-a", catalog: testCatalog });
+    await gone.close();
+    await expectCode(
+      post(freshOwner(), "CREDIT_ADD", undefined, freshNonce(), service),
+      "DATABASE_UNAVAILABLE",
+    );
+    await expectCode(service.balance(freshOwner()), "DATABASE_UNAVAILABLE");
+    await expectCode(service.entries({ owner_id: freshOwner() }), "DATABASE_UNAVAILABLE");
+    await expect(gone.ping()).rejects.toMatchObject({ code: "DATABASE_UNAVAILABLE" });
+  });
 });

@@ -44,6 +44,8 @@ export function isUnavailable(error: unknown): boolean {
       if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return true;
     }
     if (e.message.startsWith("no answer within")) return true;
+    // Embedded PGlite throws plain errors, without a code, once it is closed or closing.
+    if (/^PGlite is clos(ed|ing)$/.test(e.message)) return true;
     e = e.cause;
   }
   return false;

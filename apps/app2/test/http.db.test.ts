@@ -1,0 +1,622 @@
+// app2's HTTP suite, run once on PGlite and once on real Postgres (see the vitest preset). Every request
+// goes through app.request(): the whole app (middleware, validation, service, database), no port
+// opened. One fresh database for the file; every test works on fresh owner ids. The cross-app tests at
+// the end run app1 and app2 over that same database, as `pnpm start` does.
+import { APP_NAME as APP1_NAME, createApp as createApp1 } from "@ledger/app1/app";
+import { app1Catalog } from "@ledger/app1/operations";
+import { sharedOperations } from "@ledger/core";
+import type { HttpErrorCode } from "@ledger/core/http";
+import {
+  expectLedgerInvariants,
+  freshNonce,
+  freshOwner,
+  openTestDatabase,
+  testDriver,
+} from "@ledger/core/testing";
+import type { TestDatabase } from "@ledger/core/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { APP_NAME, createApp } from "../src/app.js";
+import type { App } from "../src/app.js";
+import { app2Catalog } from "../src/operations.js";
+import {
+  apply,
+  badOwnerPaths,
+  badPageQueries,
+  commonBadPosts,
+  expectProblem,
+  expectReplayed,
+  getBalance,
+  getEntries,
+  invalid,
+  manualClock,
+  named,
+  op,
+  ownerState,
+  patched,
+  postJson,
+  sendBadPost,
+  silentLogger,
+  tableCounts,
+  unknownRoutes,
+} from "@ledger/core/testing/http";
+import type { BadPost, PostInput } from "@ledger/core/testing/http";
+
+/** app1's own operations (its catalog less the shared ones), which app2 must not offer. */
+const APP1_OPERATIONS = app1Catalog.names.filter((name) => !Object.hasOwn(sharedOperations, name));
+
+let tdb: TestDatabase;
+let app: App;
+
+beforeAll(async () => {
+  tdb = await openTestDatabase();
+  app = createApp({ db: tdb.db, ping: () => tdb.ping(), logger: silentLogger });
+});
+
+afterAll(async () => {
+  await expectLedgerInvariants(tdb);
+  await tdb.close();
+});
+
+/** Both views of "what is written": the owner's, through the API, and every table's row count. */
+async function snapshot(owner: string) {
+  return { owner: await ownerState(app, owner), tables: await tableCounts(tdb.db) };
+}
+
+/** An owner holding `credits`, put there with USAGE_REFUND (any amount in 1..100000 at a time). */
+async function ownerWith(credits: number): Promise<string> {
+  const owner = freshOwner();
+  for (let left = credits; left > 0; left -= 100_000) {
+    await apply(app, op(owner, "USAGE_REFUND", { amount: Math.min(left, 100_000) }));
+  }
+  return owner;
+}
+
+describe(`app2 HTTP [${testDriver()}]`, () => {
+  it("sanity: app1's own operations are known to this suite", () => {
+    expect([...APP1_OPERATIONS].sort()).toEqual(["CONTENT_ACCESS", "CONTENT_CREATION"]);
+  });
+
+  describe("POST /ledger", () => {
+    it("applies each of app2's operations with its signed amount, running balance and sequence", async () => {
+      const owner = freshOwner();
+      const steps = [
+        { operation: "CREDIT_ADD", amount: undefined, signed: 10, balance: 10 },
+        { operation: "SIGNUP_CREDIT", amount: undefined, signed: 3, balance: 13 },
+        { operation: "DAILY_REWARD", amount: undefined, signed: 1, balance: 14 },
+        { operation: "CREDIT_SPEND", amount: undefined, signed: -1, balance: 13 },
+        { operation: "TOKEN_USAGE", amount: 7, signed: -7, balance: 6 },
+        { operation: "USAGE_REFUND", amount: 4, signed: 4, balance: 10 },
+        { operation: "REFERRAL_BONUS", amount: undefined, signed: 5, balance: 15 },
+      ];
+      // The table covers the whole catalog, so a new operation in app2 needs a line here.
+      expect(steps.map((s) => s.operation).sort()).toEqual([...app2Catalog.names].sort());
+
+      for (const [i, step] of steps.entries()) {
+        const input = op(owner, step.operation, { amount: step.amount });
+        expect(await apply(app, input)).toMatchObject({
+          owner_id: owner,
+          balance: step.balance,
+          replayed: false,
+          entry: {
+            app: APP_NAME,
+            operation: step.operation,
+            owner_id: owner,
+            amount: step.signed,
+            balance_after: step.balance,
+            sequence: i + 1,
+            nonce: input.nonce,
+          },
+        });
+      }
+      expect(await ownerState(app, owner)).toEqual({ balance: 15, entryCount: steps.length });
+    });
+
+    it("accepts an amount equal to a fixed operation's magnitude", async () => {
+      const owner = freshOwner();
+      expect((await apply(app, op(owner, "REFERRAL_BONUS", { amount: 5 }))).entry.amount).toBe(5);
+      expect((await apply(app, op(owner, "CREDIT_SPEND", { amount: 1 }))).entry.amount).toBe(-1);
+      expect(await getBalance(app, owner)).toBe(4);
+    });
+
+    it("accepts owner ids and nonces of 128 characters", async () => {
+      const longOwner = freshOwner("long").padEnd(128, "x");
+      const longNonce = freshNonce().padEnd(128, "n");
+      const body = await apply(app, op(longOwner, "USAGE_REFUND", { amount: 9, nonce: longNonce }));
+      expect(body.entry).toMatchObject({ owner_id: longOwner, nonce: longNonce, amount: 9 });
+      expect(await getBalance(app, longOwner)).toBe(9);
+    });
+  });
+
+  describe("variable operations", () => {
+    it.each([1, 2, 99_999, 100_000])("TOKEN_USAGE takes %i, within its bounds 1..100000", async (amount) => {
+      const owner = await ownerWith(100_000);
+      const body = await apply(app, op(owner, "TOKEN_USAGE", { amount }));
+      expect(body).toMatchObject({ balance: 100_000 - amount, entry: { amount: -amount } });
+    });
+
+    it.each([1, 2, 99_999, 100_000])("USAGE_REFUND takes %i, within its bounds 1..100000", async (amount) => {
+      const owner = freshOwner();
+      const body = await apply(app, op(owner, "USAGE_REFUND", { amount }));
+      expect(body).toMatchObject({ balance: amount, entry: { amount } });
+    });
+
+    it("refuses TOKEN_USAGE over the balance with 422 INSUFFICIENT_BALANCE, and takes exactly the balance", async () => {
+      const owner = await ownerWith(250);
+      const before = await snapshot(owner);
+      const problem = await expectProblem(
+        await postJson(app, op(owner, "TOKEN_USAGE", { amount: 251 })),
+        422,
+        "INSUFFICIENT_BALANCE",
+      );
+      expect(problem.details).toMatchObject({ owner_id: owner, balance: 250, required: 251 });
+      expect(await snapshot(owner)).toEqual(before);
+
+      expect((await apply(app, op(owner, "TOKEN_USAGE", { amount: 250 }))).balance).toBe(0);
+      await expectProblem(
+        await postJson(app, op(owner, "TOKEN_USAGE", { amount: 1 })),
+        422,
+        "INSUFFICIENT_BALANCE",
+      );
+    });
+
+    it("refuses CREDIT_SPEND from an empty balance with 422 INSUFFICIENT_BALANCE and writes nothing", async () => {
+      const owner = freshOwner();
+      const before = await snapshot(owner);
+      await expectProblem(await postJson(app, op(owner, "CREDIT_SPEND")), 422, "INSUFFICIENT_BALANCE");
+      expect(await snapshot(owner)).toEqual(before);
+    });
+  });
+
+  /** app2's own bad POSTs, on top of the common ones: amounts out of bounds or missing, app1's operations. */
+  const badPosts: readonly BadPost[] = [
+    ...commonBadPosts,
+    {
+      name: "TOKEN_USAGE without an amount",
+      body: (v) => JSON.stringify({ owner_id: v.owner_id, operation: v.operation, nonce: v.nonce }),
+      status: 400,
+      code: "AMOUNT_REQUIRED",
+    },
+    { name: "TOKEN_USAGE amount 0", body: patched({ amount: 0 }), status: 400, code: "AMOUNT_OUT_OF_RANGE" },
+    {
+      name: "TOKEN_USAGE amount 100001",
+      body: patched({ amount: 100_001 }),
+      status: 400,
+      code: "AMOUNT_OUT_OF_RANGE",
+    },
+    invalid('TOKEN_USAGE amount "10" (a string)', patched({ amount: "10" })),
+    invalid("TOKEN_USAGE amount 10^9 + 1 (past the ledger's largest amount)", patched({ amount: 1e9 + 1 })),
+    {
+      name: "USAGE_REFUND without an amount",
+      body: (v) => JSON.stringify({ owner_id: v.owner_id, operation: "USAGE_REFUND", nonce: v.nonce }),
+      status: 400,
+      code: "AMOUNT_REQUIRED",
+    },
+    {
+      name: "USAGE_REFUND amount 0",
+      body: patched({ operation: "USAGE_REFUND", amount: 0 }),
+      status: 400,
+      code: "AMOUNT_OUT_OF_RANGE",
+    },
+    {
+      name: "USAGE_REFUND amount 100001",
+      body: patched({ operation: "USAGE_REFUND", amount: 100_001 }),
+      status: 400,
+      code: "AMOUNT_OUT_OF_RANGE",
+    },
+    {
+      name: "REFERRAL_BONUS amount 6",
+      body: patched({ operation: "REFERRAL_BONUS", amount: 6 }),
+      status: 400,
+      code: "AMOUNT_MISMATCH",
+    },
+    {
+      name: "CREDIT_ADD amount 0",
+      body: patched({ operation: "CREDIT_ADD", amount: 0 }),
+      status: 400,
+      code: "AMOUNT_MISMATCH",
+    },
+    ...APP1_OPERATIONS.map((operation): BadPost => ({
+      name: `app1's ${operation}`,
+      body: (v) => JSON.stringify({ owner_id: v.owner_id, operation, nonce: v.nonce }),
+      status: 400,
+      code: "UNKNOWN_OPERATION",
+    })),
+  ];
+
+  describe.each(named(badPosts))("POST /ledger refuses %s", (_, bad) => {
+    it(`answers ${bad.status} ${bad.code} as problem+json and writes nothing`, async () => {
+      const owner = await ownerWith(10);
+      const before = await snapshot(owner);
+      // Built around a TOKEN_USAGE of 3 that the owner can afford: accepted, it would move the balance.
+      await expectProblem(
+        await sendBadPost(app, bad, op(owner, "TOKEN_USAGE", { amount: 3 })),
+        bad.status,
+        bad.code,
+      );
+      expect(before.owner).toEqual({ balance: 10, entryCount: 1 });
+      expect(await snapshot(owner)).toEqual(before);
+    });
+  });
+
+  describe("GET /ledger/{owner_id}", () => {
+    it("answers the owner's balance", async () => {
+      const owner = await ownerWith(40);
+      await apply(app, op(owner, "TOKEN_USAGE", { amount: 15 }));
+      const res = await app.request(`/ledger/${owner}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
+      expect(await res.json()).toEqual({ owner_id: owner, balance: 25 });
+    });
+
+    it("answers 0 for an owner with no entries, and writes nothing", async () => {
+      const before = await tableCounts(tdb.db);
+      expect(await getBalance(app, freshOwner())).toBe(0);
+      expect(await tableCounts(tdb.db)).toEqual(before);
+    });
+  });
+
+  describe.each(named(badOwnerPaths))("GET with %s", (_, { path, status, code }) => {
+    it(`answers ${status} ${code} as problem+json and writes nothing`, async () => {
+      const before = await tableCounts(tdb.db);
+      await expectProblem(await app.request(path), status, code);
+      expect(await tableCounts(tdb.db)).toEqual(before);
+    });
+  });
+
+  describe("GET /ledger/{owner_id}/entries", () => {
+    it("lists the owner's entries newest first, each with its running balance and sequence", async () => {
+      const owner = freshOwner();
+      const posted = [
+        (await apply(app, op(owner, "USAGE_REFUND", { amount: 500 }))).entry,
+        (await apply(app, op(owner, "TOKEN_USAGE", { amount: 120 }))).entry,
+        (await apply(app, op(owner, "REFERRAL_BONUS"))).entry,
+        (await apply(app, op(owner, "TOKEN_USAGE", { amount: 385 }))).entry,
+      ];
+      const page = await getEntries(app, owner);
+      expect(page.next_cursor).toBeNull();
+      expect(page.entries).toEqual([...posted].reverse());
+      expect(page.entries.map((e) => [e.sequence, e.operation, e.amount, e.balance_after])).toEqual([
+        [4, "TOKEN_USAGE", -385, 0],
+        [3, "REFERRAL_BONUS", 5, 385],
+        [2, "TOKEN_USAGE", -120, 380],
+        [1, "USAGE_REFUND", 500, 500],
+      ]);
+    });
+
+    it("pages through the history with next_cursor: no entry twice, none missed", async () => {
+      const owner = freshOwner();
+      for (let i = 1; i <= 7; i++) await apply(app, op(owner, "USAGE_REFUND", { amount: i }));
+
+      const pages: number[][] = [];
+      let cursor: string | null = null;
+      do {
+        const query: string = cursor === null ? "?limit=3" : `?limit=3&cursor=${encodeURIComponent(cursor)}`;
+        const page = await getEntries(app, owner, query);
+        pages.push(page.entries.map((e) => e.amount));
+        cursor = page.next_cursor;
+      } while (cursor !== null && pages.length < 10);
+
+      expect(pages).toEqual([[7, 6, 5], [4, 3, 2], [1]]);
+    });
+
+    it("answers an empty page for an owner with no entries", async () => {
+      const owner = freshOwner();
+      expect(await getEntries(app, owner)).toEqual({ owner_id: owner, entries: [], next_cursor: null });
+    });
+  });
+
+  describe.each(named(badPageQueries))("GET /ledger/{owner_id}/entries with %s", (_, { query, code }) => {
+    it(`answers 400 ${code} as problem+json`, async () => {
+      const owner = await ownerWith(10);
+      await expectProblem(await app.request(`/ledger/${owner}/entries${query}`), 400, code);
+    });
+  });
+
+  describe("idempotency", () => {
+    it("replays the same nonce with the same request: the same entry, 200, replayed, nothing written", async () => {
+      const owner = await ownerWith(100);
+      const input = op(owner, "TOKEN_USAGE", { amount: 30 });
+      const first = await apply(app, input);
+      const before = await snapshot(owner);
+
+      const again = await expectReplayed(await postJson(app, input));
+      expect(again).toEqual({ ...first, replayed: true });
+      expect(await snapshot(owner)).toEqual(before);
+      expect(before.owner.balance).toBe(70);
+    });
+
+    const conflicts: {
+      name: string;
+      change: () => Partial<PostInput>;
+      status: number;
+      code: HttpErrorCode;
+    }[] = [
+      { name: "another amount", change: () => ({ amount: 31 }), status: 409, code: "NONCE_CONFLICT" },
+      {
+        name: "another operation",
+        change: () => ({ operation: "USAGE_REFUND" }),
+        status: 409,
+        code: "NONCE_CONFLICT",
+      },
+      {
+        name: "another owner",
+        change: () => ({ owner_id: freshOwner() }),
+        status: 409,
+        code: "NONCE_CONFLICT",
+      },
+      // The amount is checked against the operation before the nonce is looked up.
+      { name: "no amount", change: () => ({ amount: undefined }), status: 400, code: "AMOUNT_REQUIRED" },
+    ];
+
+    describe.each(named(conflicts))("the same nonce with %s", (_, { change, status, code }) => {
+      it(`answers ${status} ${code} and writes nothing`, async () => {
+        const owner = await ownerWith(100);
+        const input = op(owner, "TOKEN_USAGE", { amount: 30 });
+        await apply(app, input);
+        const changed = { ...input, ...change() };
+        const before = { mine: await snapshot(owner), theirs: await ownerState(app, changed.owner_id) };
+        await expectProblem(await postJson(app, changed), status, code);
+        expect({ mine: await snapshot(owner), theirs: await ownerState(app, changed.owner_id) }).toEqual(
+          before,
+        );
+      });
+    });
+
+    it("does not use up the nonce of a refused request", async () => {
+      const owner = freshOwner();
+      const nonce = freshNonce();
+      await expectProblem(
+        await postJson(app, op(owner, "TOKEN_USAGE", { amount: 5, nonce })),
+        422,
+        "INSUFFICIENT_BALANCE",
+      );
+      const applied = await apply(app, op(owner, "USAGE_REFUND", { amount: 5, nonce }));
+      expect(applied.entry).toMatchObject({ nonce, sequence: 1, balance_after: 5 });
+    });
+  });
+
+  describe("limits", () => {
+    it.each(["SIGNUP_CREDIT", "REFERRAL_BONUS"])(
+      "gives %s once per owner: the second answers 422 LIMIT_REACHED and writes nothing",
+      async (operation) => {
+        const owner = freshOwner();
+        const first = await apply(app, op(owner, operation));
+        const before = await snapshot(owner);
+        const problem = await expectProblem(await postJson(app, op(owner, operation)), 422, "LIMIT_REACHED");
+        expect(problem.details).toMatchObject({ operation, limit: "once" });
+        expect(await snapshot(owner)).toEqual(before);
+        expect(before.owner.balance).toBe(first.balance);
+        // The limit is per owner: another owner still gets theirs.
+        expect((await apply(app, op(freshOwner(), operation))).balance).toBe(first.balance);
+      },
+    );
+
+    it("gives DAILY_REWARD once per owner per UTC day, by the injected clock", async () => {
+      const clock = manualClock("2026-07-14T00:00:00.000Z");
+      const clocked = createApp({
+        db: tdb.db,
+        ping: () => tdb.ping(),
+        logger: silentLogger,
+        clock: clock.now,
+      });
+      const owner = freshOwner();
+
+      const first = await apply(clocked, op(owner, "DAILY_REWARD"));
+      expect(first.entry.created_at).toBe("2026-07-14T00:00:00.000Z");
+
+      clock.set("2026-07-14T23:59:59.999Z");
+      const before = await snapshot(owner);
+      await expectProblem(await postJson(clocked, op(owner, "DAILY_REWARD")), 422, "LIMIT_REACHED");
+      expect(await snapshot(owner)).toEqual(before);
+
+      clock.set("2026-07-15T00:00:00.000Z");
+      expect(await apply(clocked, op(owner, "DAILY_REWARD"))).toMatchObject({
+        balance: 2,
+        entry: { sequence: 2 },
+      });
+    });
+  });
+
+  describe("GET /health", () => {
+    it("answers 200 with the app and the database up", async () => {
+      const res = await app.request("/health");
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: "ok", app: APP_NAME, database: "up" });
+    });
+
+    it("answers 503 when the database does not answer, without the reason", async () => {
+      const down = createApp({
+        db: tdb.db,
+        ping: () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.7:5432 password=hunter2")),
+        logger: silentLogger,
+      });
+      const res = await down.request("/health");
+      expect(res.status).toBe(503);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ status: "unavailable", app: APP_NAME, database: "down" });
+      expect(text).not.toContain("hunter2");
+    });
+  });
+
+  describe("GET /openapi.json", () => {
+    const openApiSchema = z.object({
+      openapi: z.literal("3.1.0"),
+      paths: z.record(z.string(), z.unknown()),
+      components: z.object({
+        schemas: z.object({
+          PostOperation: z.object({
+            properties: z.object({ operation: z.object({ enum: z.array(z.string()) }) }),
+            additionalProperties: z.literal(false),
+          }),
+        }),
+      }),
+    });
+
+    it("documents the three ledger routes and app2's own operations, and none of app1's", async () => {
+      const res = await app.request("/openapi.json");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
+      const doc = openApiSchema.parse(await res.json());
+      expect(Object.keys(doc.paths).sort()).toEqual([
+        "/ledger",
+        "/ledger/{owner_id}",
+        "/ledger/{owner_id}/entries",
+      ]);
+      const operations = doc.components.schemas.PostOperation.properties.operation.enum;
+      expect([...operations].sort()).toEqual(
+        [
+          "CREDIT_ADD",
+          "CREDIT_SPEND",
+          "DAILY_REWARD",
+          "REFERRAL_BONUS",
+          "SIGNUP_CREDIT",
+          "TOKEN_USAGE",
+          "USAGE_REFUND",
+        ].sort(),
+      );
+      for (const name of APP1_OPERATIONS) expect(operations).not.toContain(name);
+    });
+  });
+
+  describe("GET /docs", () => {
+    it("serves an HTML page that loads its assets from this app, not a CDN", async () => {
+      const res = await app.request("/docs");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/html\b/);
+      const html = await res.text();
+      expect(html).toContain("<title>app2 credits ledger</title>");
+      expect(html).toContain('href="/docs/swagger-ui.css"');
+      expect(html).toContain('src="/docs/swagger-ui-bundle.js"');
+      expect(html).toContain('"/openapi.json"');
+      expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
+    });
+
+    it.each([
+      { path: "/docs/swagger-ui.css", type: /^text\/css\b/, marker: ".swagger-ui" },
+      {
+        path: "/docs/swagger-ui-bundle.js",
+        type: /^(?:text|application)\/javascript\b/,
+        marker: "SwaggerUIBundle",
+      },
+    ])("serves $path with its content type", async ({ path, type, marker }) => {
+      const res = await app.request(path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(type);
+      expect(await res.text()).toContain(marker);
+    });
+  });
+
+  describe.each(named(unknownRoutes))("%s", (_, { method, path }) => {
+    it("answers 404 NOT_FOUND as problem+json", async () => {
+      await expectProblem(await app.request(path, { method }), 404, "NOT_FOUND");
+    });
+  });
+
+  describe("security", () => {
+    it("answers an unexpected failure with a bare 500 problem: no message, no stack, nothing written", async () => {
+      const broken = createApp({
+        db: tdb.db,
+        ping: () => tdb.ping(),
+        logger: silentLogger,
+        clock: () => {
+          throw new Error("relation users: SELECT password FROM users");
+        },
+      });
+      const owner = freshOwner();
+      const before = await snapshot(owner);
+      const res = await broken.request("/ledger", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(op(owner, "USAGE_REFUND", { amount: 1 })),
+      });
+      const text = await res.clone().text();
+      await expectProblem(res, 500, "INTERNAL_ERROR");
+      expect(text).not.toContain("SELECT");
+      expect(text).not.toContain("password");
+      expect(text).not.toMatch(/\bat .+:\d+:\d+/);
+      expect(await snapshot(owner)).toEqual(before);
+    });
+  });
+
+  describe("across apps: app1 and app2 over one database", () => {
+    let app1: ReturnType<typeof createApp1>;
+
+    beforeAll(() => {
+      app1 = createApp1({ db: tdb.db, ping: () => tdb.ping(), logger: silentLogger });
+    });
+
+    it("spends in app2 the credits an owner earned in app1, and each entry records the app that wrote it", async () => {
+      const owner = freshOwner("shared");
+      await apply(app1, op(owner, "CREDIT_ADD"));
+      await apply(app1, op(owner, "SIGNUP_CREDIT"));
+      expect(await getBalance(app, owner)).toBe(13);
+
+      expect((await apply(app, op(owner, "TOKEN_USAGE", { amount: 13 }))).balance).toBe(0);
+      await expectProblem(await postJson(app, op(owner, "CREDIT_SPEND")), 422, "INSUFFICIENT_BALANCE");
+      expect(await getBalance(app1, owner)).toBe(0);
+
+      const fromApp2 = await getEntries(app, owner);
+      expect(
+        fromApp2.entries.map((e) => [e.sequence, e.app, e.operation, e.amount, e.balance_after]),
+      ).toEqual([
+        [3, APP_NAME, "TOKEN_USAGE", -13, 0],
+        [2, APP1_NAME, "SIGNUP_CREDIT", 3, 13],
+        [1, APP1_NAME, "CREDIT_ADD", 10, 10],
+      ]);
+      // Both apps read the same history.
+      expect(await getEntries(app1, owner)).toEqual(fromApp2);
+    });
+
+    it("spends in app1 the credits an owner got in app2", async () => {
+      const owner = freshOwner("shared");
+      await apply(app, op(owner, "USAGE_REFUND", { amount: 5 }));
+      await expectProblem(
+        await postJson(app1, op(owner, "CONTENT_CREATION", { amount: 6 })),
+        400,
+        "AMOUNT_MISMATCH",
+      );
+      const created = await apply(app1, op(owner, "CONTENT_CREATION"));
+      expect(created).toMatchObject({ balance: 0, entry: { app: APP1_NAME, sequence: 2, balance_after: 0 } });
+      expect(await ownerState(app, owner)).toEqual({ balance: 0, entryCount: 2 });
+    });
+
+    it("scopes nonces per app: the same nonce applies once in each app, and replays in each", async () => {
+      const owner = freshOwner("shared");
+      const nonce = freshNonce();
+      const in1 = await apply(app1, op(owner, "CREDIT_ADD", { nonce }));
+      const in2 = await apply(app, op(owner, "CREDIT_ADD", { nonce }));
+      expect([in1.entry.app, in2.entry.app]).toEqual([APP1_NAME, APP_NAME]);
+      expect(in2.balance).toBe(20);
+
+      expect((await expectReplayed(await postJson(app1, op(owner, "CREDIT_ADD", { nonce })))).entry).toEqual(
+        in1.entry,
+      );
+      expect((await expectReplayed(await postJson(app, op(owner, "CREDIT_ADD", { nonce })))).entry).toEqual(
+        in2.entry,
+      );
+      expect(await ownerState(app1, owner)).toEqual({ balance: 20, entryCount: 2 });
+    });
+
+    it("counts an owner's once-per-owner SIGNUP_CREDIT across apps: the owner is shared, so is the limit", async () => {
+      const owner = freshOwner("shared");
+      await apply(app1, op(owner, "SIGNUP_CREDIT"));
+      const before = await snapshot(owner);
+      await expectProblem(await postJson(app, op(owner, "SIGNUP_CREDIT")), 422, "LIMIT_REACHED");
+      expect(await snapshot(owner)).toEqual(before);
+    });
+
+    it("keeps each app to its own operations for a shared owner", async () => {
+      const owner = freshOwner("shared");
+      await apply(app, op(owner, "USAGE_REFUND", { amount: 50 }));
+      const before = await snapshot(owner);
+      await expectProblem(
+        await postJson(app1, op(owner, "TOKEN_USAGE", { amount: 1 })),
+        400,
+        "UNKNOWN_OPERATION",
+      );
+      await expectProblem(await postJson(app, op(owner, "CONTENT_CREATION")), 400, "UNKNOWN_OPERATION");
+      expect(await snapshot(owner)).toEqual(before);
+    });
+  });
+});
