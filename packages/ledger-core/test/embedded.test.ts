@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../src/cli/ledger.js";
 import { DataDirInUseError, openDatabase } from "../src/db/index.js";
 import { LedgerService } from "../src/index.js";
 import { freshOwner } from "../src/testing/index.js";
@@ -43,5 +44,30 @@ describe("embedded PGlite on disk", () => {
     const db = await openDatabase({ dataDir });
     await db.ping();
     await db.close();
+  });
+
+  it("`ledger verify` runs on a PGlite data directory, and says so when it has no ledger", async () => {
+    const dataDir = join(dir, "cli");
+    const chunks: string[] = [];
+    const io = { out: (t: string) => chunks.push(t), err: (t: string) => chunks.push(t) };
+    expect(await main(["verify"], { LEDGER_DATA_DIR: dataDir }, io)).toBe(2);
+    expect(chunks.join("")).toContain("no ledger schema");
+
+    const db = await openDatabase({ dataDir });
+    await new LedgerService({ db: db.db, app: "app-a", catalog: testCatalog }).post({
+      owner_id: freshOwner(),
+      operation: "CREDIT_ADD",
+      nonce: "n1",
+    });
+    // While an app holds the directory, the CLI is refused rather than let in as a second writer.
+    chunks.length = 0;
+    writeFileSync(`${dataDir}.lock`, String(process.ppid));
+    expect(await main(["verify"], { LEDGER_DATA_DIR: dataDir }, io)).toBe(2);
+    expect(chunks.join("")).toContain("in use by process");
+    await db.close();
+
+    chunks.length = 0;
+    expect(await main(["verify"], { LEDGER_DATA_DIR: dataDir }, io)).toBe(0);
+    expect(chunks.join("")).toContain("verify: all 11 checks passed");
   });
 });

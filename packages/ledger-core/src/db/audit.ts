@@ -1,53 +1,271 @@
-// The ledger's invariants, checked in SQL on a live database. Each figure is a count of violations
-// (or, for the accounts sum, the sum itself), so a healthy ledger reads all zeros.
+// The ledger's invariants, checked in SQL on a live database, and the rebuild of the balance
+// projection from the entries. Used by `ledger verify` / `ledger rebuild` and after every test suite.
 import { sql, type SQL } from "drizzle-orm";
 import { queryRows, type LedgerDb } from "./client.js";
 
-export interface InvariantReport {
-  /** Sum over every account's postings: always 0 in double entry. */
-  accountsSum: number;
-  /** Owners whose stored balance differs from the sum of their entries. */
-  balanceMismatches: number;
-  /** Owners whose stored balance differs from the sum of their account's postings. */
-  postingMismatches: number;
-  /** Owners with a balance below zero. */
-  negativeBalances: number;
-  /** Entries whose postings are not exactly two lines summing to zero. */
-  unbalancedEntries: number;
+export interface CheckResult {
+  name: string;
+  description: string;
+  /** How many rows (owners, entries, nonces, ...) break the rule; 0 when it holds. */
+  violations: number;
+  /** A few offenders, for the report. */
+  examples: string[];
 }
 
-async function scalar(db: LedgerDb, query: SQL): Promise<number> {
-  const rows = await queryRows<{ n: string | number | null }>(db, query);
-  return Number(rows[0]?.n ?? 0);
+export interface VerifyReport {
+  ok: boolean;
+  checks: CheckResult[];
 }
 
-export async function checkInvariants(db: LedgerDb): Promise<InvariantReport> {
+const EXAMPLES_MAX = 5;
+
+interface Check {
+  name: string;
+  description: string;
+  /** Returns one row per offender, with a readable `example` column. */
+  offenders: SQL;
+}
+
+const CHECKS: Check[] = [
+  {
+    name: "accounts-sum-zero",
+    description: "the sum over all accounts' postings is zero",
+    offenders: sql`select 'sum of all postings = ' || s as example
+                   from (select coalesce(sum(amount), 0) as s from ledger_postings) t where s <> 0`,
+  },
+  {
+    name: "entries-balanced",
+    description: "every entry has two postings, the owner's and its operation's, that sum to zero",
+    offenders: sql`select 'entry ' || e.id || ': ' || count(p.entry_id) || ' postings summing to ' || coalesce(sum(p.amount), 0) as example
+                   from ledger_entries e left join ledger_postings p on p.entry_id = e.id
+                   group by e.id, e.owner_id, e.operation, e.amount
+                   having count(p.entry_id) <> 2
+                       or coalesce(sum(p.amount), 0) <> 0
+                       or count(*) filter (where p.account = 'owner:' || e.owner_id and p.amount = e.amount) <> 1
+                       or count(*) filter (where p.account = 'operation:' || e.operation and p.amount = -e.amount) <> 1`,
+  },
+  {
+    name: "balance-equals-entries",
+    description: "every owner's balance equals the sum of its entries",
+    offenders: sql`select coalesce(b.owner_id, e.owner_id) || ': balance ' || coalesce(b.balance::text, 'missing')
+                          || ', entries sum to ' || coalesce(e.total, 0) as example
+                   from ledger_balances b
+                   full join (select owner_id, sum(amount) as total from ledger_entries group by owner_id) e
+                     using (owner_id)
+                   where coalesce(b.balance, 0) <> coalesce(e.total, 0)`,
+  },
+  {
+    name: "balance-equals-postings",
+    description: "every owner's balance equals the sum of its account's postings",
+    offenders: sql`select coalesce(b.owner_id, p.owner_id) || ': balance ' || coalesce(b.balance::text, 'missing')
+                          || ', postings sum to ' || coalesce(p.total, 0) as example
+                   from ledger_balances b
+                   full join (select substr(account, 7) as owner_id, sum(amount) as total
+                              from ledger_postings where account like 'owner:%' group by account) p
+                     using (owner_id)
+                   where coalesce(b.balance, 0) <> coalesce(p.total, 0)`,
+  },
+  {
+    name: "running-balance-chain",
+    description:
+      "each owner's entries are numbered 1..n with no gap or fork, and previous balance + amount = balance after",
+    offenders: sql`select owner_id || ' entry ' || id || ' (#' || sequence || '): ' ||
+                          case when sequence <> rn then 'expected #' || rn
+                               else coalesce(prev, 0) || ' + ' || amount || ' <> ' || balance_after end as example
+                   from (select id, owner_id, sequence, amount, balance_after,
+                                row_number() over w as rn,
+                                lag(balance_after) over w as prev
+                         from ledger_entries window w as (partition by owner_id order by sequence, id)) c
+                   where sequence <> rn or coalesce(prev, 0) + amount <> balance_after`,
+  },
+  {
+    name: "projection-head",
+    description: "each balance row's last sequence is its owner's newest entry",
+    offenders: sql`select b.owner_id || ': last_sequence ' || b.last_sequence || ', newest entry #' || coalesce(e.head, 0) as example
+                   from ledger_balances b
+                   left join (select owner_id, max(sequence) as head from ledger_entries group by owner_id) e using (owner_id)
+                   where b.last_sequence <> coalesce(e.head, 0)`,
+  },
+  {
+    name: "no-negative-balance",
+    description: "no owner's balance, nor any running balance, is below zero",
+    offenders: sql`select owner_id || ': balance ' || balance as example from ledger_balances where balance < 0
+                   union all
+                   select owner_id || ' entry ' || id || ': balance after ' || balance_after from ledger_entries where balance_after < 0`,
+  },
+  {
+    name: "nonce-once-per-app",
+    description: "each nonce appears at most once per app",
+    offenders: sql`select app || ' nonce ' || nonce || ' x' || count(*) as example
+                   from ledger_entries group by app, nonce having count(*) > 1`,
+  },
+  {
+    name: "limit-once-per-period",
+    description: "each limited operation appears at most once per owner per period",
+    offenders: sql`select owner_id || ' ' || operation || ' ' || limit_period || ' x' || count(*) as example
+                   from ledger_entries where limit_period is not null
+                   group by owner_id, operation, limit_period having count(*) > 1`,
+  },
+  {
+    name: "append-only-triggers",
+    description:
+      "triggers refusing UPDATE, DELETE and TRUNCATE are installed and enabled on entries and postings",
+    offenders: sql`select t.tbl || ': no enabled ' || t.ev || ' guard' as example
+                   from (values ('ledger_entries', 'UPDATE'), ('ledger_entries', 'DELETE'), ('ledger_entries', 'TRUNCATE'),
+                                ('ledger_postings', 'UPDATE'), ('ledger_postings', 'DELETE'), ('ledger_postings', 'TRUNCATE')) t(tbl, ev)
+                   where not exists (
+                     select 1 from pg_trigger g
+                     join pg_proc p on p.oid = g.tgfoid
+                     where g.tgrelid = t.tbl::regclass and g.tgenabled <> 'D' and p.proname = 'ledger_refuse_history_change'
+                       and (g.tgtype & case t.ev when 'UPDATE' then 16 when 'DELETE' then 8 else 32 end) <> 0)`,
+  },
+];
+
+class ProbeAccepted extends Error {}
+
+async function requireSchema(db: LedgerDb): Promise<void> {
+  const rows = await queryRows<{ missing: string | null }>(
+    db,
+    sql`select string_agg(t, ', ') as missing
+        from unnest(array['ledger_entries', 'ledger_postings', 'ledger_balances']) t
+        where to_regclass(t) is null`,
+  );
+  const missing = rows[0]?.missing;
+  if (missing) {
+    throw new Error(
+      `this database has no ledger schema (missing ${missing}); start an app on it once to migrate it`,
+    );
+  }
+}
+
+/**
+ * Tries an UPDATE and a DELETE on the oldest entry and posting, inside a transaction that is always
+ * rolled back: the guard holds when the database refuses both. With no rows there is nothing to try,
+ * and the trigger check above stands alone.
+ */
+async function probeAppendOnly(db: LedgerDb): Promise<CheckResult> {
+  const probes: [string, SQL][] = [
+    [
+      "UPDATE ledger_entries",
+      sql`update ledger_entries set amount = amount where id = (select min(id) from ledger_entries)`,
+    ],
+    [
+      "DELETE FROM ledger_entries",
+      sql`delete from ledger_entries where id = (select min(id) from ledger_entries)`,
+    ],
+    [
+      "UPDATE ledger_postings",
+      sql`update ledger_postings set amount = amount where entry_id = (select min(entry_id) from ledger_postings)`,
+    ],
+    [
+      "DELETE FROM ledger_postings",
+      sql`delete from ledger_postings where entry_id = (select min(entry_id) from ledger_postings)`,
+    ],
+  ];
+  const accepted: string[] = [];
+  for (const [name, statement] of probes) {
+    try {
+      await db.transaction(async (tx) => {
+        const rows = await queryRows<{ n: number }>(tx, sql`select count(*)::int as n from ledger_entries`);
+        if ((rows[0]?.n ?? 0) === 0) return;
+        await tx.execute(statement);
+        throw new ProbeAccepted(name);
+      });
+    } catch (error) {
+      if (error instanceof ProbeAccepted) accepted.push(`${name} was accepted (and rolled back)`);
+      else if (!/append-only/.test(errorText(error))) throw error;
+    }
+  }
   return {
-    accountsSum: await scalar(db, sql`select coalesce(sum(amount), 0)::text as n from ledger_postings`),
-    balanceMismatches: await scalar(
-      db,
-      sql`select count(*)::int as n
-          from ledger_balances b
-          full join (select owner_id, sum(amount) as total from ledger_entries group by owner_id) e using (owner_id)
-          where coalesce(b.balance, 0) <> coalesce(e.total, 0)`,
-    ),
-    postingMismatches: await scalar(
-      db,
-      sql`select count(*)::int as n
-          from ledger_balances b
-          full join (
-            select substr(account, 7) as owner_id, sum(amount) as total
-            from ledger_postings where account like 'owner:%' group by account
-          ) p using (owner_id)
-          where coalesce(b.balance, 0) <> coalesce(p.total, 0)`,
-    ),
-    negativeBalances: await scalar(db, sql`select count(*)::int as n from ledger_balances where balance < 0`),
-    unbalancedEntries: await scalar(
-      db,
-      sql`select count(*)::int as n from (
-            select e.id from ledger_entries e left join ledger_postings p on p.entry_id = e.id
-            group by e.id having count(p.entry_id) <> 2 or coalesce(sum(p.amount), 0) <> 0
-          ) x`,
-    ),
+    name: "append-only-refuses",
+    description: "an UPDATE or DELETE on entries or postings is refused by the database",
+    violations: accepted.length,
+    examples: accepted,
   };
+}
+
+export function errorText(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    parts.push(e.message);
+  return parts.join(" / ");
+}
+
+/** Runs every check. Read-only: the probes roll back. */
+export async function verifyLedger(db: LedgerDb): Promise<VerifyReport> {
+  await requireSchema(db);
+  const checks: CheckResult[] = [];
+  for (const check of CHECKS) {
+    const rows = await queryRows<{ example: string }>(db, check.offenders);
+    checks.push({
+      name: check.name,
+      description: check.description,
+      violations: rows.length,
+      examples: rows.slice(0, EXAMPLES_MAX).map((r) => r.example),
+    });
+  }
+  checks.push(await probeAppendOnly(db));
+  return { ok: checks.every((c) => c.violations === 0), checks };
+}
+
+export interface BalanceDifference {
+  owner_id: string;
+  stored: { balance: number; last_sequence: number } | null;
+  computed: { balance: number; last_sequence: number };
+}
+
+export interface RebuildReport {
+  differences: BalanceDifference[];
+  repaired: boolean;
+}
+
+/**
+ * Recomputes every owner's balance from the entries and compares it with the projection. With
+ * repair, rewrites the rows that differ, in one transaction that holds writers off the balances
+ * table meanwhile (they lock their owner's balance row first, so none can commit in between).
+ */
+export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): Promise<RebuildReport> {
+  await requireSchema(db);
+  return db.transaction(async (tx) => {
+    if (opts.repair) await tx.execute(sql`lock table ledger_balances in exclusive mode`);
+    const rows = await queryRows<{
+      owner_id: string;
+      stored_balance: string | null;
+      stored_last: string | null;
+      computed_balance: string;
+      computed_last: string;
+    }>(
+      tx,
+      sql`select coalesce(b.owner_id, e.owner_id) as owner_id,
+                 b.balance::text as stored_balance, b.last_sequence::text as stored_last,
+                 coalesce(e.total, 0)::text as computed_balance, coalesce(e.head, 0)::text as computed_last
+          from ledger_balances b
+          full join (select owner_id, sum(amount) as total, max(sequence) as head
+                     from ledger_entries group by owner_id) e using (owner_id)
+          where b.owner_id is null
+             or b.balance <> coalesce(e.total, 0)
+             or b.last_sequence <> coalesce(e.head, 0)
+          order by 1`,
+    );
+    const differences: BalanceDifference[] = rows.map((r) => ({
+      owner_id: r.owner_id,
+      stored:
+        r.stored_balance === null
+          ? null
+          : { balance: Number(r.stored_balance), last_sequence: Number(r.stored_last) },
+      computed: { balance: Number(r.computed_balance), last_sequence: Number(r.computed_last) },
+    }));
+    if (opts.repair && differences.length > 0) {
+      await tx.execute(sql`
+        insert into ledger_balances (owner_id, balance, last_sequence, updated_at)
+        select coalesce(b.owner_id, e.owner_id), coalesce(e.total, 0), coalesce(e.head, 0), now()
+        from ledger_balances b
+        full join (select owner_id, sum(amount) as total, max(sequence) as head
+                   from ledger_entries group by owner_id) e using (owner_id)
+        where b.owner_id is null or b.balance <> coalesce(e.total, 0) or b.last_sequence <> coalesce(e.head, 0)
+        on conflict (owner_id) do update
+          set balance = excluded.balance, last_sequence = excluded.last_sequence, updated_at = excluded.updated_at`);
+    }
+    return { differences, repaired: opts.repair && differences.length > 0 };
+  });
 }

@@ -1,0 +1,166 @@
+// `ledger verify` and `ledger rebuild` on a live database, on both drivers: a healthy ledger passes,
+// and each kind of damage is found, reported by name, and (for the projection) repaired.
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCommand, runCommand, type Io } from "../src/cli/ledger.js";
+import { LedgerService } from "../src/index.js";
+import {
+  expectLedgerInvariants,
+  freshNonce,
+  freshOwner,
+  openTestDatabase,
+  type TestDatabase,
+} from "../src/testing/index.js";
+import { testCatalog } from "./fixtures.js";
+
+let tdb: TestDatabase;
+let ledger: LedgerService;
+
+beforeAll(async () => {
+  tdb = await openTestDatabase();
+  ledger = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog });
+  for (let i = 0; i < 3; i++) {
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "SIGNUP_CREDIT", nonce: freshNonce() });
+    await ledger.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() });
+  }
+});
+
+afterAll(async () => {
+  await expectLedgerInvariants(tdb);
+  await tdb.close();
+});
+
+function capture(): Io & { text: () => string } {
+  const chunks: string[] = [];
+  return { out: (t) => chunks.push(t), err: (t) => chunks.push(t), text: () => chunks.join("") };
+}
+
+async function run(...argv: string[]): Promise<{ code: number; text: string }> {
+  const io = capture();
+  const command = parseCommand(argv, io);
+  if (!command) return { code: 2, text: io.text() };
+  const code = await runCommand(tdb.db, command, io);
+  return { code, text: io.text() };
+}
+
+/** Runs fn with the append-only triggers off, as only a superuser bypassing the ledger could. */
+async function tamper(fn: () => Promise<unknown>) {
+  await tdb.db.execute(sql`alter table ledger_entries disable trigger ledger_entries_append_only`);
+  try {
+    await fn();
+  } finally {
+    await tdb.db.execute(sql`alter table ledger_entries enable trigger ledger_entries_append_only`);
+  }
+}
+
+describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
+  it("verify passes on a healthy ledger, naming every check", async () => {
+    const { code, text } = await run("verify");
+    expect(code).toBe(0);
+    for (const name of [
+      "accounts-sum-zero",
+      "entries-balanced",
+      "balance-equals-entries",
+      "balance-equals-postings",
+      "running-balance-chain",
+      "projection-head",
+      "no-negative-balance",
+      "nonce-once-per-app",
+      "limit-once-per-period",
+      "append-only-triggers",
+      "append-only-refuses",
+    ]) {
+      expect(text).toContain(`ok   ${name}`);
+    }
+    expect(text).toContain("verify: all 11 checks passed");
+  });
+
+  it("verify --json prints the report as JSON", async () => {
+    const { code, text } = await run("verify", "--json");
+    expect(code).toBe(0);
+    expect(JSON.parse(text)).toMatchObject({ ok: true });
+  });
+
+  it("refuses bad command lines with status 2", async () => {
+    for (const argv of [[], ["nope"], ["verify", "--repair"], ["verify", "extra"], ["rebuild", "--bogus"]]) {
+      expect((await run(...argv)).code).toBe(2);
+    }
+  });
+
+  it("finds a damaged balance projection, shows the difference, and repairs it with --repair", async () => {
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    await tdb.db.execute(sql`update ledger_balances set balance = balance + 5 where owner_id = ${owner}`);
+
+    const verify = await run("verify");
+    expect(verify.code).toBe(1);
+    expect(verify.text).toContain("FAIL balance-equals-entries");
+    expect(verify.text).toContain(`${owner}: balance 15, entries sum to 10`);
+
+    const dry = await run("rebuild");
+    expect(dry.code).toBe(1);
+    expect(dry.text).toContain(`${owner}: stored 15 (#1), from entries 10 (#1)`);
+    expect((await ledger.balance(owner)).balance).toBe(15);
+
+    const repair = await run("rebuild", "--repair");
+    expect(repair.code).toBe(0);
+    expect(repair.text).toContain("1 balance(s) repaired");
+    expect((await ledger.balance(owner)).balance).toBe(10);
+    expect((await run("verify")).code).toBe(0);
+    expect((await run("rebuild")).text).toContain("nothing to do");
+  });
+
+  it("recreates a missing balance row from the entries", async () => {
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    await tdb.db.execute(sql`delete from ledger_balances where owner_id = ${owner}`);
+    expect((await run("rebuild")).text).toContain(`${owner}: stored missing, from entries 10 (#1)`);
+    expect((await run("rebuild", "--repair")).code).toBe(0);
+    expect((await ledger.balance(owner)).balance).toBe(10);
+  });
+
+  it("finds a broken running-balance chain and a negative running balance", async () => {
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() });
+    await tamper(() =>
+      tdb.db.execute(sql`update ledger_entries set balance_after = 8 where id = ${entry.id}`),
+    );
+    const broken = await run("verify");
+    expect(broken.code).toBe(1);
+    expect(broken.text).toContain("FAIL running-balance-chain");
+    expect(broken.text).toContain(`${owner} entry ${entry.id} (#2): 10 + -1 <> 8`);
+    await tamper(() =>
+      tdb.db.execute(sql`update ledger_entries set balance_after = 9 where id = ${entry.id}`),
+    );
+    expect((await run("verify")).code).toBe(0);
+  });
+
+  it("finds a gap in an owner's sequence", async () => {
+    const owner = freshOwner();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    await tamper(() => tdb.db.execute(sql`update ledger_entries set sequence = 3 where id = ${entry.id}`));
+    const gap = await run("verify");
+    expect(gap.text).toContain("FAIL running-balance-chain");
+    expect(gap.text).toContain("FAIL projection-head");
+    await tamper(() => tdb.db.execute(sql`update ledger_entries set sequence = 2 where id = ${entry.id}`));
+    expect((await run("verify")).code).toBe(0);
+  });
+
+  it("notices when the append-only guard is switched off", async () => {
+    await tdb.db.execute(sql`alter table ledger_postings disable trigger ledger_postings_append_only`);
+    try {
+      const off = await run("verify");
+      expect(off.code).toBe(1);
+      expect(off.text).toContain("FAIL append-only-triggers");
+      expect(off.text).toContain("ledger_postings: no enabled UPDATE guard");
+      expect(off.text).toContain("FAIL append-only-refuses");
+      expect(off.text).toContain("UPDATE ledger_postings was accepted (and rolled back)");
+    } finally {
+      await tdb.db.execute(sql`alter table ledger_postings enable trigger ledger_postings_append_only`);
+    }
+    expect((await run("verify")).code).toBe(0);
+  });
+});
