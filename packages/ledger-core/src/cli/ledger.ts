@@ -123,6 +123,7 @@ export async function main(
       poolSizeMax: 2,
       // An audit never changes the schema; a database without the ledger's tables fails clearly.
       migrate: false,
+      statementTimeoutMs: 0,
     });
   } catch (error) {
     io.err(`ledger: cannot open the database: ${errorText(error)}\n`);

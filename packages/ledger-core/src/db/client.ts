@@ -35,7 +35,16 @@ export interface OpenDatabaseOptions {
   poolSizeMax?: number | undefined;
   /** Apply pending migrations before returning (default true). */
   migrate?: boolean | undefined;
+  /**
+   * Postgres cancels any statement running longer (a lock wait included), so a stuck statement cannot
+   * hold a connection and an owner's lock forever. 0 turns it off (audits over a large ledger).
+   */
+  statementTimeoutMs?: number | undefined;
 }
+
+/** Seconds to wait for a TCP connection to Postgres before the call fails as DATABASE_UNAVAILABLE. */
+const CONNECT_TIMEOUT_S = 2;
+const STATEMENT_TIMEOUT_MS_DEFAULT = 10_000;
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
 /** `<repo>/.data/ledger`, whichever package the process starts from, so every launcher sees the same data. */
@@ -53,8 +62,11 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Led
   const client = postgres(url, {
     max: opts.poolSizeMax ?? 10,
     onnotice: () => {},
-    connect_timeout: 5,
-    connection: { application_name: "ledger" },
+    connect_timeout: CONNECT_TIMEOUT_S,
+    connection: {
+      application_name: "ledger",
+      statement_timeout: opts.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS_DEFAULT,
+    },
   });
   const db = drizzlePostgres({ client, schema });
   return {
@@ -71,7 +83,7 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Led
  * session); the second finds nothing left to do.
  */
 async function migratePostgresLocked(url: string): Promise<void> {
-  const client = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  const client = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: CONNECT_TIMEOUT_S });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     await migratePostgres(drizzlePostgres({ client }), { migrationsFolder: MIGRATIONS_FOLDER });

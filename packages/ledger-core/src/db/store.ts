@@ -4,6 +4,7 @@
 import { and, desc, eq, lt } from "drizzle-orm";
 import {
   BalanceLimitExceededError,
+  DatabaseUnavailableError,
   InsufficientBalanceError,
   LimitReachedError,
   NonceConflictError,
@@ -42,22 +43,52 @@ export interface NewEntry {
   sequence: number;
 }
 
+/** How long one read or write may take, end to end, before its caller is told the database is unavailable. */
+export const OPERATION_TIMEOUT_MS_DEFAULT = 5_000;
+
 /**
- * Runs fn in one transaction. Lost connections surface as DatabaseUnavailableError; domain errors
- * thrown by fn (or translated by the store) roll the transaction back and pass through unchanged.
+ * Bounds a database call: past timeoutMs the caller gets DatabaseUnavailableError instead of waiting on
+ * a database that stopped answering. The call itself may still complete later, which is why a write's
+ * caller is told its outcome is unknown and to retry with the same nonce (a retry never applies twice).
  */
-export async function inTransaction<T>(db: LedgerDb, fn: (tx: LedgerDb) => Promise<T>): Promise<T> {
+async function withDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DatabaseUnavailableError(new Error(`no answer within ${timeoutMs} ms`))),
+      timeoutMs,
+    );
+  });
   try {
-    return await db.transaction((tx) => fn(tx));
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs fn in one transaction. Lost connections and deadlines surface as DatabaseUnavailableError;
+ * domain errors thrown by fn (or translated by the store) roll the transaction back and pass through.
+ */
+export async function inTransaction<T>(
+  db: LedgerDb,
+  fn: (tx: LedgerDb) => Promise<T>,
+  timeoutMs = OPERATION_TIMEOUT_MS_DEFAULT,
+): Promise<T> {
+  try {
+    return await withDeadline(
+      db.transaction((tx) => fn(tx)),
+      timeoutMs,
+    );
   } catch (error) {
     throw translateDriverError(error);
   }
 }
 
-/** Runs a read, with lost connections surfacing as DatabaseUnavailableError. */
-export async function read<T>(fn: () => Promise<T>): Promise<T> {
+/** Runs a read, bounded like a write, with lost connections surfacing as DatabaseUnavailableError. */
+export async function read<T>(fn: () => Promise<T>, timeoutMs = OPERATION_TIMEOUT_MS_DEFAULT): Promise<T> {
   try {
-    return await fn();
+    return await withDeadline(fn(), timeoutMs);
   } catch (error) {
     throw translateDriverError(error);
   }

@@ -4,6 +4,8 @@ import { serve, type ServerType } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import { z } from "zod";
 import { DEFAULT_DATA_DIR, openDatabase, type LedgerDatabase, type LedgerDb } from "../db/client.js";
+import { isUnavailable } from "../db/errors.js";
+import { DatabaseUnavailableError } from "../domain/errors.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
   return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
@@ -25,6 +27,8 @@ export function appEnvSchema(defaultPort: number) {
       ),
     LEDGER_DATA_DIR: z.string().min(1).optional(),
     DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    /** How long a starting app keeps retrying a database that does not answer before it gives up. */
+    DB_STARTUP_TIMEOUT_S: z.coerce.number().int().min(0).max(3600).default(60),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   });
 }
@@ -94,6 +98,31 @@ export async function serveAll(
   return servers;
 }
 
+/**
+ * A process started while its Postgres is down (after a crash, say) waits for it, retrying with backoff
+ * up to DB_STARTUP_TIMEOUT_S, rather than exiting and leaving the restart to a supervisor.
+ */
+async function openWithRetry(
+  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "DB_STARTUP_TIMEOUT_S">,
+  logger: Logger,
+): Promise<LedgerDatabase> {
+  const giveUpAt = Date.now() + env.DB_STARTUP_TIMEOUT_S * 1000;
+  for (let attempt = 1, delayMs = 250; ; attempt++, delayMs = Math.min(delayMs * 2, 5_000)) {
+    try {
+      return await openDatabase({
+        url: env.DATABASE_URL,
+        dataDir: env.LEDGER_DATA_DIR ?? DEFAULT_DATA_DIR,
+        poolSizeMax: env.DB_POOL_SIZE,
+      });
+    } catch (error) {
+      if (!isUnavailable(error) && !(error instanceof DatabaseUnavailableError)) throw error;
+      if (Date.now() + delayMs > giveUpAt) throw error;
+      logger.warn({ attempt, retry_in_ms: delayMs, err: error }, "database not answering yet; retrying");
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
 export interface BootDeps {
   db: LedgerDb;
   ping: () => Promise<void>;
@@ -111,18 +140,17 @@ export interface BootedApp {
  * A failure at boot is logged and exits the process with status 1, after closing what was opened.
  */
 export async function boot(
-  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "LOG_LEVEL" | "HOST">,
+  env: Pick<
+    AppEnv,
+    "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "DB_STARTUP_TIMEOUT_S" | "LOG_LEVEL" | "HOST"
+  >,
   name: string,
   apps: BootedApp[],
 ): Promise<void> {
   const logger = createLogger({ level: env.LOG_LEVEL, name });
   let database: LedgerDatabase | undefined;
   try {
-    database = await openDatabase({
-      url: env.DATABASE_URL,
-      dataDir: env.LEDGER_DATA_DIR ?? DEFAULT_DATA_DIR,
-      poolSizeMax: env.DB_POOL_SIZE,
-    });
+    database = await openWithRetry(env, logger);
     logger.info({ driver: database.driver }, "database ready, migrations applied");
     const opened = database;
     const deps: BootDeps = { db: opened.db, ping: () => opened.ping(), logger };

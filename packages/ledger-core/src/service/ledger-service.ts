@@ -9,6 +9,7 @@ import {
   inTransaction,
   listEntries,
   lockOwnerBalance,
+  OPERATION_TIMEOUT_MS_DEFAULT,
   read,
   toLedgerEntry,
   type EntryRow,
@@ -38,6 +39,8 @@ export interface LedgerServiceOptions {
   catalog: OperationCatalogView;
   /** Injectable for tests of daily limits; defaults to the wall clock. */
   clock?: () => Date;
+  /** Longest a read or write may wait on the database before answering DATABASE_UNAVAILABLE. */
+  operationTimeoutMs?: number;
 }
 
 export interface ListEntriesInput {
@@ -51,9 +54,11 @@ export class LedgerService {
   readonly catalog: OperationCatalogView;
   readonly #db: LedgerDb;
   readonly #clock: () => Date;
+  readonly #timeoutMs: number;
 
   constructor(opts: LedgerServiceOptions) {
     this.#db = opts.db;
+    this.#timeoutMs = opts.operationTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT;
     this.app = opts.app;
     this.catalog = opts.catalog;
     this.#clock = opts.clock ?? (() => new Date());
@@ -84,30 +89,34 @@ export class LedgerService {
     const period = limitPeriod(def.limit, now);
 
     try {
-      return await inTransaction(this.#db, async (tx) => {
-        const locked = await lockOwnerBalance(tx, req.owner_id, now);
-        // Checked under the owner's lock: a concurrent duplicate for the same owner has committed by now.
-        const existing = await findEntryByNonce(tx, this.app, req.nonce);
-        if (existing) return this.#replay(existing, req, amount);
-        const balanceAfter = nextBalance(req.owner_id, locked.balance, amount);
-        const row = await appendEntry(tx, {
-          app: this.app,
-          operation: req.operation,
-          ownerId: req.owner_id,
-          amount,
-          nonce: req.nonce,
-          limitPeriod: period,
-          limitKind: def.limit ?? null,
-          createdAt: now,
-          balanceAfter,
-          sequence: locked.lastSequence + 1,
-        });
-        return { entry: toLedgerEntry(row), balance: balanceAfter, replayed: false };
-      });
+      return await inTransaction(
+        this.#db,
+        async (tx) => {
+          const locked = await lockOwnerBalance(tx, req.owner_id, now);
+          // Checked under the owner's lock: a concurrent duplicate for the same owner has committed by now.
+          const existing = await findEntryByNonce(tx, this.app, req.nonce);
+          if (existing) return this.#replay(existing, req, amount);
+          const balanceAfter = nextBalance(req.owner_id, locked.balance, amount);
+          const row = await appendEntry(tx, {
+            app: this.app,
+            operation: req.operation,
+            ownerId: req.owner_id,
+            amount,
+            nonce: req.nonce,
+            limitPeriod: period,
+            limitKind: def.limit ?? null,
+            createdAt: now,
+            balanceAfter,
+            sequence: locked.lastSequence + 1,
+          });
+          return { entry: toLedgerEntry(row), balance: balanceAfter, replayed: false };
+        },
+        this.#timeoutMs,
+      );
     } catch (error) {
       // A duplicate for another owner holds a different lock; it can only lose at the unique constraint.
       if (error instanceof NonceConflictError) {
-        const existing = await read(() => findEntryByNonce(this.#db, this.app, req.nonce));
+        const existing = await read(() => findEntryByNonce(this.#db, this.app, req.nonce), this.#timeoutMs);
         if (existing) return this.#replay(existing, req, amount);
       }
       throw error;
@@ -125,7 +134,7 @@ export class LedgerService {
   /** @throws ValidationError, DatabaseUnavailableError. An owner with no entries has balance 0. */
   async balance(ownerId: string): Promise<Balance> {
     const owner_id = parse(ownerIdSchema, ownerId);
-    return { owner_id, balance: await read(() => getBalance(this.#db, owner_id)) };
+    return { owner_id, balance: await read(() => getBalance(this.#db, owner_id), this.#timeoutMs) };
   }
 
   /**
@@ -137,7 +146,7 @@ export class LedgerService {
     const limit = parse(pageSizeSchema, input.limit ?? PAGE_SIZE_DEFAULT, "limit");
     const before = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
     // One extra row tells whether an older page exists without a second query.
-    const rows = await read(() => listEntries(this.#db, owner_id, before, limit + 1));
+    const rows = await read(() => listEntries(this.#db, owner_id, before, limit + 1), this.#timeoutMs);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {

@@ -4,7 +4,16 @@
 import type { LedgerDb } from "../db/client.js";
 import { problemSchema, type HttpErrorCode, type Problem } from "../http/problem.js";
 import { ledgerBalances, ledgerEntries, ledgerPostings } from "../db/schema.js";
-import { freshNonce } from "./index.js";
+import {
+  AMOUNT_MAX,
+  BODY_SIZE_MAX_BYTES,
+  NONCE_LENGTH_MAX,
+  OWNER_ID_LENGTH_MAX,
+  PAGE_SIZE_MAX,
+} from "../domain/limits.js";
+import type { OperationCatalogView } from "../domain/operations.js";
+import { freshNonce, freshOwner } from "./index.js";
+import { sql } from "drizzle-orm";
 import pino from "pino";
 import { expect } from "vitest";
 import { z } from "zod";
@@ -430,4 +439,760 @@ export const unknownRoutes: readonly { name: string; method: string; path: strin
 /** Table rows as [name, row] pairs for `describe.each(...)("... %s", ...)`: `$name` would cut long names short. */
 export function named<T extends { name: string }>(rows: readonly T[]): (readonly [string, T])[] {
   return rows.map((row) => [row.name, row] as const);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Hostile input. One table, generated per app from its own catalog and the other app's operation
+// names, of requests over every route that the ledger must refuse with an exact problem, and without
+// writing anything. Each row is built around a valid CREDIT_SPEND for an owner holding credits, so a
+// row the ledger wrongly accepts shows up as a write, not just as a wrong status.
+
+/** The operation every hostile POST is built around: shared, so every catalog has it. */
+export const HOSTILE_BASE_OPERATION = "CREDIT_SPEND";
+
+/** A request as app.request() takes it. */
+export interface HostileRequest {
+  path: string;
+  init: RequestInit;
+}
+
+/** A request the ledger must refuse, and how. */
+export interface HostileCase {
+  /** The route and what is wrong with the request, e.g. `POST /ledger: amount -1`. */
+  name: string;
+  /** Builds the request for an owner who holds credits. */
+  request: (owner: string) => HostileRequest;
+  status: number;
+  code: HttpErrorCode;
+  /**
+   * Set while the ledger answers this row wrongly: what goes wrong instead. The row then runs as
+   * `it.fails`, so the suite stays green until the fix lands, and turns red (flip the row) once it does.
+   */
+  knownBug?: string;
+}
+
+export interface HostileCatalogs {
+  /** The app's own catalog: amounts are checked against each of its operations. */
+  catalog: OperationCatalogView;
+  /** Operations that only the other app offers: this app must not know them. */
+  otherAppOperations: readonly string[];
+}
+
+type RawBody = string | Uint8Array;
+
+/** A hostile POST body and how it is sent. */
+interface HostileBody {
+  name: string;
+  body: (valid: PostInput) => RawBody;
+  /** null: no content-type header. Default application/json. */
+  contentType?: string | null;
+  /** Spaces appended up to this many bytes: made as they are read when chunked, so 10 MiB costs nothing. */
+  padToBytes?: number;
+  /** Sent as a stream of 1 KiB chunks, transfer-encoding: chunked, no content-length. */
+  chunked?: boolean;
+  /** A content-length header to send instead of the true one: a lie about the size. */
+  contentLength?: string;
+  status: number;
+  code: HttpErrorCode;
+  knownBug?: string;
+}
+
+const encoder = new TextEncoder();
+
+function bytesOf(body: RawBody): Uint8Array {
+  return typeof body === "string" ? encoder.encode(body) : body;
+}
+
+/** A body stream of 1 KiB chunks, made only as fast as the app reads it: the body, then spaces. */
+function chunkedStream(head: Uint8Array, totalBytes: number): ReadableStream<Uint8Array> {
+  const chunkBytes = 1024;
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= totalBytes) {
+        controller.close();
+        return;
+      }
+      const chunk = new Uint8Array(Math.min(chunkBytes, totalBytes - sent)).fill(0x20);
+      chunk.set(head.subarray(sent, sent + chunk.length));
+      sent += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+function postRequest(path: string, spec: HostileBody, valid: PostInput): HostileRequest {
+  const head = bytesOf(spec.body(valid));
+  const totalBytes = Math.max(head.byteLength, spec.padToBytes ?? 0);
+  const headers = new Headers();
+  if (spec.contentType !== null) headers.set("content-type", spec.contentType ?? "application/json");
+  if (spec.chunked) {
+    headers.set("transfer-encoding", "chunked");
+    const body = chunkedStream(head, totalBytes);
+    return { path, init: { method: "POST", headers, body, duplex: "half" } };
+  }
+  const bytes = new Uint8Array(totalBytes).fill(0x20);
+  bytes.set(head);
+  headers.set("content-length", spec.contentLength ?? String(totalBytes));
+  return { path, init: { method: "POST", headers, body: bytes } };
+}
+
+/** The valid request as JSON text with one member's value replaced by raw JSON text (or added). */
+const rawMember =
+  (key: string, raw: string) =>
+  (valid: PostInput): string => {
+    const rest = JSON.stringify(Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key)));
+    return `${rest.slice(0, -1)},${JSON.stringify(key)}:${raw}}`;
+  };
+
+/** The valid request with one member dropped. */
+const omitted =
+  (key: string) =>
+  (valid: PostInput): string =>
+    JSON.stringify(Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key)));
+
+/** The valid request preceded by members repeating some of its keys with other values: JSON.parse keeps the last. */
+const duplicated =
+  (first: Record<string, unknown>) =>
+  (valid: PostInput): string =>
+    `{${JSON.stringify(first).slice(1, -1)},${JSON.stringify(valid).slice(1)}`;
+
+const bad = (
+  name: string,
+  body: HostileBody["body"],
+  code: HttpErrorCode = "VALIDATION_FAILED",
+): HostileBody => ({
+  name,
+  body,
+  status: 400,
+  code,
+});
+
+const malformed = (name: string, body: HostileBody["body"]): HostileBody => bad(name, body, "MALFORMED_JSON");
+
+const asJson = (valid: PostInput): string => JSON.stringify(valid);
+
+const DUPLICATE_KEYS_BUG =
+  "JSON.parse keeps the last of duplicate keys, so the request is applied (201) as its last members say";
+const CONTENT_LENGTH_BUG =
+  "bodyLimit trusts the content-length header and skips counting, so the whole body is parsed and applied " +
+  "(201); over a socket Node's HTTP parser enforces the framing, through app.request() nothing does";
+
+/** Wrong JSON types, for every field. */
+function wrongTypes(): HostileBody[] {
+  const values: [string, (valid: PostInput, key: keyof PostInput) => unknown][] = [
+    ["null", () => null],
+    ["a number", () => 42],
+    ["true", () => true],
+    ["an empty object", () => ({})],
+    ["an array of its valid value", (v, key) => [v[key] ?? 1]],
+    ["an object wrapping its valid value", (v, key) => ({ value: v[key] ?? 1 })],
+  ];
+  const rows: HostileBody[] = [];
+  for (const key of ["owner_id", "operation", "nonce", "amount"] as const) {
+    for (const [label, value] of values) {
+      if (key === "amount" && label === "a number") continue;
+      rows.push(bad(`${key} as ${label}`, (v) => JSON.stringify({ ...v, [key]: value(v, key) })));
+    }
+  }
+  rows.push(bad('amount as the string "1"', (v) => JSON.stringify({ ...v, amount: "1" })));
+  rows.push(bad('amount as the string "10"', (v) => JSON.stringify({ ...v, amount: "10" })));
+  return rows;
+}
+
+/** Amounts that are not a magnitude of credits, whatever the operation. */
+function badAmounts(): HostileBody[] {
+  return [
+    bad("amount -1", rawMember("amount", "-1")),
+    bad("amount 1.5", rawMember("amount", "1.5")),
+    bad("amount 0.5", rawMember("amount", "0.5")),
+    bad(`amount ${AMOUNT_MAX + 1} (AMOUNT_MAX + 1)`, rawMember("amount", String(AMOUNT_MAX + 1))),
+    bad("amount 2^53", rawMember("amount", String(2 ** 53))),
+    bad("amount 2^53 + 1 (raw text)", rawMember("amount", "9007199254740993")),
+    bad("amount 2^63 (raw text)", rawMember("amount", "9223372036854775808")),
+    bad("amount -2^63 (raw text)", rawMember("amount", "-9223372036854775808")),
+    bad("amount 2^64 (raw text)", rawMember("amount", "18446744073709551616")),
+    bad("amount 1e400 (raw text: Infinity once parsed)", rawMember("amount", "1e400")),
+    bad("amount -1e400 (raw text)", rawMember("amount", "-1e400")),
+    bad("amount of 400 digits (raw text)", rawMember("amount", "9".repeat(400))),
+    malformed("amount NaN (raw text)", rawMember("amount", "NaN")),
+    malformed("amount Infinity (raw text)", rawMember("amount", "Infinity")),
+    malformed("amount -Infinity (raw text)", rawMember("amount", "-Infinity")),
+    malformed("amount 0x10 (raw text)", rawMember("amount", "0x10")),
+    malformed("amount 01 (raw text, a leading zero)", rawMember("amount", "01")),
+    malformed("amount +1 (raw text)", rawMember("amount", "+1")),
+  ];
+}
+
+/** Amounts that are numbers but not this operation's: checked per operation of the app's catalog. */
+function amountsPerOperation(catalog: OperationCatalogView): HostileBody[] {
+  const rows: HostileBody[] = [];
+  const withAmount = (operation: string, amount: number | undefined) => (v: PostInput) =>
+    JSON.stringify({ ...v, operation, ...(amount === undefined ? {} : { amount }) });
+  for (const operation of catalog.names) {
+    const def = catalog.get(operation);
+    if (def === undefined) continue;
+    if (def.kind === "fixed") {
+      const magnitude = Math.abs(def.amount);
+      const wrong = magnitude === 0 ? [1] : [0, magnitude + 1];
+      for (const amount of wrong) {
+        rows.push(bad(`amount ${amount} for ${operation}`, withAmount(operation, amount), "AMOUNT_MISMATCH"));
+      }
+      if (magnitude !== 0) {
+        // Numbers JSON.parse reads as 0: they must not slip past as "no amount".
+        rows.push(
+          bad(
+            `amount -0 for ${operation}`,
+            (v) => rawMember("amount", "-0")({ ...v, operation }),
+            "AMOUNT_MISMATCH",
+          ),
+        );
+        rows.push(
+          bad(
+            `amount 1e-400 for ${operation}`,
+            (v) => rawMember("amount", "1e-400")({ ...v, operation }),
+            "AMOUNT_MISMATCH",
+          ),
+        );
+      }
+    } else {
+      rows.push(bad(`no amount for ${operation}`, withAmount(operation, undefined), "AMOUNT_REQUIRED"));
+      rows.push(bad(`amount 0 for ${operation}`, withAmount(operation, 0), "AMOUNT_OUT_OF_RANGE"));
+      if (def.min > 1) {
+        rows.push(
+          bad(
+            `amount ${def.min - 1} for ${operation}`,
+            withAmount(operation, def.min - 1),
+            "AMOUNT_OUT_OF_RANGE",
+          ),
+        );
+      }
+      if (def.max < AMOUNT_MAX) {
+        rows.push(
+          bad(
+            `amount ${def.max + 1} for ${operation}`,
+            withAmount(operation, def.max + 1),
+            "AMOUNT_OUT_OF_RANGE",
+          ),
+        );
+      }
+    }
+  }
+  return rows;
+}
+
+/** Owner ids the body must not name: empty, long, control characters, path tricks, look-alikes. */
+function badBodyOwnerIds(): HostileBody[] {
+  const ids: [string, string][] = [
+    ["empty", ""],
+    [`of ${OWNER_ID_LENGTH_MAX + 1} characters`, "a".repeat(OWNER_ID_LENGTH_MAX + 1)],
+    ["of 1,000 characters", "a".repeat(1000)],
+    ["with a NUL", "a\u0000b"],
+    ["that is a NUL", "\u0000"],
+    ["with a newline", "a\nb"],
+    ["with a carriage return", "a\rb"],
+    ["with a tab", "a\tb"],
+    ["with a DEL", "a\u007fb"],
+    ["with an escape character", "a\u001bb"],
+    ["with a slash", "a/b"],
+    ["with a backslash", "a\\b"],
+    ['".."', ".."],
+    ['"."', "."],
+    ['"../admin"', "../admin"],
+    ['"a/../b"', "a/../b"],
+    ['"..%2Fadmin"', "..%2Fadmin"],
+    ["with %2F", "a%2Fb"],
+    ["with %00", "a%00b"],
+    ["with a space", "a b"],
+    ["with a trailing space", "a "],
+    ["starting with .", ".a"],
+    ["starting with -", "-a"],
+    ["starting with :", ":a"],
+    ["starting with @", "@a"],
+    ["with a quote", "a'b"],
+    ["with a semicolon", "a;b"],
+    ["with ? and #", "a?b#c"],
+    ["with non-ASCII letters", "jürgen"],
+    ["with a zero-width space", "a\u200bb"],
+    ["with a right-to-left override", "a\u202eb"],
+    ["with a fullwidth letter", "ａ"],
+    ["with an emoji", "a\u{1F600}"],
+    ["with a lone surrogate", "a\ud800b"],
+  ];
+  return ids.map(([label, id]) => bad(`owner_id ${label}`, (v) => JSON.stringify({ ...v, owner_id: id })));
+}
+
+function badNonces(): HostileBody[] {
+  const nonces: [string, string][] = [
+    ["empty", ""],
+    [`of ${NONCE_LENGTH_MAX + 1} characters`, "n".repeat(NONCE_LENGTH_MAX + 1)],
+    ["of 10,000 characters", "n".repeat(10_000)],
+    ["with a space", "n 1"],
+    ["that is a space", " "],
+    ["with a tab", "n\t1"],
+    ["with a newline", "n\n1"],
+    ["with a NUL", "n\u00001"],
+    ["with a DEL", "n\u007f1"],
+    ["with non-ASCII letters", "nönce"],
+    ["with an emoji", "n\u{1F600}"],
+    ["with a lone surrogate", "n\ud800"],
+  ];
+  return [
+    bad("nonce missing", omitted("nonce")),
+    ...nonces.map(([label, nonce]) =>
+      bad(`nonce ${label}`, (v: PostInput) => JSON.stringify({ ...v, nonce })),
+    ),
+  ];
+}
+
+function badOperations({ catalog, otherAppOperations }: HostileCatalogs): HostileBody[] {
+  const unknown = (name: string, operation: string): HostileBody =>
+    bad(name, (v) => JSON.stringify({ ...v, operation }), "UNKNOWN_OPERATION");
+  return [
+    bad("operation missing", omitted("operation")),
+    bad("operation empty", (v) => JSON.stringify({ ...v, operation: "" })),
+    bad("operation of 65 characters", (v) => JSON.stringify({ ...v, operation: "A".repeat(65) })),
+    bad("operation of 10,000 characters", (v) => JSON.stringify({ ...v, operation: "A".repeat(10_000) })),
+    unknown("an unknown operation", "FREE_MONEY"),
+    ...catalog.names.map((name) => unknown(`${name} in lower case`, name.toLowerCase())),
+    unknown("an operation in mixed case", "Credit_Add"),
+    unknown("an operation with a trailing space", "CREDIT_ADD "),
+    unknown("an operation with a NUL", "CREDIT_ADD\u0000"),
+    unknown("an operation with a Cyrillic look-alike letter", "CREDIT_\u0410DD"),
+    ...["__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "valueOf"].map((name) =>
+      unknown(`operation ${name} (an Object.prototype name)`, name),
+    ),
+    ...otherAppOperations.flatMap((name) => [
+      unknown(`the other app's ${name}`, name),
+      bad(
+        `the other app's ${name} with an amount`,
+        (v) => JSON.stringify({ ...v, operation: name, amount: 5 }),
+        "UNKNOWN_OPERATION",
+      ),
+    ]),
+  ];
+}
+
+/** Keys the body must not carry: the body is a strict object. */
+function extraKeys(): HostileBody[] {
+  const keys = [
+    "extra",
+    "balance",
+    "balance_after",
+    "app",
+    "id",
+    "sequence",
+    "created_at",
+    "AMOUNT",
+    "owner_id ",
+    "",
+  ];
+  return [
+    ...keys.map((key) =>
+      bad(`an unknown key ${JSON.stringify(key)}`, (v) => JSON.stringify({ ...v, [key]: 1 })),
+    ),
+    bad("a __proto__ key", rawMember("__proto__", '{"amount":1,"polluted":true}')),
+    bad("a constructor.prototype key", rawMember("constructor", '{"prototype":{"polluted":true}}')),
+    bad("__proto__ inside amount", rawMember("amount", '{"__proto__":{"polluted":true}}')),
+    bad("__proto__ inside owner_id", rawMember("owner_id", '{"__proto__":{"toString":"x"}}')),
+    bad("1,500 unknown keys", (v) => {
+      const json = JSON.stringify(v);
+      const keysText = Array.from({ length: 1500 }, (_, i) => `"k${i}":0`).join(",");
+      return `${json.slice(0, -1)},${keysText}}`;
+    }),
+  ];
+}
+
+/**
+ * Duplicate keys, refused as I-JSON (RFC 7493) does: a body that means one thing to a first-wins reader
+ * (a proxy, a WAF, an audit log) and another to JSON.parse, which keeps the last, is not a request.
+ */
+function duplicateKeys(): HostileBody[] {
+  const dup = (name: string, body: HostileBody["body"]): HostileBody => ({
+    ...malformed(`duplicate keys: ${name}`, body),
+    knownBug: DUPLICATE_KEYS_BUG,
+  });
+  return [
+    dup("owner_id (first another owner)", duplicated({ owner_id: "someone_else" })),
+    dup("owner_id (first one that fails validation)", duplicated({ owner_id: "../admin" })),
+    dup("owner_id (twice the same)", (v) => duplicated({ owner_id: v.owner_id })(v)),
+    dup("operation (first CREDIT_ADD)", duplicated({ operation: "CREDIT_ADD" })),
+    dup("nonce (first another nonce)", duplicated({ nonce: "n-first" })),
+    dup("amount (first 1000000)", (v) => duplicated({ amount: 1_000_000 })({ ...v, amount: 1 })),
+    dup("500 copies of one key", (v) => {
+      const copies = Array.from({ length: 500 }, () => `"operation":"CREDIT_ADD"`).join(",");
+      return `{${copies},${JSON.stringify(v).slice(1)}`;
+    }),
+  ];
+}
+
+/** Syntax errors and JSON that is not an object. */
+function badSyntax(): HostileBody[] {
+  return [
+    malformed("truncated JSON (last brace missing)", (v) => asJson(v).slice(0, -1)),
+    malformed("truncated JSON (cut inside a string)", (v) => asJson(v).slice(0, 15)),
+    malformed("trailing garbage", (v) => `${asJson(v)}xyz`),
+    malformed("two JSON documents", (v) => `${asJson(v)}${asJson(v)}`),
+    malformed("single quotes", (v) => asJson(v).replaceAll('"', "'")),
+    malformed("unquoted keys", (v) => asJson(v).replace(/"(\w+)":/g, "$1:")),
+    malformed("a trailing comma", (v) => `${asJson(v).slice(0, -1)},}`),
+    malformed("a comment", (v) => `/* c */${asJson(v)}`),
+    malformed("a raw newline inside a string", (v) => asJson(v).replace(/"owner_id":"/, '"owner_id":"a\n')),
+    malformed("an invalid escape", (v) => asJson(v).replace(/"owner_id":"/, '"owner_id":"\\x41')),
+    malformed("an empty body", () => ""),
+    malformed("a body of whitespace", () => "   \n\t "),
+    malformed("a UTF-16 body", (v) => {
+      const text = asJson(v);
+      const bytes = new Uint8Array(text.length * 2);
+      for (let i = 0; i < text.length; i++) bytes[i * 2] = text.charCodeAt(i);
+      return bytes;
+    }),
+    malformed("bytes that are not UTF-8", () => new Uint8Array([0xff, 0xfe, 0xfd, 0x7b, 0x7d])),
+    bad("an owner_id of bytes that are not UTF-8", (v) => {
+      const [head = "", tail = ""] = asJson({ ...v, owner_id: "a\u0000b" }).split("\\u0000");
+      return new Uint8Array([...encoder.encode(head), 0xc3, 0x28, ...encoder.encode(tail)]);
+    }),
+    bad("JSON null", () => "null"),
+    bad("a JSON array", (v) => JSON.stringify([v])),
+    bad("an empty JSON array", () => "[]"),
+    bad("a JSON string", (v) => JSON.stringify(asJson(v))),
+    bad("a JSON number", () => "42"),
+    bad("JSON true", () => "true"),
+    bad("an empty JSON object", () => "{}"),
+    bad("owner_id missing", omitted("owner_id")),
+  ];
+}
+
+/** Deep nesting, at the top and inside fields, all within the size limit. */
+function deepNesting(): HostileBody[] {
+  const closed = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
+  const objects = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;
+  return [
+    malformed("10,000 unclosed [ levels", () => "[".repeat(10_000)),
+    malformed("10,000 unclosed { levels", () => '{"a":'.repeat(3_000)),
+    bad("8,000 closed [ levels", () => closed(8_000)),
+    bad("2,500 nested objects", () => objects(2_500)),
+    bad("7,000 [ levels in amount", rawMember("amount", closed(7_000))),
+    bad("7,000 [ levels in owner_id", rawMember("owner_id", closed(7_000))),
+    bad("2,500 nested objects in an unknown key", rawMember("x", objects(2_500))),
+    malformed("7,000 unclosed [ levels in nonce", rawMember("nonce", "[".repeat(7_000))),
+  ];
+}
+
+function badMediaTypes(): HostileBody[] {
+  const unsupported = (
+    name: string,
+    contentType: string | null,
+    body: HostileBody["body"] = asJson,
+  ): HostileBody => ({
+    name,
+    body,
+    contentType,
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
+  });
+  const boundary = "----hostile-boundary";
+  return [
+    unsupported("a JSON body sent as text/plain", "text/plain"),
+    unsupported("a JSON body sent as text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+    unsupported("a JSON body with no content type", null),
+    unsupported("a JSON body with an empty content type", ""),
+    unsupported("a JSON body sent as text/json", "text/json"),
+    unsupported("a JSON body sent as application/jsonx", "application/jsonx"),
+    unsupported("a JSON body sent as application/xml", "application/xml"),
+    unsupported("a JSON body sent as application/octet-stream", "application/octet-stream"),
+    unsupported("a form-urlencoded body", "application/x-www-form-urlencoded", (v) =>
+      new URLSearchParams({ owner_id: v.owner_id, operation: v.operation, nonce: v.nonce }).toString(),
+    ),
+    unsupported("a multipart body", `multipart/form-data; boundary=${boundary}`, (v) =>
+      [
+        ...Object.entries(v).flatMap(([k, value]) => [
+          `--${boundary}`,
+          `Content-Disposition: form-data; name="${k}"`,
+          "",
+          String(value),
+        ]),
+        `--${boundary}--`,
+        "",
+      ].join("\r\n"),
+    ),
+  ];
+}
+
+function oversized(): HostileBody[] {
+  const tooLarge = (name: string, padToBytes: number, extra: Partial<HostileBody> = {}): HostileBody => ({
+    name,
+    body: asJson,
+    padToBytes,
+    status: 413,
+    code: "PAYLOAD_TOO_LARGE",
+    ...extra,
+  });
+  const overLimit = BODY_SIZE_MAX_BYTES + 1;
+  return [
+    tooLarge(`a body of ${overLimit} bytes (valid JSON, then spaces)`, overLimit),
+    tooLarge("a body of 1 MiB", 1024 * 1024),
+    tooLarge(`a chunked body of ${overLimit} bytes, no content-length`, overLimit, { chunked: true }),
+    tooLarge("a chunked body of 10 MiB, no content-length", 10 * 1024 * 1024, { chunked: true }),
+    tooLarge("a small body whose content-length claims 1 GiB", 0, { contentLength: String(1024 ** 3) }),
+    tooLarge("a body over the limit whose content-length claims 100 bytes", overLimit, {
+      contentLength: "100",
+      knownBug: CONTENT_LENGTH_BUG,
+    }),
+    tooLarge("a body over the limit whose content-length is not a number", overLimit, {
+      contentLength: "abc",
+      knownBug: CONTENT_LENGTH_BUG,
+    }),
+  ];
+}
+
+function postCases(catalogs: HostileCatalogs): HostileCase[] {
+  const bodies: HostileBody[] = [
+    ...badSyntax(),
+    ...deepNesting(),
+    ...badMediaTypes(),
+    ...oversized(),
+    ...wrongTypes(),
+    ...badAmounts(),
+    ...amountsPerOperation(catalogs.catalog),
+    ...badBodyOwnerIds(),
+    ...badNonces(),
+    ...badOperations(catalogs),
+    ...extraKeys(),
+    ...duplicateKeys(),
+  ];
+  return ["/ledger", "/ledger/"].flatMap((path) =>
+    bodies.map((spec): HostileCase => ({
+      name: `POST ${path}: ${spec.name}`,
+      request: (owner) => postRequest(path, spec, op(owner, HOSTILE_BASE_OPERATION)),
+      status: spec.status,
+      code: spec.code,
+      ...(spec.knownBug === undefined ? {} : { knownBug: spec.knownBug }),
+    })),
+  );
+}
+
+const get = (path: string): HostileRequest => ({ path, init: { method: "GET" } });
+
+/** Owner ids in the path, for the balance and the entries route. */
+function ownerPathCases(): HostileCase[] {
+  // The last element, when true: the balance route only (with /entries appended the path means something else).
+  const segments: [string, string, number, HttpErrorCode, boolean?][] = [
+    [
+      `an owner id of ${OWNER_ID_LENGTH_MAX + 1} characters`,
+      "a".repeat(OWNER_ID_LENGTH_MAX + 1),
+      400,
+      "VALIDATION_FAILED",
+    ],
+    ["an owner id of 1,000 characters", "a".repeat(1000), 400, "VALIDATION_FAILED"],
+    ["%00", "a%00b", 400, "VALIDATION_FAILED"],
+    ["only %00", "%00", 400, "VALIDATION_FAILED"],
+    ["%0A (newline)", "a%0Ab", 400, "VALIDATION_FAILED"],
+    ["%0D%0A (header injection)", "a%0D%0Aset-cookie:x", 400, "VALIDATION_FAILED"],
+    ["%09 (tab)", "a%09b", 400, "VALIDATION_FAILED"],
+    ["%7F (DEL)", "a%7Fb", 400, "VALIDATION_FAILED"],
+    ["%2F (an encoded slash)", "a%2Fb", 400, "VALIDATION_FAILED"],
+    ["%2F%2E%2E%2F (an encoded /../)", "a%2F%2E%2E%2Fb", 400, "VALIDATION_FAILED"],
+    ["..%2F (an encoded slash after ..)", "..%2Fadmin", 400, "VALIDATION_FAILED"],
+    ["%252F (a double-encoded slash)", "a%252Fb", 400, "VALIDATION_FAILED"],
+    ["%5C (an encoded backslash)", "a%5Cb", 400, "VALIDATION_FAILED"],
+    ["%20 (a space)", "a%20b", 400, "VALIDATION_FAILED"],
+    ["%3F and %23 (an encoded ? and #)", "a%3Fb%23c", 400, "VALIDATION_FAILED"],
+    ["a semicolon", "a;b", 400, "VALIDATION_FAILED"],
+    ["a quote", "a'b", 400, "VALIDATION_FAILED"],
+    ["a leading -", "-a", 400, "VALIDATION_FAILED"],
+    ["a leading .", ".a", 400, "VALIDATION_FAILED"],
+    ["...", "...", 400, "VALIDATION_FAILED"],
+    ["non-ASCII letters", "j%C3%BCrgen", 400, "VALIDATION_FAILED"],
+    ["a fullwidth letter", "%EF%BD%81", 400, "VALIDATION_FAILED"],
+    ["an encoded lone surrogate", "a%ED%A0%80b", 400, "VALIDATION_FAILED"],
+    ["a truncated UTF-8 escape", "a%E0%A4%A", 400, "VALIDATION_FAILED"],
+    ["an invalid escape", "a%zzb", 400, "VALIDATION_FAILED"],
+    ["a lone %", "a%", 400, "VALIDATION_FAILED"],
+    ["%FF", "a%FFb", 400, "VALIDATION_FAILED"],
+    // Dot segments resolve (URL standard) before routing: these leave /ledger/{owner_id} altogether.
+    ["..", "..", 404, "NOT_FOUND"],
+    ["%2e%2e", "%2e%2e", 404, "NOT_FOUND"],
+    ["%2E%2E", "%2E%2E", 404, "NOT_FOUND"],
+    [".%2e", ".%2e", 404, "NOT_FOUND"],
+    // a/../entries is /ledger/entries: a read of the balance of an owner called "entries", not an attack.
+    ["a/.. (back to /ledger/)", "a/..", 404, "NOT_FOUND", true],
+    ["../..", "../..", 404, "NOT_FOUND"],
+    ["../../etc/passwd", "../../etc/passwd", 404, "NOT_FOUND"],
+    ["a slash", "a/b/c", 404, "NOT_FOUND"],
+    ["a backslash (a slash to the URL parser)", "a\\b\\c", 404, "NOT_FOUND"],
+  ];
+  const rows: HostileCase[] = [];
+  for (const [label, segment, status, code, balanceOnly] of segments) {
+    rows.push({
+      name: `GET /ledger/{owner_id}: ${label}`,
+      request: () => get(`/ledger/${segment}`),
+      status,
+      code,
+    });
+    if (balanceOnly) continue;
+    rows.push({
+      name: `GET /ledger/{owner_id}/entries: ${label}`,
+      request: () => get(`/ledger/${segment}/entries`),
+      status,
+      code,
+    });
+  }
+  return rows;
+}
+
+/** Query strings of the entries route, for an owner who has entries. */
+function pageQueryCases(): HostileCase[] {
+  const queries: [string, string, HttpErrorCode][] = [
+    ["limit 0", "limit=0", "VALIDATION_FAILED"],
+    ["limit -1", "limit=-1", "VALIDATION_FAILED"],
+    ["limit -0", "limit=-0", "VALIDATION_FAILED"],
+    [`limit ${PAGE_SIZE_MAX + 1}`, `limit=${PAGE_SIZE_MAX + 1}`, "VALIDATION_FAILED"],
+    ["limit 1.5", "limit=1.5", "VALIDATION_FAILED"],
+    ["limit 2^53", `limit=${2 ** 53}`, "VALIDATION_FAILED"],
+    ["limit 1e400", "limit=1e400", "VALIDATION_FAILED"],
+    ["limit of 400 digits", `limit=${"9".repeat(400)}`, "VALIDATION_FAILED"],
+    ["limit NaN", "limit=NaN", "VALIDATION_FAILED"],
+    ["limit Infinity", "limit=Infinity", "VALIDATION_FAILED"],
+    ["limit abc", "limit=abc", "VALIDATION_FAILED"],
+    ["limit true", "limit=true", "VALIDATION_FAILED"],
+    ["an empty limit", "limit=", "VALIDATION_FAILED"],
+    ["limit %00", "limit=%00", "VALIDATION_FAILED"],
+    ["limit twice", "limit=1&limit=2", "VALIDATION_FAILED"],
+    ["cursor twice", "cursor=czox&cursor=czoy", "VALIDATION_FAILED"],
+    ["a cursor of 65 characters", `cursor=${"A".repeat(65)}`, "VALIDATION_FAILED"],
+    ["a cursor of 1,000 characters", `cursor=${"A".repeat(1000)}`, "VALIDATION_FAILED"],
+    ["an empty cursor", "cursor=", "INVALID_CURSOR"],
+    ["a cursor that decodes to nothing", "cursor=zzz", "INVALID_CURSOR"],
+    ["a cursor with %00", "cursor=czox%00", "INVALID_CURSOR"],
+    ["a cursor with a space", "cursor=czo%20x", "INVALID_CURSOR"],
+    ["a cursor with non-ASCII", "cursor=%C3%BC", "INVALID_CURSOR"],
+    ["a cursor with base64 padding", `cursor=${Buffer.from("s:1").toString("base64")}=`, "INVALID_CURSOR"],
+    ["a forged cursor at 0", `cursor=${forgeCursor("s:0")}`, "INVALID_CURSOR"],
+    ["a forged negative cursor", `cursor=${forgeCursor("s:-1")}`, "INVALID_CURSOR"],
+    ["a forged cursor with a leading zero", `cursor=${forgeCursor("s:01")}`, "INVALID_CURSOR"],
+    ["a forged cursor in exponent form", `cursor=${forgeCursor("s:1e3")}`, "INVALID_CURSOR"],
+    ["a forged cursor with SQL", `cursor=${forgeCursor("s:1 or 1=1")}`, "INVALID_CURSOR"],
+    ["a forged cursor with a NUL", `cursor=${forgeCursor("s:1\u0000")}`, "INVALID_CURSOR"],
+    ["a forged cursor past 2^53", `cursor=${forgeCursor("s:99999999999999999")}`, "INVALID_CURSOR"],
+    ["a forged cursor of another format", `cursor=${forgeCursor("id:1")}`, "INVALID_CURSOR"],
+  ];
+  return queries.map(([label, query, code]) => ({
+    name: `GET /ledger/{owner_id}/entries: ${label}`,
+    request: (owner) => get(`/ledger/${owner}/entries?${query}`),
+    status: 400,
+    code,
+  }));
+}
+
+/** Routes that do not exist and methods a route does not take: 404, even with a valid body. */
+function unknownRouteCases(): HostileCase[] {
+  const routes: [string, (owner: string) => string][] = [
+    ["PUT", () => "/ledger"],
+    ["PATCH", () => "/ledger"],
+    ["DELETE", () => "/ledger"],
+    ["OPTIONS", () => "/ledger"],
+    ["GET", () => "/ledger"],
+    ["GET", () => "/ledger/"],
+    ["GET", () => "/ledger//entries"],
+    ["DELETE", () => "/ledger/x"],
+    ["DELETE", (owner) => `/ledger/${owner}`],
+    ["PUT", (owner) => `/ledger/${owner}`],
+    ["PATCH", (owner) => `/ledger/${owner}`],
+    ["POST", (owner) => `/ledger/${owner}`],
+    ["POST", (owner) => `/ledger/${owner}/entries`],
+    ["DELETE", (owner) => `/ledger/${owner}/entries`],
+    ["GET", (owner) => `/ledger/${owner}/entries/1`],
+    ["GET", (owner) => `/ledger/${owner}/balance`],
+    ["POST", () => "/ledgers"],
+    ["POST", () => "/LEDGER"],
+    ["POST", () => "/ledger/post"],
+    ["POST", () => "/v1/ledger"],
+    ["GET", () => "/admin"],
+    ["GET", () => "/.env"],
+    ["GET", () => "/ledger/../../etc/passwd"],
+    ["GET", () => `/${"x".repeat(1000)}`],
+  ];
+  return routes.map(([method, path]) => ({
+    name: `${method} ${path("{owner_id}")}: no such route`,
+    request: (owner): HostileRequest => {
+      const bodyAllowed = method !== "GET";
+      return {
+        path: path(owner),
+        init: bodyAllowed
+          ? { method, headers: JSON_HEADERS, body: JSON.stringify(op(owner, HOSTILE_BASE_OPERATION)) }
+          : { method },
+      };
+    },
+    status: 404,
+    code: "NOT_FOUND",
+  }));
+}
+
+/**
+ * Every hostile request for one app, over every route: POST /ledger and POST /ledger/ (body syntax,
+ * media type, size, nesting, every field's type and value, operations, extra and duplicate keys), GET
+ * /ledger/{owner_id} and /entries (path tricks, cursor and limit), and routes or methods that do not exist.
+ */
+export function hostileCases(catalogs: HostileCatalogs): HostileCase[] {
+  return [...postCases(catalogs), ...ownerPathCases(), ...pageQueryCases(), ...unknownRouteCases()];
+}
+
+/** What must not appear in any error a caller sees: stack frames, SQL, table names, driver names, file paths. */
+const LEAKS: readonly RegExp[] = [
+  /\bat (?:\S+ )?\(?(?:file:\/\/|node:|\/)\S*:\d+:\d+/,
+  /\bselect\b/i,
+  /\binsert\b/i,
+  /\bledger_(?:entries|postings|balances)\b/i,
+  /\bpostgres(?:ql)?\b/i,
+  /\bpglite\b/i,
+  /\bdrizzle\b/i,
+  /\bsqlstate\b/i,
+  /node_modules/,
+  /\.[cm]?[jt]s:\d+/,
+];
+
+/** Expects the exact problem, and no stack, SQL or internals anywhere in the body. */
+export async function expectRefusal(res: Response, status: number, code: HttpErrorCode): Promise<Problem> {
+  const text = await res.clone().text();
+  for (const leak of LEAKS) expect(text, `the body leaks ${String(leak)}`).not.toMatch(leak);
+  // Nothing from the request reaches a response header (a %0D%0A in the path must not become one).
+  expect(res.headers.get("set-cookie")).toBeNull();
+  return expectProblem(res, status, code);
+}
+
+export interface LedgerTotals extends TableCounts {
+  /** The sum of every owner's balance, as text (bigint in the database). */
+  balanceTotal: string;
+}
+
+/** Row counts of every table and the sum of all balances: a refused request changes none of them. */
+export async function ledgerTotals(db: LedgerDb): Promise<LedgerTotals> {
+  const [row] = await db
+    .select({ total: sql<string>`coalesce(sum(${ledgerBalances.balance}), 0)::text` })
+    .from(ledgerBalances);
+  return { ...(await tableCounts(db)), balanceTotal: row?.total ?? "0" };
+}
+
+/**
+ * Runs one hostile case against an app: an owner with credits, the request, then the exact problem
+ * (never a 5xx, no leak), the owner's balance and entries, every table's row count and the balance
+ * total unchanged, and Object.prototype unpolluted.
+ */
+export async function expectHostileRefused(
+  app: RequestApp,
+  db: LedgerDb,
+  hostile: HostileCase,
+): Promise<void> {
+  const owner = freshOwner("hostile");
+  await apply(app, op(owner, "CREDIT_ADD"));
+  const snapshot = async () => ({ owner: await ownerState(app, owner), totals: await ledgerTotals(db) });
+  const before = await snapshot();
+  const prototypeKeys = Object.getOwnPropertyNames(Object.prototype);
+
+  const { path, init } = hostile.request(owner);
+  await expectRefusal(await app.request(path, init), hostile.status, hostile.code);
+
+  expect(Object.getOwnPropertyNames(Object.prototype)).toEqual(prototypeKeys);
+  expect(await snapshot()).toEqual(before);
 }
