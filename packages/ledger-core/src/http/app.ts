@@ -1,6 +1,7 @@
 // A complete ledger HTTP app for one catalog: request ids and structured logs, the body limit, the
 // /ledger routes, /health, /openapi.json and /docs, and one error shape for every failure.
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
@@ -14,6 +15,7 @@ import { docsRoutes } from "./docs.js";
 import type { LedgerEnv } from "./env.js";
 import { problem, STATUS_BY_CODE } from "./problem.js";
 import { createLedgerRouter, validationHook } from "./router.js";
+import { findStrictJsonProblem } from "./strict-json.js";
 
 export interface LedgerAppOptions {
   service: LedgerService;
@@ -57,6 +59,7 @@ export function createLedgerApp(opts: LedgerAppOptions) {
     }),
   );
 
+  app.use(writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES));
   app.route("/", createLedgerRouter(service));
 
   app.get("/health", async (c) => {
@@ -105,6 +108,48 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   });
 
   return app;
+}
+
+/**
+ * What a write body must be before the route's schema even sees it: `application/json` (UTF-8), no
+ * larger than the limit counted on the bytes actually received (not on what Content-Length claims),
+ * valid UTF-8 and JSON, without duplicate member names or non-integer numbers.
+ */
+function writeBodyGuard(sizeMaxBytes: number): MiddlewareHandler<LedgerEnv> {
+  return async (c, next) => {
+    if (c.req.method !== "POST" || c.req.path.replace(/\/$/, "") !== "/ledger") return next();
+    const [mediaType = "", ...params] = (c.req.header("content-type") ?? "")
+      .split(";")
+      .map((p) => p.trim().toLowerCase());
+    const charset = params
+      .find((p) => p.startsWith("charset="))
+      ?.slice("charset=".length)
+      .replaceAll('"', "");
+    if (mediaType !== "application/json" || (charset !== undefined && charset !== "utf-8")) {
+      return problem(c, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json (UTF-8)");
+    }
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    if (bytes.byteLength > sizeMaxBytes) {
+      return problem(c, "PAYLOAD_TOO_LARGE", `The body is over ${sizeMaxBytes} bytes`);
+    }
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      JSON.parse(text);
+    } catch {
+      return problem(c, "MALFORMED_JSON", "The body is not valid JSON in UTF-8");
+    }
+    const found = findStrictJsonProblem(text);
+    if (found?.kind === "duplicate-key") {
+      return problem(c, "MALFORMED_JSON", `The body names ${JSON.stringify(found.key)} more than once`);
+    }
+    if (found?.kind === "non-integer-number") {
+      return problem(c, "VALIDATION_FAILED", `Numbers must be written as integers; got ${found.literal}`, {
+        errors: [{ path: "", message: `non-integer number ${found.literal}` }],
+      });
+    }
+    return next();
+  };
 }
 
 export interface AppDeps {

@@ -136,13 +136,17 @@ export function createLedgerRouter(service: LedgerService) {
       params: ownerParams,
       query: z.object({
         cursor: z.string().max(64).optional().openapi({ description: "next_cursor of the previous page" }),
-        limit: z.coerce
-          .number()
-          .int()
-          .min(1)
-          .max(PAGE_SIZE_MAX)
+        limit: z
+          .string()
+          .regex(/^[1-9][0-9]{0,2}$/, `limit is a whole number from 1 to ${PAGE_SIZE_MAX}`)
+          .transform(Number)
+          .pipe(z.number().max(PAGE_SIZE_MAX, `limit is a whole number from 1 to ${PAGE_SIZE_MAX}`))
           .optional()
-          .openapi({ description: `Page size, default ${PAGE_SIZE_DEFAULT}`, example: PAGE_SIZE_DEFAULT }),
+          .openapi({
+            type: "integer",
+            description: `Page size, default ${PAGE_SIZE_DEFAULT}`,
+            example: PAGE_SIZE_DEFAULT,
+          }),
       }),
     },
     responses: {
