@@ -1,0 +1,659 @@
+// `pnpm chaos`: load against app1 and app2 on real Postgres while app processes are killed with
+// SIGKILL and restarted, and Postgres itself is stopped in immediate mode and started again. The client
+// records every request as acknowledged, refused or unknown, and sends every unknown one again (same
+// app, same nonce, same body) until its answer is definite. At the end, with everything up, the ledger
+// must agree with the client: see checkLedger in model.ts, plus `ledger verify`.
+//
+//   pnpm chaos                     the full run: 20 kill cycles, 3 Postgres restarts
+//   pnpm chaos --quick             the short run CI does: 6 kill cycles, 1 Postgres restart
+//   pnpm chaos --help              every option
+//
+// Needs root (pg_ctlcluster) and the machine's own Postgres on 127.0.0.1. Postgres is shared with
+// other work, so it is always started again: in a finally, on SIGINT/SIGTERM/SIGHUP, and from an exit
+// handler. Exit status: 0 no violation; 1 violations (or, with --strict, availability findings);
+// 2 the run could not be carried out (interrupted, an app never healthy, fewer cycles than asked).
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { getAllEntries, getBalance, postUntilDefinite, type Entry, type RetryOptions } from "./client.js";
+import { checkLedger, countByKind, signedAmount, type OpRecord, type Violation } from "./model.js";
+import type { AppName } from "./paths.js";
+import { countEntries, createDatabase, dropDatabase, LocalCluster } from "./postgres.js";
+import { AppProcess, freePort, runLedgerCli } from "./processes.js";
+import { EXPECTED_REFUSALS, seededRandom, Workload } from "./workload.js";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+const optionsSchema = z
+  .object({
+    cycles: z.coerce.number().int().min(1).max(1_000),
+    pgRestarts: z.coerce.number().int().min(0).max(100),
+    durationS: z.coerce.number().int().min(10).max(3_600),
+    concurrency: z.coerce.number().int().min(1).max(64),
+    owners: z.coerce.number().int().min(1).max(1_000),
+    intervalMs: z.coerce.number().int().min(100).max(60_000),
+    pgDownMs: z.coerce.number().int().min(0).max(60_000),
+    requestTimeoutMs: z.coerce.number().int().min(100).max(60_000),
+    resolveTimeoutS: z.coerce.number().int().min(5).max(3_600),
+    hotShare: z.coerce.number().min(0).max(1),
+    seed: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1),
+    adminUrl: z
+      .url()
+      .refine((u) => /^postgres(ql)?:$/.test(new URL(u).protocol), "must be a postgres:// URL")
+      .refine((u) => LOOPBACK.has(new URL(u).hostname), "must point at this machine (127.0.0.1)"),
+    cluster: z
+      .string()
+      .regex(/^\d+(\.\d+)?\/[\w-]+$/, "like 15/main")
+      .optional(),
+    keepDatabase: z.boolean(),
+    strict: z.boolean(),
+    jsonOut: z.string().min(1).optional(),
+    quick: z.boolean(),
+  })
+  .refine(
+    (o) => o.pgRestarts <= o.cycles,
+    "--pg-restarts cannot exceed --cycles (each rides on a kill cycle)",
+  );
+
+export type ChaosOptions = z.infer<typeof optionsSchema>;
+
+const FULL = {
+  cycles: 20,
+  pgRestarts: 3,
+  durationS: 600,
+  concurrency: 8,
+  owners: 40,
+  intervalMs: 2_500,
+} as const;
+const QUICK = {
+  cycles: 6,
+  pgRestarts: 1,
+  durationS: 100,
+  concurrency: 6,
+  owners: 20,
+  intervalMs: 1_500,
+} as const;
+const DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+
+export const USAGE = `usage: pnpm chaos [options]
+
+  --quick                  the short run (CI): ${QUICK.cycles} cycles, ${QUICK.pgRestarts} Postgres restart, ${QUICK.concurrency} clients, ${QUICK.owners} owners
+  --cycles N               SIGKILL + restart cycles (default ${FULL.cycles})
+  --pg-restarts M          of those cycles, how many also stop Postgres (-m immediate) (default ${FULL.pgRestarts})
+  --interval-ms MS         pause before each cycle (default ${FULL.intervalMs}; quick ${QUICK.intervalMs})
+  --pg-down-ms MS          how long Postgres stays down (default 2000)
+  --duration-s S           upper bound on the chaos phase; stops early if reached (default ${FULL.durationS})
+  --concurrency C          concurrent client loops (default ${FULL.concurrency})
+  --owners K               owners in the mix (default ${FULL.owners}); owner 0 is hot
+  --hot-share F            share of requests to the hot owner (default 0.25)
+  --request-timeout-ms MS  client timeout of one attempt (default 3000)
+  --resolve-timeout-s S    give up resolving one unknown outcome after this long (default 120)
+  --seed N                 the workload's random seed (default: random, printed)
+  --admin-url URL          Postgres to create the run's database on (default TEST_DATABASE_URL, else
+                           ${DEFAULT_ADMIN_URL}); must be 127.0.0.1
+  --cluster V/NAME         the pg_ctlcluster cluster (default: newest in /etc/postgresql, "main")
+  --strict                 also fail (exit 1) on availability findings: an app crashing by itself, not
+                           recovering once Postgres is back, or answering a 5xx other than 503
+  --keep-database          do not drop the run's database at the end
+  --json-out FILE          also write the summary as JSON
+`;
+
+/** Parses the command line; a string is a usage error to print. Explicit flags win over --quick's. */
+export function parseChaosArgs(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): ChaosOptions | { help: true } | string {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      // `pnpm chaos -- --quick` passes the "--" through.
+      args: argv[0] === "--" ? argv.slice(1) : argv,
+      options: {
+        quick: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+        cycles: { type: "string" },
+        "pg-restarts": { type: "string" },
+        "interval-ms": { type: "string" },
+        "pg-down-ms": { type: "string" },
+        "duration-s": { type: "string" },
+        concurrency: { type: "string" },
+        owners: { type: "string" },
+        "hot-share": { type: "string" },
+        "request-timeout-ms": { type: "string" },
+        "resolve-timeout-s": { type: "string" },
+        seed: { type: "string" },
+        "admin-url": { type: "string" },
+        cluster: { type: "string" },
+        "keep-database": { type: "boolean", default: false },
+        strict: { type: "boolean", default: false },
+        "json-out": { type: "string" },
+      },
+    });
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const v = parsed.values;
+  if (v.help) return { help: true };
+  const base = v.quick ? QUICK : FULL;
+  const result = optionsSchema.safeParse({
+    cycles: v.cycles ?? base.cycles,
+    pgRestarts: v["pg-restarts"] ?? base.pgRestarts,
+    intervalMs: v["interval-ms"] ?? base.intervalMs,
+    pgDownMs: v["pg-down-ms"] ?? 2_000,
+    durationS: v["duration-s"] ?? base.durationS,
+    concurrency: v.concurrency ?? base.concurrency,
+    owners: v.owners ?? base.owners,
+    hotShare: v["hot-share"] ?? 0.25,
+    requestTimeoutMs: v["request-timeout-ms"] ?? 3_000,
+    resolveTimeoutS: v["resolve-timeout-s"] ?? 120,
+    seed: v.seed ?? randomBytes(4).readUInt32BE(0),
+    adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
+    cluster: v.cluster,
+    keepDatabase: v["keep-database"],
+    strict: v.strict,
+    jsonOut: v["json-out"],
+    quick: v.quick,
+  });
+  if (result.success) return result.data;
+  return result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("\n");
+}
+
+/**
+ * Which cycles also restart Postgres: spread evenly over the run, one per cycle. The values are at
+ * least cycles / (restarts + 1) apart, which is >= 1 when restarts < cycles; when restarts = cycles,
+ * ceil(j - j / (cycles + 1)) = j. So `restarts` distinct cycles, whenever restarts <= cycles.
+ */
+export function pgRestartCycles(cycles: number, restarts: number): Set<number> {
+  const chosen = new Set<number>();
+  for (let j = 1; j <= restarts; j++) chosen.add(Math.ceil((j * cycles) / (restarts + 1)));
+  return chosen;
+}
+
+interface CycleRecord {
+  cycle: number;
+  app: AppName;
+  pgRestart: boolean;
+  /** From the SIGKILL to /health answering 200 again. */
+  downMs: number;
+  /** Postgres restarts: from the stop to accepting connections again. */
+  pgOutageMs?: number;
+  /** Postgres restarts: from Postgres ready to the app that was not killed answering 200 again. */
+  otherRecoveryMs?: number;
+}
+
+export interface ChaosSummary {
+  options: ChaosOptions;
+  database: string;
+  wallS: number;
+  cyclesRequested: number;
+  cycles: CycleRecord[];
+  pgRestarts: number;
+  appSpawns: number;
+  failedBoots: number;
+  appCrashes: number;
+  appErrorLogLines: number;
+  operations: number;
+  attempts: number;
+  acknowledged: { total: number; created: number; replayed: number };
+  refused: { total: number; byCode: Record<string, number> };
+  unknown: {
+    operations: number;
+    attempts: number;
+    byReason: Record<string, number>;
+    resolvedAppliedBefore: number;
+    resolvedAppliedByRetry: number;
+    resolvedRefused: number;
+    unresolved: number;
+  };
+  entriesChecked: number;
+  databaseEntries: number;
+  verify: { code: number | null; lastLine: string };
+  violations: { total: number; byKind: Record<string, number>; examples: string[] };
+  findings: { total: number; byKind: Record<string, number>; examples: string[] };
+}
+
+const log = (text: string): void => {
+  process.stdout.write(`${text}\n`);
+};
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+interface Run {
+  opts: ChaosOptions;
+  apps: Record<AppName, AppProcess>;
+  cluster: LocalCluster;
+  signal: AbortSignal;
+  /** The ledger disagrees with the client, or `ledger verify` fails: the run fails. */
+  violations: Violation[];
+  /** Availability bugs (a crash, no recovery, a 500): reported; fail the run only with --strict. */
+  findings: Violation[];
+  records: OpRecord[];
+  startedAt: number;
+}
+
+const HEALTHY_TIMEOUT_MS = 90_000;
+/** How long an app that was not killed may take to answer 200 again once Postgres is back. */
+const RECOVERY_TIMEOUT_MS = 30_000;
+
+/** Every app answers /health 200; one that has exited (crashed, or failed to boot) is started again. */
+async function allHealthy(run: Run): Promise<void> {
+  await Promise.all(
+    Object.values(run.apps).map((a) =>
+      a.waitHealthy({ timeoutMs: HEALTHY_TIMEOUT_MS, respawn: true, signal: run.signal }),
+    ),
+  );
+}
+
+/** Kills and restarts the apps, cycle after cycle; some cycles take Postgres down meanwhile. */
+async function killer(run: Run): Promise<CycleRecord[]> {
+  const { opts, apps, cluster, signal } = run;
+  const pgCycles = pgRestartCycles(opts.cycles, opts.pgRestarts);
+  const done: CycleRecord[] = [];
+  const order: AppName[] = ["app1", "app2"];
+  for (let cycle = 1; cycle <= opts.cycles; cycle++) {
+    if (Date.now() - run.startedAt > opts.durationS * 1000) {
+      log(`chaos: --duration-s ${opts.durationS} reached after ${cycle - 1} cycles`);
+      break;
+    }
+    await sleep(opts.intervalMs, undefined, { signal });
+    const name = order[(cycle - 1) % 2] ?? "app1";
+    const target = apps[name];
+    const other = apps[name === "app1" ? "app2" : "app1"];
+    const pid = target.pid;
+    if (!pgCycles.has(cycle)) {
+      const killedAt = Date.now();
+      await target.kill("SIGKILL");
+      target.start();
+      await target.waitHealthy({ timeoutMs: HEALTHY_TIMEOUT_MS, respawn: true, signal });
+      const downMs = Date.now() - killedAt;
+      await allHealthy(run);
+      done.push({ cycle, app: name, pgRestart: false, downMs });
+      log(
+        `cycle ${cycle}/${opts.cycles}: SIGKILL ${name} (pid ${pid}), healthy again after ${seconds(downMs)}; ` +
+          `${run.records.length} operations settled`,
+      );
+      continue;
+    }
+    // Postgres goes down under load. The target is killed and started while it is down: it either waits
+    // for the database at boot, or exits and is started again until it is healthy. The other app is
+    // left alone: it must come back by itself once Postgres is back.
+    const stoppedAt = Date.now();
+    let killedAt: number;
+    const failedBootsBefore = target.failedBoots;
+    const crashesBefore = other.crashes;
+    try {
+      await cluster.stopImmediate();
+      killedAt = Date.now();
+      await target.kill("SIGKILL");
+      target.start();
+      await sleep(opts.pgDownMs, undefined, { signal });
+    } finally {
+      await cluster.start();
+    }
+    const readyAt = Date.now();
+    let otherRecoveryMs: number | undefined;
+    await Promise.all([
+      target.waitHealthy({ timeoutMs: HEALTHY_TIMEOUT_MS, respawn: true, signal }),
+      other.waitHealthy({ timeoutMs: RECOVERY_TIMEOUT_MS, respawn: false, signal }).then(
+        () => {
+          otherRecoveryMs = Date.now() - readyAt;
+        },
+        async () => {
+          signal.throwIfAborted();
+          // Exited by itself: counted as a crash. Still running but not healthy: it does not recover.
+          if (other.running) {
+            run.findings.push({
+              kind: "no-recovery",
+              detail: `${other.app} did not answer /health 200 within ${RECOVERY_TIMEOUT_MS} ms of Postgres being back`,
+            });
+            await other.kill("SIGKILL");
+          }
+        },
+      ),
+    ]);
+    const downMs = Date.now() - killedAt;
+    await allHealthy(run);
+    done.push({
+      cycle,
+      app: name,
+      pgRestart: true,
+      downMs,
+      pgOutageMs: readyAt - stoppedAt,
+      ...(otherRecoveryMs === undefined ? {} : { otherRecoveryMs }),
+    });
+    const otherState =
+      otherRecoveryMs !== undefined
+        ? `${other.app} answered 200 ${seconds(otherRecoveryMs)} after Postgres was back`
+        : other.crashes > crashesBefore
+          ? `${other.app} CRASHED and was restarted`
+          : `${other.app} did NOT recover and was restarted`;
+    log(
+      `cycle ${cycle}/${opts.cycles}: Postgres stopped (immediate), SIGKILL ${name} (pid ${pid}) and started it ` +
+        `(${target.failedBoots - failedBootsBefore} failed boot(s) while down); Postgres ready after ` +
+        `${seconds(readyAt - stoppedAt)}, ${name} healthy after ${seconds(downMs)}; ${otherState}; ` +
+        `${run.records.length} operations settled`,
+    );
+  }
+  return done;
+}
+
+/** One client loop: the next operation, sent until its answer is definite, recorded; until told to stop. */
+async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }): Promise<void> {
+  const retry: RetryOptions = {
+    timeoutMs: run.opts.requestTimeoutMs,
+    giveUpAfterMs: run.opts.resolveTimeoutS * 1000,
+    signal: run.signal,
+  };
+  while (!stop.now && !run.signal.aborted) {
+    const { app, body } = workload.next();
+    const resolution = await postUntilDefinite(run.apps[app].baseUrl, body, retry);
+    const final = resolution.final;
+    run.records.push({
+      app,
+      body,
+      amount: signedAmount(app, body.operation, body.amount),
+      attempts: resolution.attempts,
+      unknowns: resolution.unknowns,
+      outcome: final ?? { kind: "unresolved", detail: resolution.lastUnknownDetail ?? "" },
+    });
+  }
+}
+
+/** Reads back every owner's history and balance, in a few parallel lanes, alternating between the apps. */
+async function snapshot(
+  run: Run,
+  owners: readonly string[],
+): Promise<{ entries: Entry[]; balances: Map<string, number> }> {
+  const retry: RetryOptions = { timeoutMs: 10_000, giveUpAfterMs: 120_000, signal: run.signal };
+  const entries: Entry[] = [];
+  const balances = new Map<string, number>();
+  let next = 0;
+  const lane = async () => {
+    while (next < owners.length) {
+      const i = next++;
+      const owner = owners[i];
+      if (owner === undefined) return;
+      const app = run.apps[i % 2 === 0 ? "app1" : "app2"];
+      entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
+      balances.set(owner, await getBalance(app.baseUrl, owner, retry));
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, lane));
+  return { entries, balances };
+}
+
+function summarize(
+  run: Run,
+  database: string,
+  cycles: CycleRecord[],
+  snapshotSize: { entries: number; databaseEntries: number },
+  verify: { code: number | null; lastLine: string },
+): ChaosSummary {
+  const records = run.records;
+  const acked = records.filter((r) => r.outcome.kind === "acked");
+  const replayed = acked.filter((r) => r.outcome.kind === "acked" && r.outcome.result.replayed).length;
+  const byCode: Record<string, number> = {};
+  for (const r of records)
+    if (r.outcome.kind === "refused") byCode[r.outcome.code] = (byCode[r.outcome.code] ?? 0) + 1;
+  const withUnknown = records.filter((r) => r.unknowns.length > 0);
+  const byReason: Record<string, number> = {};
+  for (const r of withUnknown)
+    for (const reason of r.unknowns) byReason[reason] = (byReason[reason] ?? 0) + 1;
+  const apps = Object.values(run.apps);
+  return {
+    options: run.opts,
+    database,
+    wallS: Math.round((Date.now() - run.startedAt) / 100) / 10,
+    cyclesRequested: run.opts.cycles,
+    cycles,
+    pgRestarts: cycles.filter((c) => c.pgRestart).length,
+    appSpawns: apps.reduce((n, a) => n + a.spawned, 0),
+    failedBoots: apps.reduce((n, a) => n + a.failedBoots, 0),
+    appCrashes: apps.reduce((n, a) => n + a.crashes, 0),
+    appErrorLogLines: apps.reduce((n, a) => n + a.errorLines, 0),
+    operations: records.length,
+    attempts: records.reduce((n, r) => n + r.attempts, 0),
+    acknowledged: { total: acked.length, created: acked.length - replayed, replayed },
+    refused: { total: records.filter((r) => r.outcome.kind === "refused").length, byCode },
+    unknown: {
+      operations: withUnknown.length,
+      attempts: withUnknown.reduce((n, r) => n + r.unknowns.length, 0),
+      byReason,
+      resolvedAppliedBefore: withUnknown.filter(
+        (r) => r.outcome.kind === "acked" && r.outcome.result.replayed,
+      ).length,
+      resolvedAppliedByRetry: withUnknown.filter(
+        (r) => r.outcome.kind === "acked" && !r.outcome.result.replayed,
+      ).length,
+      resolvedRefused: withUnknown.filter((r) => r.outcome.kind === "refused").length,
+      unresolved: withUnknown.filter((r) => r.outcome.kind === "unresolved").length,
+    },
+    entriesChecked: snapshotSize.entries,
+    databaseEntries: snapshotSize.databaseEntries,
+    verify,
+    violations: {
+      total: run.violations.length,
+      byKind: countByKind(run.violations),
+      examples: run.violations.slice(0, 20).map((v) => `${v.kind}: ${v.detail}`),
+    },
+    findings: {
+      total: run.findings.length,
+      byKind: countByKind(run.findings),
+      examples: run.findings.slice(0, 10).map((v) => `${v.kind}: ${v.detail}`),
+    },
+  };
+}
+
+function printSummary(s: ChaosSummary): void {
+  const kills = s.cycles.map((c) => c.downMs);
+  const pg = s.cycles.filter((c) => c.pgRestart);
+  const fmt = (o: Record<string, number>) =>
+    Object.entries(o)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ") || "none";
+  const lines = [
+    "",
+    `chaos summary (${s.options.quick ? "quick" : "full"} run, seed ${s.options.seed}, ${s.wallS} s)`,
+    `  kill cycles          ${s.cycles.length} of ${s.cyclesRequested} (SIGKILL, restart, /health 200): back after ${seconds(median(kills))} median, ${seconds(Math.max(0, ...kills))} max`,
+    `  Postgres restarts    ${s.pgRestarts} (stop -m immediate): ready again after ${pg.map((c) => seconds(c.pgOutageMs ?? 0)).join(", ") || "-"}`,
+    `  app processes        ${s.appSpawns} started, ${s.failedBoots} failed to boot (Postgres down), ${s.appCrashes} crashed on their own, ${s.appErrorLogLines} error log lines`,
+    `  operations           ${s.operations} (one nonce each), ${s.attempts} HTTP attempts, ${s.options.concurrency} client loops, ${s.options.owners} owners`,
+    `  acknowledged         ${s.acknowledged.total} (${s.acknowledged.created} x 201, ${s.acknowledged.replayed} x 200 replay)`,
+    `  refused              ${s.refused.total} (${fmt(s.refused.byCode)})`,
+    `  unknown outcomes     ${s.unknown.operations} operations, ${s.unknown.attempts} attempts (${fmt(s.unknown.byReason)})`,
+    `    resolved by retry  ${s.unknown.resolvedAppliedBefore} had been applied (200 replay), ${s.unknown.resolvedAppliedByRetry} applied by the retry (201), ${s.unknown.resolvedRefused} refused; ${s.unknown.unresolved} unresolved`,
+    `  history checked      ${s.entriesChecked} entries read back over the API; ${s.databaseEntries} in the database`,
+    `  ledger verify        exit ${s.verify.code}: ${s.verify.lastLine}`,
+    `  violations           ${s.violations.total}${s.violations.total ? ` (${fmt(s.violations.byKind)})` : ""}`,
+    ...s.violations.examples.map((e) => `    - ${e}`),
+    `  findings             ${s.findings.total}${s.findings.total ? ` (${fmt(s.findings.byKind)})` : ""}` +
+      `${s.findings.total && !s.options.strict ? "; availability bugs, not ledger violations: --strict fails on them" : ""}`,
+    ...s.findings.examples.map((e) => `    - ${e.replaceAll("\n", "\n      ")}`),
+  ];
+  log(lines.join("\n"));
+}
+
+export async function runChaos(
+  opts: ChaosOptions,
+  signal: AbortSignal,
+  cluster: LocalCluster,
+): Promise<number> {
+  const runId = `c${Date.now().toString(36)}${randomBytes(2).toString("hex")}`;
+  log(
+    `chaos: ${opts.cycles} kill cycles, ${opts.pgRestarts} Postgres restarts (cluster ${cluster.label}), ` +
+      `${opts.concurrency} client loops over ${opts.owners} owners, seed ${opts.seed}`,
+  );
+  await cluster.ensureRunning();
+  const { name: database, url } = await createDatabase(opts.adminUrl, "ledger_chaos");
+  log(`chaos: database ${database}`);
+  const [port1, port2] = [await freePort(), await freePort()];
+  const apps: Record<AppName, AppProcess> = {
+    app1: new AppProcess({ app: "app1", port: port1, databaseUrl: url }),
+    app2: new AppProcess({ app: "app2", port: port2, databaseUrl: url }),
+  };
+  exitHooks.apps = Object.values(apps);
+  const run: Run = {
+    opts,
+    apps,
+    cluster,
+    signal,
+    violations: [],
+    findings: [],
+    records: [],
+    startedAt: Date.now(),
+  };
+  try {
+    apps.app1.start();
+    apps.app2.start();
+    await Promise.all(
+      Object.values(apps).map((a) => a.waitHealthy({ timeoutMs: HEALTHY_TIMEOUT_MS, signal })),
+    );
+    log(
+      `chaos: app1 on ${apps.app1.baseUrl} (pid ${apps.app1.pid}), app2 on ${apps.app2.baseUrl} (pid ${apps.app2.pid})`,
+    );
+
+    const owners = Array.from({ length: opts.owners }, (_, i) => `${runId}_${i === 0 ? "hot" : `o${i}`}`);
+    const workload = new Workload({
+      owners,
+      hotShare: opts.hotShare,
+      random: seededRandom(opts.seed),
+      noncePrefix: runId,
+    });
+    const stop = { now: false };
+    const loops = Promise.all(
+      Array.from({ length: opts.concurrency }, () => clientLoop(run, workload, stop)),
+    );
+    let cycles: CycleRecord[];
+    try {
+      cycles = await killer(run);
+      // A calm tail: traffic on the recovered system, and time for the last unknowns to settle.
+      await sleep(Math.min(3_000, opts.intervalMs * 2), undefined, { signal });
+    } finally {
+      stop.now = true;
+      await loops;
+    }
+    signal.throwIfAborted();
+
+    // Everything up, every outcome settled: read the ledger back and hold it against the records.
+    await Promise.all(
+      Object.values(apps).map((a) => a.waitHealthy({ timeoutMs: HEALTHY_TIMEOUT_MS, respawn: true, signal })),
+    );
+    const { entries, balances } = await snapshot(run, owners);
+    const databaseEntries = await countEntries(url);
+    run.violations.push(
+      ...checkLedger(
+        run.records,
+        { owners, entries, balances, totalEntries: databaseEntries },
+        { allowedRefusals: EXPECTED_REFUSALS },
+      ),
+    );
+    const cli = await runLedgerCli(["verify"], url);
+    const lastLine = `${cli.stdout}${cli.stderr}`.trim().split("\n").at(-1) ?? "";
+    if (cli.code !== 0)
+      run.violations.push({
+        kind: "verify",
+        detail: `ledger verify exited ${cli.code}:\n${cli.stdout}${cli.stderr}`,
+      });
+    for (const r of run.records) {
+      if (r.unknowns.includes("http-5xx")) {
+        run.findings.push({
+          kind: "server-error",
+          detail: `${r.app} ${r.body.operation} nonce ${r.body.nonce}: a 5xx other than 503 (the client is only told to retry 503)`,
+        });
+      }
+    }
+    for (const a of Object.values(apps)) {
+      for (const report of a.crashReports) {
+        run.findings.push({ kind: "app-crash", detail: `${a.app} ${report}` });
+      }
+    }
+    if (cycles.length < opts.cycles) log(`chaos: only ${cycles.length} of ${opts.cycles} cycles ran`);
+
+    const summary = summarize(
+      run,
+      database,
+      cycles,
+      { entries: entries.length, databaseEntries },
+      { code: cli.code, lastLine },
+    );
+    printSummary(summary);
+    if (opts.jsonOut) writeFileSync(opts.jsonOut, `${JSON.stringify(summary, null, 2)}\n`);
+    if (summary.violations.total > 0 || (opts.strict && summary.findings.total > 0)) return 1;
+    return cycles.length < opts.cycles ? 2 : 0;
+  } finally {
+    // Postgres first: it is shared, and is owed a start if this ends during an outage.
+    await cluster.ensureRunning();
+    await Promise.all(Object.values(apps).map((a) => a.stop()));
+    if (opts.keepDatabase) log(`chaos: kept database ${database}: ${url}`);
+    else await dropDatabase(opts.adminUrl, database);
+  }
+}
+
+/** What the exit handler must undo if the process ends while things are still out of place. */
+const exitHooks: { cluster?: LocalCluster; apps: AppProcess[] } = { apps: [] };
+
+async function main(): Promise<number> {
+  const opts = parseChaosArgs(process.argv.slice(2), process.env);
+  if (typeof opts === "string") {
+    process.stderr.write(`${opts}\n\n${USAGE}`);
+    return 2;
+  }
+  if ("help" in opts) {
+    log(USAGE);
+    return 0;
+  }
+  const admin = new URL(opts.adminUrl);
+  const cluster = new LocalCluster({
+    cluster: opts.cluster,
+    host: admin.hostname.replace(/^\[|\]$/g, ""),
+    port: Number(admin.port || 5432),
+  });
+  exitHooks.cluster = cluster;
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      log(`chaos: ${name}: stopping; Postgres will be running again before this exits`);
+      controller.abort(new Error(`stopped by ${name}`));
+    } else {
+      log(
+        `chaos: ${name} again: still cleaning up (starting Postgres, stopping the apps, dropping the database)`,
+      );
+    }
+  };
+  for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(name, onSignal);
+  try {
+    return await runChaos(opts, controller.signal, cluster);
+  } catch (error) {
+    if (controller.signal.aborted)
+      process.stderr.write(`chaos: aborted (${String(controller.signal.reason)})\n`);
+    else process.stderr.write(`chaos: failed: ${(error as Error).stack ?? String(error)}\n`);
+    return 2;
+  } finally {
+    await cluster.ensureRunning().catch((error: unknown) => {
+      process.stderr.write(`chaos: could not start Postgres again: ${String(error)}\n`);
+    });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  // The last line of defence: whatever ended the process, leave no app running and Postgres started.
+  process.on("exit", () => {
+    for (const app of exitHooks.apps) app.killNow();
+    if (exitHooks.cluster?.stoppedByUs) exitHooks.cluster.startSync();
+  });
+  process.exitCode = await main();
+}

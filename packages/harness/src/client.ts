@@ -1,0 +1,202 @@
+// A client that knows what it does not know. Every POST ends in one of three outcomes: acknowledged
+// (2xx: the ledger says the operation is applied), refused (4xx: the ledger says it is not), or unknown
+// (a timeout, a reset or refused connection, a 5xx, an answer it cannot read): it may or may not have
+// been applied. An unknown outcome is resolved by sending the same request again, to the same app with
+// the same nonce, until the answer is definite.
+import { setTimeout as sleep } from "node:timers/promises";
+import { z } from "zod";
+
+export const entrySchema = z.object({
+  id: z.number().int().positive(),
+  app: z.string(),
+  operation: z.string(),
+  owner_id: z.string(),
+  amount: z.number().int(),
+  balance_after: z.number().int(),
+  sequence: z.number().int().positive(),
+  nonce: z.string(),
+  created_at: z.string(),
+});
+export type Entry = z.infer<typeof entrySchema>;
+
+export const postResultSchema = z.object({
+  owner_id: z.string(),
+  balance: z.number().int(),
+  replayed: z.boolean(),
+  entry: entrySchema,
+});
+export type PostResult = z.infer<typeof postResultSchema>;
+
+const problemSchema = z.looseObject({ status: z.number().int(), code: z.string() });
+const balanceSchema = z.object({ owner_id: z.string(), balance: z.number().int() });
+const entryPageSchema = z.object({
+  owner_id: z.string(),
+  entries: z.array(entrySchema),
+  next_cursor: z.string().nullable(),
+});
+
+/** The body of POST /ledger. */
+export interface PostBody {
+  owner_id: string;
+  operation: string;
+  nonce: string;
+  amount?: number;
+}
+
+export type UnknownReason =
+  "timeout" | "connection-refused" | "connection-reset" | "http-503" | "http-5xx" | "unreadable-answer";
+
+export type Attempt =
+  | { kind: "acked"; status: number; result: PostResult }
+  | { kind: "refused"; status: number; code: string }
+  | { kind: "unknown"; reason: UnknownReason; detail: string };
+
+function errorCode(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as Error & { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
+/** What went wrong on the wire, as an unknown outcome. */
+export function classifyFailure(error: unknown): Attempt & { kind: "unknown" } {
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
+    return { kind: "unknown", reason: "timeout", detail: error.message };
+  }
+  const code = errorCode(error);
+  const detail = `${code ?? "no code"}: ${error instanceof Error ? error.message : String(error)}`;
+  if (code === "ECONNREFUSED") return { kind: "unknown", reason: "connection-refused", detail };
+  return { kind: "unknown", reason: "connection-reset", detail };
+}
+
+/** One POST /ledger, with a client-side timeout covering the whole exchange (body included). */
+export async function postOnce(baseUrl: string, body: PostBody, timeoutMs: number): Promise<Attempt> {
+  let status: number;
+  let text: string;
+  try {
+    const res = await fetch(`${baseUrl}/ledger`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    status = res.status;
+    text = await res.text();
+  } catch (error) {
+    return classifyFailure(error);
+  }
+  if (status >= 500) {
+    return { kind: "unknown", reason: status === 503 ? "http-503" : "http-5xx", detail: `${status} ${text}` };
+  }
+  if (status >= 400) {
+    const problem = problemSchema.safeParse(safeJson(text));
+    return { kind: "refused", status, code: problem.success ? problem.data.code : `HTTP_${status}` };
+  }
+  const result = postResultSchema.safeParse(safeJson(text));
+  if ((status === 200 || status === 201) && result.success)
+    return { kind: "acked", status, result: result.data };
+  return { kind: "unknown", reason: "unreadable-answer", detail: `${status} ${text.slice(0, 200)}` };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface RetryOptions {
+  /** Client-side timeout of each attempt. */
+  timeoutMs: number;
+  /** First pause between attempts; doubles up to retryDelayMaxMs. */
+  retryDelayMs?: number;
+  retryDelayMaxMs?: number;
+  /** Give up (the outcome stays unknown) after this long. */
+  giveUpAfterMs: number;
+  /** Stops retrying (the outcome stays unknown) when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface Resolution {
+  /** The definite answer; undefined when the outcome was still unknown when retrying stopped. */
+  final: (Attempt & { kind: "acked" | "refused" }) | undefined;
+  attempts: number;
+  /** Why each attempt before the definite one had an unknown outcome, in order. */
+  unknowns: UnknownReason[];
+  /** The last unknown attempt's detail, for a report. */
+  lastUnknownDetail: string | undefined;
+}
+
+/** Sends the same request until its answer is definite, or retrying is given up or aborted. */
+export async function postUntilDefinite(
+  baseUrl: string,
+  body: PostBody,
+  opts: RetryOptions,
+): Promise<Resolution> {
+  const giveUpAt = Date.now() + opts.giveUpAfterMs;
+  const unknowns: UnknownReason[] = [];
+  let lastUnknownDetail: string | undefined;
+  let delayMs = opts.retryDelayMs ?? 100;
+  for (let attempts = 1; ; attempts++) {
+    const attempt = await postOnce(baseUrl, body, opts.timeoutMs);
+    if (attempt.kind !== "unknown") return { final: attempt, attempts, unknowns, lastUnknownDetail };
+    unknowns.push(attempt.reason);
+    lastUnknownDetail = attempt.detail;
+    if (Date.now() + delayMs >= giveUpAt || opts.signal?.aborted) {
+      return { final: undefined, attempts, unknowns, lastUnknownDetail };
+    }
+    try {
+      await sleep(delayMs, undefined, { signal: opts.signal });
+    } catch {
+      return { final: undefined, attempts, unknowns, lastUnknownDetail };
+    }
+    delayMs = Math.min(delayMs * 2, opts.retryDelayMaxMs ?? 1_000);
+  }
+}
+
+/** GET with retries on unknown outcomes (reads are safe to repeat); throws on a 4xx or when time is up. */
+async function getJson<T>(url: string, schema: z.ZodType<T>, opts: RetryOptions): Promise<T> {
+  const giveUpAt = Date.now() + opts.giveUpAfterMs;
+  let last = "";
+  while (Date.now() < giveUpAt) {
+    opts.signal?.throwIfAborted();
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs) });
+      const text = await res.text();
+      if (res.status === 200) return schema.parse(JSON.parse(text));
+      if (res.status < 500) throw new Error(`GET ${url}: ${res.status} ${text}`);
+      last = `${res.status} ${text}`;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("GET ")) throw error;
+      last = classifyFailure(error).detail;
+    }
+    await sleep(opts.retryDelayMs ?? 200);
+  }
+  throw new Error(`GET ${url}: no answer within ${opts.giveUpAfterMs} ms (last: ${last})`);
+}
+
+export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
+  const body = await getJson(`${baseUrl}/ledger/${encodeURIComponent(ownerId)}`, balanceSchema, opts);
+  return body.balance;
+}
+
+/** Every entry of one owner, newest first, following next_cursor page by page. */
+export async function getAllEntries(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  const pagesMax = 100_000;
+  let cursor: string | null = null;
+  for (let page = 0; page < pagesMax; page++) {
+    const query: string = cursor === null ? "?limit=200" : `?limit=200&cursor=${encodeURIComponent(cursor)}`;
+    const body = await getJson(
+      `${baseUrl}/ledger/${encodeURIComponent(ownerId)}/entries${query}`,
+      entryPageSchema,
+      opts,
+    );
+    entries.push(...body.entries);
+    cursor = body.next_cursor;
+    if (cursor === null) return entries;
+  }
+  throw new Error(`${ownerId}: more than ${pagesMax} pages of entries`);
+}
