@@ -1,6 +1,7 @@
 // The service suite: runs once on PGlite and once on real Postgres (see the vitest preset).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { appendEntry, inTransaction, lockOwnerBalance } from "../src/db/store.js";
+import { lockOwners, writeEntries } from "../src/db/batch.js";
+import { inTransaction } from "../src/db/store.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
   expectLedgerInvariants,
@@ -181,19 +182,25 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     // (its postings and the projection included) that brings the owner within reach instead.
     const start = Number.MAX_SAFE_INTEGER - 15;
     await inTransaction(tdb.db, async (tx) => {
-      await lockOwnerBalance(tx, owner, clock.now());
-      await appendEntry(tx, {
-        app: "test-setup",
-        operation: "TEST_CREDIT",
-        ownerId: owner,
-        amount: start,
-        nonce: freshNonce(),
-        limitPeriod: null,
-        limitKind: null,
-        createdAt: clock.now(),
-        balanceAfter: start,
-        sequence: 1,
-      });
+      await lockOwners(tx, [owner], clock.now());
+      await writeEntries(
+        tx,
+        [
+          {
+            app: "test-setup",
+            operation: "TEST_CREDIT",
+            ownerId: owner,
+            amount: start,
+            nonce: freshNonce(),
+            limitPeriod: null,
+            limitKind: null,
+            createdAt: clock.now(),
+            balanceAfter: start,
+            sequence: 1,
+          },
+        ],
+        clock.now(),
+      );
     });
     await expectCode(post(owner, "TEST_CREDIT", 16), "BALANCE_LIMIT_EXCEEDED");
     expect((await post(owner, "TEST_CREDIT", 15)).balance).toBe(Number.MAX_SAFE_INTEGER);

@@ -1,6 +1,8 @@
 // The SQL of group commit: one transaction writes a whole batch of operations with a fixed number of
 // statements, whatever the batch's size. Every statement takes its rows as arrays (unnest), so its text
-// never changes and postgres.js prepares it once.
+// never changes and postgres.js prepares it once. Arrays go over the wire as text[] or bigint[] and are
+// cast in SQL: drizzle replaces postgres.js's serializers for date and time types, which then cannot
+// serialize arrays of them.
 import { sql } from "drizzle-orm";
 import {
   BalanceLimitExceededError,
@@ -17,6 +19,8 @@ import type { EntryRow } from "./store.js";
 export interface OwnerState {
   balance: number;
   lastSequence: number;
+  /** The row was created by this transaction (the owner had no balance row before). */
+  created: boolean;
 }
 
 /**
@@ -30,15 +34,34 @@ export async function lockOwners(
   now: Date,
 ): Promise<Map<string, OwnerState>> {
   const sorted = [...new Set(ownerIds)].sort();
-  const rows = await queryRows<{ owner_id: string; balance: string; last_sequence: string }>(
+  const rows = await queryRows<{
+    owner_id: string;
+    balance: string;
+    last_sequence: string;
+    created: boolean;
+  }>(
     tx,
     sql`insert into ledger_balances as b (owner_id, balance, last_sequence, updated_at)
         select o, 0, 0, ${now.toISOString()}::timestamptz from unnest(${sql.param(sorted)}::text[]) as o order by o
         on conflict (owner_id) do update set owner_id = b.owner_id
-        returning owner_id, balance::text as balance, last_sequence::text as last_sequence`,
+        returning owner_id, balance::text as balance, last_sequence::text as last_sequence, (xmax = 0) as created`,
   );
   return new Map(
-    rows.map((r) => [r.owner_id, { balance: Number(r.balance), lastSequence: Number(r.last_sequence) }]),
+    rows.map((r) => [
+      r.owner_id,
+      { balance: Number(r.balance), lastSequence: Number(r.last_sequence), created: r.created },
+    ]),
+  );
+}
+
+/**
+ * Removes balance rows this transaction created for owners none of whose operations was accepted: a
+ * refused request leaves nothing behind, not even an empty balance row.
+ */
+export async function dropUnusedOwners(tx: LedgerDb, ownerIds: readonly string[]): Promise<void> {
+  if (ownerIds.length === 0) return;
+  await tx.execute(
+    sql`delete from ledger_balances where owner_id = any(${sql.param([...ownerIds])}::text[]) and last_sequence = 0`,
   );
 }
 
@@ -148,7 +171,7 @@ export async function writeEntries(
                                ${sql.param(entries.map((e) => String(e.balanceAfter)))}::bigint[],
                                ${sql.param(entries.map((e) => String(e.sequence)))}::bigint[],
                                ${col("nonce")}::text[], ${col("limitPeriod")}::text[],
-                               ${sql.param(entries.map((e) => e.createdAt.toISOString()))}::timestamptz[])
+                               ${sql.param(entries.map((e) => e.createdAt.toISOString()))}::text[]::timestamptz[])
           returning ${ENTRY_COLUMNS}`,
     );
     const byNonce = new Map(rows.map((r) => [r.nonce, toEntryRow(r)]));

@@ -17,7 +17,7 @@ function post(owner: string, operation: string, amount: number, nonce: string): 
 }
 
 const owners = (entries: Record<string, number>) =>
-  new Map(Object.entries(entries).map(([k, balance]) => [k, { balance, lastSequence: 0 }]));
+  new Map(Object.entries(entries).map(([k, balance]) => [k, { balance, lastSequence: 0, created: false }]));
 
 function kinds(outcomes: ReturnType<typeof decideBatch>) {
   return outcomes.map((o) =>
@@ -108,6 +108,6 @@ describe("decideBatch", () => {
   it("does not change the locked state it was given", () => {
     const locked = owners({ a: 5 });
     decideBatch("app", [post("a", "CREDIT_ADD", 10, "n1")], locked, new Map(), new Set(), NOW);
-    expect(locked.get("a")).toEqual({ balance: 5, lastSequence: 0 });
+    expect(locked.get("a")).toEqual({ balance: 5, lastSequence: 0, created: false });
   });
 });

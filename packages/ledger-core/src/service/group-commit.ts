@@ -7,6 +7,7 @@
 // say), its operations are retried one by one.
 import type { LedgerDb } from "../db/client.js";
 import {
+  dropUnusedOwners,
   findEntriesByNonces,
   findUsedLimits,
   limitKeyString,
@@ -234,6 +235,11 @@ export class GroupCommitter {
     const outcomes = decideBatch(this.#app, batch, owners, existing, used, now);
     const accepted = outcomes.flatMap((o) => (o.kind === "accepted" ? [o.entry] : []));
     const rows = await writeEntries(tx, accepted, now);
+    const touched = new Set(accepted.map((e) => e.ownerId));
+    await dropUnusedOwners(
+      tx,
+      [...owners].filter(([id, state]) => state.created && !touched.has(id)).map(([id]) => id),
+    );
     // Rows come back in the order of `accepted`, which is the order of the accepted outcomes.
     const rowByIndex: (EntryRow | undefined)[] = [];
     let next = 0;

@@ -2,35 +2,19 @@
 // the audit row. HTTP and the CLI call this; nothing else writes the ledger.
 import type { z } from "zod";
 import type { LedgerDb } from "../db/client.js";
-import {
-  appendEntry,
-  findEntryByNonce,
-  getBalance,
-  inTransaction,
-  listEntries,
-  lockOwnerBalance,
-  OPERATION_TIMEOUT_MS_DEFAULT,
-  read,
-  toLedgerEntry,
-  type EntryRow,
-} from "../db/store.js";
+import { getBalance, listEntries, OPERATION_TIMEOUT_MS_DEFAULT, read, toLedgerEntry } from "../db/store.js";
 import {
   InvalidCursorError,
-  NonceConflictError,
   UnknownOperationError,
   ValidationError,
   type ValidationIssue,
 } from "../domain/errors.js";
-import {
-  ownerIdSchema,
-  pageSizeSchema,
-  postOperationInputSchema,
-  type PostOperationInput,
-} from "../domain/input.js";
+import { ownerIdSchema, pageSizeSchema, postOperationInputSchema } from "../domain/input.js";
 import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
-import { limitPeriod, nextBalance, resolveAmount } from "../domain/rules.js";
+import { resolveAmount } from "../domain/rules.js";
 import type { Balance, EntryPage, PostResult } from "../domain/types.js";
+import { GroupCommitter } from "./group-commit.js";
 
 export interface LedgerServiceOptions {
   db: LedgerDb;
@@ -41,7 +25,14 @@ export interface LedgerServiceOptions {
   clock?: () => Date;
   /** Longest a read or write may wait on the database before answering DATABASE_UNAVAILABLE. */
   operationTimeoutMs?: number;
+  /** Most posts written in one transaction (group commit); 1 writes each post in its own. */
+  batchSizeMax?: number;
+  /** Batches in flight at once per service. */
+  batchesInFlightMax?: number;
 }
+
+export const BATCH_SIZE_MAX_DEFAULT = 500;
+export const BATCHES_IN_FLIGHT_MAX_DEFAULT = 2;
 
 export interface ListEntriesInput {
   owner_id: string;
@@ -55,13 +46,19 @@ export class LedgerService {
   readonly #db: LedgerDb;
   readonly #clock: () => Date;
   readonly #timeoutMs: number;
+  readonly #committer: GroupCommitter;
 
   constructor(opts: LedgerServiceOptions) {
     this.#db = opts.db;
-    this.#timeoutMs = opts.operationTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT;
     this.app = opts.app;
     this.catalog = opts.catalog;
     this.#clock = opts.clock ?? (() => new Date());
+    this.#timeoutMs = opts.operationTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT;
+    this.#committer = new GroupCommitter(this.#db, this.app, this.#clock, {
+      batchSizeMax: opts.batchSizeMax ?? BATCH_SIZE_MAX_DEFAULT,
+      batchesInFlightMax: opts.batchesInFlightMax ?? BATCHES_IN_FLIGHT_MAX_DEFAULT,
+      timeoutMs: this.#timeoutMs,
+    });
   }
 
   /**
@@ -79,56 +76,16 @@ export class LedgerService {
    *
    * The same nonce with the same request returns the original answer with `replayed: true` and
    * writes nothing. Refused requests write nothing and do not use up their nonce.
+   *
+   * Concurrent posts are written together (group commit, see group-commit.ts): each is decided in
+   * arrival order under its owner's lock and gets its own answer, exactly as if it had come alone.
    */
   async post(input: unknown): Promise<PostResult> {
     const req = parse(postOperationInputSchema, input);
     const def = this.catalog.get(req.operation);
     if (!def) throw new UnknownOperationError(req.operation, this.catalog.names);
     const amount = resolveAmount(req.operation, def, req.amount);
-    const now = this.#clock();
-    const period = limitPeriod(def.limit, now);
-
-    try {
-      return await inTransaction(
-        this.#db,
-        async (tx) => {
-          const locked = await lockOwnerBalance(tx, req.owner_id, now);
-          // Checked under the owner's lock: a concurrent duplicate for the same owner has committed by now.
-          const existing = await findEntryByNonce(tx, this.app, req.nonce);
-          if (existing) return this.#replay(existing, req, amount);
-          const balanceAfter = nextBalance(req.owner_id, locked.balance, amount);
-          const row = await appendEntry(tx, {
-            app: this.app,
-            operation: req.operation,
-            ownerId: req.owner_id,
-            amount,
-            nonce: req.nonce,
-            limitPeriod: period,
-            limitKind: def.limit ?? null,
-            createdAt: now,
-            balanceAfter,
-            sequence: locked.lastSequence + 1,
-          });
-          return { entry: toLedgerEntry(row), balance: balanceAfter, replayed: false };
-        },
-        this.#timeoutMs,
-      );
-    } catch (error) {
-      // A duplicate for another owner holds a different lock; it can only lose at the unique constraint.
-      if (error instanceof NonceConflictError) {
-        const existing = await read(() => findEntryByNonce(this.#db, this.app, req.nonce), this.#timeoutMs);
-        if (existing) return this.#replay(existing, req, amount);
-      }
-      throw error;
-    }
-  }
-
-  #replay(existing: EntryRow, req: PostOperationInput, amount: number): PostResult {
-    const entry = toLedgerEntry(existing);
-    if (entry.owner_id !== req.owner_id || entry.operation !== req.operation || entry.amount !== amount) {
-      throw new NonceConflictError(req.nonce);
-    }
-    return { entry, balance: entry.balance_after, replayed: true };
+    return this.#committer.submit({ req, def, amount });
   }
 
   /** @throws ValidationError, DatabaseUnavailableError. An owner with no entries has balance 0. */
