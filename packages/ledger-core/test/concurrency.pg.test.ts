@@ -47,6 +47,26 @@ async function attempt(p: Promise<PostResult>): Promise<Outcome> {
 const serviceFor = (i: number) => (i % 2 === 0 ? a : b);
 
 describe("concurrency on real Postgres, two pools", () => {
+  it("commits a lone request at once, in a batch of its own: group commit never waits for company", async () => {
+    const alone = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog });
+    await alone.post({ owner_id: freshOwner(), operation: "CREDIT_ADD", nonce: freshNonce() });
+    await alone.post({ owner_id: freshOwner(), operation: "CREDIT_ADD", nonce: freshNonce() });
+    expect(alone.batchStats()).toEqual({ batches: 2, operations: 2, largestBatch: 1 });
+  });
+
+  it("with batching off (batchSizeMax 1), writes one transaction per request, with the same answers", async () => {
+    const single = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog, batchSizeMax: 1 });
+    const owner = freshOwner();
+    await single.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        attempt(single.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() })),
+      ),
+    );
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(10);
+    expect(single.batchStats()).toEqual({ batches: 21, operations: 21, largestBatch: 1 });
+  });
+
   it("100 concurrent CREDIT_SPEND against a balance of 40: exactly 40 succeed, balance 0", async () => {
     const owner = freshOwner();
     for (let i = 0; i < 4; i++)
@@ -63,6 +83,12 @@ describe("concurrency on real Postgres, two pools", () => {
     expect(ok).toHaveLength(40);
     expect(refused.map((o) => o.code)).toEqual(Array(60).fill("INSUFFICIENT_BALANCE"));
     expect((await b.balance(owner)).balance).toBe(0);
+    // Group commit gathered the concurrent requests: fewer transactions than requests, in both pools.
+    for (const service of [a, b]) {
+      const stats = service.batchStats();
+      expect(stats.batches).toBeLessThan(stats.operations);
+      expect(stats.largestBatch).toBeGreaterThan(1);
+    }
     // Every success saw a distinct running balance: 39, 38, ..., 0.
     const after = ok.map((o) => (o.ok ? o.result.balance : -1)).sort((x, y) => x - y);
     expect(after).toEqual(Array.from({ length: 40 }, (_, i) => i));

@@ -134,6 +134,13 @@ export function decideBatch(
 
 type Settled = { ok: true; result: PostResult } | { ok: false; error: unknown };
 
+/** What group commit has done so far: batches started and the operations they carried. */
+export interface GroupCommitStats {
+  batches: number;
+  operations: number;
+  largestBatch: number;
+}
+
 export class GroupCommitter {
   readonly #db: LedgerDb;
   readonly #app: string;
@@ -141,6 +148,7 @@ export class GroupCommitter {
   readonly #opts: GroupCommitOptions;
   #queue: Pending[] = [];
   #inFlight = 0;
+  #stats: GroupCommitStats = { batches: 0, operations: 0, largestBatch: 0 };
 
   constructor(db: LedgerDb, app: string, clock: () => Date, opts: GroupCommitOptions) {
     this.#db = db;
@@ -156,10 +164,17 @@ export class GroupCommitter {
     });
   }
 
+  stats(): GroupCommitStats {
+    return { ...this.#stats };
+  }
+
   #pump(): void {
     while (this.#inFlight < this.#opts.batchesInFlightMax && this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#opts.batchSizeMax);
       this.#inFlight += 1;
+      this.#stats.batches += 1;
+      this.#stats.operations += batch.length;
+      this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
       void this.#run(batch).finally(() => {
         this.#inFlight -= 1;
         this.#pump();

@@ -14,7 +14,7 @@ import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { resolveAmount } from "../domain/rules.js";
 import type { Balance, EntryPage, PostResult } from "../domain/types.js";
-import { GroupCommitter } from "./group-commit.js";
+import { GroupCommitter, type GroupCommitStats } from "./group-commit.js";
 
 export interface LedgerServiceOptions {
   db: LedgerDb;
@@ -86,6 +86,11 @@ export class LedgerService {
     if (!def) throw new UnknownOperationError(req.operation, this.catalog.names);
     const amount = resolveAmount(req.operation, def, req.amount);
     return this.#committer.submit({ req, def, amount });
+  }
+
+  /** Group commit so far: how many batches carried how many posts. */
+  batchStats(): GroupCommitStats {
+    return this.#committer.stats();
   }
 
   /** @throws ValidationError, DatabaseUnavailableError. An owner with no entries has balance 0. */
