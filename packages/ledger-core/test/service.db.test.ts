@@ -182,7 +182,7 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     // (its postings and the projection included) that brings the owner within reach instead.
     const start = Number.MAX_SAFE_INTEGER - 15;
     await inTransaction(tdb.db, async (tx) => {
-      await lockOwners(tx, [owner], clock.now());
+      await lockOwners(tx, [owner]);
       await writeEntries(
         tx,
         [

@@ -31,7 +31,6 @@ export interface OwnerState {
 export async function lockOwners(
   tx: LedgerDb,
   ownerIds: readonly string[],
-  now: Date,
 ): Promise<Map<string, OwnerState>> {
   const sorted = [...new Set(ownerIds)].sort();
   const rows = await queryRows<{
@@ -42,7 +41,7 @@ export async function lockOwners(
   }>(
     tx,
     sql`insert into ledger_balances as b (owner_id, balance, last_sequence, updated_at)
-        select o, 0, 0, ${now.toISOString()}::timestamptz from unnest(${sql.param(sorted)}::text[]) as o order by o
+        select o, 0, 0, now() from unnest(${sql.param(sorted)}::text[]) as o order by o
         on conflict (owner_id) do update set owner_id = b.owner_id
         returning owner_id, balance::text as balance, last_sequence::text as last_sequence, (xmax = 0) as created`,
   );

@@ -230,12 +230,13 @@ export class GroupCommitter {
   }
 
   async #apply(tx: LedgerDb, batch: readonly ValidatedPost[]): Promise<Settled[]> {
-    const now = this.#clock();
     const owners = await lockOwners(
       tx,
       batch.map((p) => p.req.owner_id),
-      now,
     );
+    // Read after the locks: an owner's entries then carry times that never go back as sequences go up,
+    // and a daily limit counts the day the entry is written, not the day the request arrived.
+    const now = this.#clock();
     const existing = await findEntriesByNonces(
       tx,
       this.#app,
