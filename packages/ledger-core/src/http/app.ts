@@ -158,6 +158,8 @@ export interface AppDeps {
   logger: Logger;
   /** Injectable for tests of daily limits; defaults to the wall clock. */
   clock?: () => Date;
+  /** Most posts in one transaction (LedgerService's batchSizeMax); 1 turns group commit off. */
+  batchSizeMax?: number;
 }
 
 /** What an app is: its name (recorded on entries, scope of its nonces), its catalog, its API title. */
@@ -172,7 +174,13 @@ export interface AppSpec {
 export function ledgerAppFactory(spec: AppSpec) {
   return (deps: AppDeps) =>
     createLedgerApp({
-      service: new LedgerService({ db: deps.db, app: spec.name, catalog: spec.catalog, clock: deps.clock }),
+      service: new LedgerService({
+        db: deps.db,
+        app: spec.name,
+        catalog: spec.catalog,
+        clock: deps.clock,
+        batchSizeMax: deps.batchSizeMax,
+      }),
       ping: deps.ping,
       logger: deps.logger,
       title: spec.title,

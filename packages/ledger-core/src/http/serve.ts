@@ -30,6 +30,8 @@ export function appEnvSchema(defaultPort: number) {
     /** How long a starting app keeps retrying a database that does not answer before it gives up. */
     DB_STARTUP_TIMEOUT_S: z.coerce.number().int().min(0).max(3600).default(60),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** Most posts written in one transaction (group commit); 1 turns batching off. */
+    LEDGER_BATCH_SIZE_MAX: z.coerce.number().int().min(1).max(10_000).default(500),
   });
 }
 
@@ -127,6 +129,8 @@ export interface BootDeps {
   db: LedgerDb;
   ping: () => Promise<void>;
   logger: Logger;
+  /** LEDGER_BATCH_SIZE_MAX: most posts in one transaction; 1 turns group commit off. */
+  batchSizeMax: number;
 }
 
 export interface BootedApp {
@@ -142,7 +146,13 @@ export interface BootedApp {
 export async function boot(
   env: Pick<
     AppEnv,
-    "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "DB_STARTUP_TIMEOUT_S" | "LOG_LEVEL" | "HOST"
+    | "DATABASE_URL"
+    | "LEDGER_DATA_DIR"
+    | "DB_POOL_SIZE"
+    | "DB_STARTUP_TIMEOUT_S"
+    | "LOG_LEVEL"
+    | "HOST"
+    | "LEDGER_BATCH_SIZE_MAX"
   >,
   name: string,
   apps: BootedApp[],
@@ -153,7 +163,12 @@ export async function boot(
     database = await openWithRetry(env, logger);
     logger.info({ driver: database.driver }, "database ready, migrations applied");
     const opened = database;
-    const deps: BootDeps = { db: opened.db, ping: () => opened.ping(), logger };
+    const deps: BootDeps = {
+      db: opened.db,
+      ping: () => opened.ping(),
+      logger,
+      batchSizeMax: env.LEDGER_BATCH_SIZE_MAX,
+    };
     await serveAll(
       apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
       logger,

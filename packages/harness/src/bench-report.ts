@@ -1,0 +1,278 @@
+// The pure parts of `pnpm bench`: its options, the bodies it sends, what it makes of one autocannon
+// result, the table it prints and the issue's targets. No I/O here, so all of it is unit-tested.
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+const optionsSchema = z.object({
+  durationS: z.coerce.number().int().min(1).max(600),
+  warmupS: z.coerce.number().int().min(0).max(60),
+  connections: z.coerce.number().int().min(1).max(1_000),
+  owners: z.coerce.number().int().min(1).max(1_000_000),
+  replaySet: z.coerce.number().int().min(1).max(1_000_000),
+  poolSize: z.coerce.number().int().min(1).max(200),
+  adminUrl: z
+    .url()
+    .refine((u) => /^postgres(ql)?:$/.test(new URL(u).protocol), "must be a postgres:// URL")
+    .refine((u) => LOOPBACK.has(new URL(u).hostname), "must point at this machine (127.0.0.1)"),
+  jsonOut: z.string().min(1).optional(),
+  cpuProfDir: z.string().min(1).optional(),
+  quick: z.boolean(),
+  keepDatabase: z.boolean(),
+});
+
+export type BenchOptions = z.infer<typeof optionsSchema>;
+
+const FULL = { durationS: 20, warmupS: 3 } as const;
+const QUICK = { durationS: 3, warmupS: 1 } as const;
+const DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+
+export const BENCH_USAGE = `usage: pnpm bench [options]
+
+  --quick              short run (${QUICK.durationS} s per scenario, ${QUICK.warmupS} s warm-up): under a minute in all
+  --duration-s S       measured seconds per scenario (default ${FULL.durationS})
+  --warmup-s S         unmeasured load before each scenario (default ${FULL.warmupS}; quick ${QUICK.warmupS})
+  --connections C      autocannon connections (default 50)
+  --owners N           owners of the uniform scenario, each credited first (default 10000)
+  --replay-set N       posts applied once, then replayed (default 10000)
+  --pool-size N        the app's DB_POOL_SIZE (default 10, the app's own default)
+  --admin-url URL      Postgres to create the run's database on (default TEST_DATABASE_URL, else
+                       ${DEFAULT_ADMIN_URL}); must be 127.0.0.1
+  --keep-database      do not drop the run's database at the end
+  --json-out FILE      also write every result as JSON
+  --cpu-prof-dir DIR   run the app under node --cpu-prof, writing its profiles to DIR
+`;
+
+/** Parses the command line; a string is a usage error to print. Explicit flags win over --quick's. */
+export function parseBenchArgs(
+  argv: string[],
+  env: Record<string, string | undefined>,
+): BenchOptions | { help: true } | string {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv[0] === "--" ? argv.slice(1) : argv,
+      options: {
+        quick: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+        "duration-s": { type: "string" },
+        "warmup-s": { type: "string" },
+        connections: { type: "string" },
+        owners: { type: "string" },
+        "replay-set": { type: "string" },
+        "pool-size": { type: "string" },
+        "admin-url": { type: "string" },
+        "keep-database": { type: "boolean", default: false },
+        "json-out": { type: "string" },
+        "cpu-prof-dir": { type: "string" },
+      },
+    });
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const v = parsed.values;
+  if (v.help) return { help: true };
+  const base = v.quick ? QUICK : FULL;
+  const result = optionsSchema.safeParse({
+    durationS: v["duration-s"] ?? base.durationS,
+    warmupS: v["warmup-s"] ?? base.warmupS,
+    connections: v.connections ?? 50,
+    owners: v.owners ?? 10_000,
+    replaySet: v["replay-set"] ?? 10_000,
+    poolSize: v["pool-size"] ?? 10,
+    adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
+    jsonOut: v["json-out"],
+    cpuProfDir: v["cpu-prof-dir"],
+    quick: v.quick,
+    keepDatabase: v["keep-database"],
+  });
+  if (result.success) return result.data;
+  return result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("\n");
+}
+
+export interface PostBody {
+  operation: "CREDIT_ADD" | "CREDIT_SPEND";
+  owner_id: string;
+  nonce: string;
+}
+
+export function ownerId(index: number): string {
+  return `bench_${index}`;
+}
+
+/** A stride coprime with the owner count, so every run of `owners` requests touches each owner once. */
+export function ownerStride(owners: number): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  for (let stride = 7_919; stride < 7_919 + 10_000; stride++) {
+    if (gcd(stride, owners) === 1) return stride % owners || 1;
+  }
+  return 1;
+}
+
+/**
+ * The uniform mix, request i: owners in a scattered order, each owner alternating CREDIT_ADD (+10) and
+ * CREDIT_SPEND (-1) from one pass over the owners to the next, so half the requests are credits, half
+ * debits, and (owners having been credited first) no debit is refused for lack of credits.
+ */
+export function uniformBody(i: number, owners: number, stride: number, noncePrefix: string): PostBody {
+  const pass = Math.floor(i / owners);
+  return {
+    operation: pass % 2 === 0 ? "CREDIT_SPEND" : "CREDIT_ADD",
+    owner_id: ownerId((i * stride) % owners),
+    nonce: `${noncePrefix}-${i}`,
+  };
+}
+
+/** The hot mix: one owner, one CREDIT_ADD (+10) for every ten CREDIT_SPEND (-1): hovers near zero. */
+export function hotBody(i: number, owner: string, noncePrefix: string): PostBody {
+  return {
+    operation: i % 11 === 0 ? "CREDIT_ADD" : "CREDIT_SPEND",
+    owner_id: owner,
+    nonce: `${noncePrefix}-${i}`,
+  };
+}
+
+/** What bench needs from autocannon's result (a subset of its shape). */
+export interface AutocannonLike {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  latency: { p50: number; p99: number; p99_9: number; average: number };
+  requests: { total: number };
+  statusCodeStats?: Record<string, { count?: number }>;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  durationS: number;
+  /** Answers counted as operations done: 2xx, plus 422 where a refusal is expected. */
+  ops: number;
+  opsPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  status2xx: number;
+  status422: number;
+  /** Non-2xx answers other than an expected 422. */
+  unexpectedNon2xx: number;
+  /** Socket errors and timeouts. */
+  errors: number;
+  /** Replay only: 200 answers whose body said replayed: true. */
+  replayedTrue?: number;
+  statusCodes: Record<string, number>;
+  verify?: "pass" | "FAIL";
+}
+
+export function summarize(
+  scenario: string,
+  r: AutocannonLike,
+  opts: { refusalsExpected: boolean },
+): ScenarioResult {
+  const statusCodes: Record<string, number> = {};
+  let status2xx = 0;
+  let status422 = 0;
+  let non2xx = 0;
+  for (const [code, stat] of Object.entries(r.statusCodeStats ?? {})) {
+    const count = stat.count ?? 0;
+    statusCodes[code] = count;
+    if (/^2\d\d$/.test(code)) status2xx += count;
+    else {
+      non2xx += count;
+      if (code === "422") status422 += count;
+    }
+  }
+  const durationS = r.duration > 0 ? r.duration : 1;
+  const ops = status2xx + (opts.refusalsExpected ? status422 : 0);
+  return {
+    scenario,
+    durationS,
+    ops,
+    opsPerS: Math.round(ops / durationS),
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    p999Ms: r.latency.p99_9,
+    status2xx,
+    status422,
+    unexpectedNon2xx: non2xx - (opts.refusalsExpected ? status422 : 0),
+    errors: r.errors + r.timeouts,
+    statusCodes,
+  };
+}
+
+function pad(s: string, width: number, right = false): string {
+  return right ? s.padEnd(width) : s.padStart(width);
+}
+
+/** The printed table; `ceiling` is the echo route's ops/s, the HTTP limit every ratio is taken to. */
+export function formatTable(results: ScenarioResult[], ceilingOpsPerS: number | undefined): string {
+  const header = [
+    "scenario",
+    "ops/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "2xx",
+    "422",
+    "other non-2xx",
+    "errors",
+  ];
+  header.push("vs ceiling", "verify");
+  const rows = results.map((r) => [
+    r.scenario,
+    String(r.opsPerS),
+    String(r.p50Ms),
+    String(r.p99Ms),
+    String(r.p999Ms),
+    String(r.status2xx),
+    String(r.status422),
+    String(r.unexpectedNon2xx),
+    String(r.errors),
+    ceilingOpsPerS ? `${((100 * r.opsPerS) / ceilingOpsPerS).toFixed(1)}%` : "-",
+    r.verify ?? "-",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    "| " + cells.map((c, i) => pad(c, widths[i] ?? 0, i === 0)).join(" | ") + " |";
+  const sep =
+    "| " + widths.map((w, i) => (i === 0 ? "-".repeat(w) : "-".repeat(w - 1) + ":")).join(" | ") + " |";
+  return [line(header), sep, ...rows.map(line)].join("\n");
+}
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The issue's targets: uniform >= 15,000 ops/s with p99 <= 25 ms; hot >= 10,000; replay >= 20,000. */
+export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
+  const by = (name: string) => results.find((r) => r.scenario === name);
+  const checks: TargetCheck[] = [];
+  const uniform = by("uniform");
+  if (uniform) {
+    checks.push({
+      target: "uniform >= 15,000 ops/s with p99 <= 25 ms",
+      measured: `${uniform.opsPerS} ops/s, p99 ${uniform.p99Ms} ms`,
+      met: uniform.opsPerS >= 15_000 && uniform.p99Ms <= 25,
+    });
+  }
+  const hot = by("hot");
+  if (hot) {
+    checks.push({
+      target: "hot >= 10,000 ops/s",
+      measured: `${hot.opsPerS} ops/s`,
+      met: hot.opsPerS >= 10_000,
+    });
+  }
+  const replay = by("replay");
+  if (replay) {
+    checks.push({
+      target: "replay >= 20,000 ops/s",
+      measured: `${replay.opsPerS} ops/s`,
+      met: replay.opsPerS >= 20_000,
+    });
+  }
+  return checks;
+}
