@@ -1,8 +1,8 @@
 // A complete ledger HTTP app for one catalog: request ids and structured logs, the body limit, the
 // /ledger routes, /health, /openapi.json and /docs, and one error shape for every failure.
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { Readable } from "node:stream";
+import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
@@ -47,18 +47,6 @@ export function createLedgerApp(opts: LedgerAppOptions) {
       "request",
     );
   });
-  app.use(
-    bodyLimit({
-      maxSize: opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES,
-      onError: (c) =>
-        problem(
-          c,
-          "PAYLOAD_TOO_LARGE",
-          `The body is over ${opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES} bytes`,
-        ),
-    }),
-  );
-
   app.use(writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES));
   app.route("/", createLedgerRouter(service));
 
@@ -128,14 +116,21 @@ function writeBodyGuard(sizeMaxBytes: number): MiddlewareHandler<LedgerEnv> {
     if (mediaType !== "application/json" || (charset !== undefined && charset !== "utf-8")) {
       return problem(c, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json (UTF-8)");
     }
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    if (bytes.byteLength > sizeMaxBytes) {
+    // A declared size over the limit is refused before reading; a smaller one is not trusted either.
+    const declared = c.req.header("content-length");
+    const bytes =
+      declared && /^\d+$/.test(declared) && Number(declared) > sizeMaxBytes
+        ? undefined
+        : await readBody(c, sizeMaxBytes);
+    if (bytes === undefined) {
       return problem(c, "PAYLOAD_TOO_LARGE", `The body is over ${sizeMaxBytes} bytes`);
     }
     let text: string;
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
       JSON.parse(text);
+      // Hono's validator reads the body again through its cache, not the (now consumed) stream.
+      (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
     } catch {
       return problem(c, "MALFORMED_JSON", "The body is not valid JSON in UTF-8");
     }
@@ -150,6 +145,27 @@ function writeBodyGuard(sizeMaxBytes: number): MiddlewareHandler<LedgerEnv> {
     }
     return next();
   };
+}
+
+/**
+ * The body's bytes, or undefined once they pass sizeMaxBytes (reading stops there, whatever
+ * Content-Length claimed). Under @hono/node-server it reads the Node request itself and hands the bytes
+ * to Hono's body cache: building a web Request and ReadableStream for each body cost more CPU than the
+ * rest of a request (docs/BENCHMARKS.md).
+ */
+async function readBody(c: Context<LedgerEnv>, sizeMaxBytes: number): Promise<Uint8Array | undefined> {
+  const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
+  const source: AsyncIterable<Uint8Array> | null = incoming instanceof Readable ? incoming : c.req.raw.body;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (source) {
+    for await (const chunk of source) {
+      size += chunk.byteLength;
+      if (size > sizeMaxBytes) return undefined;
+      chunks.push(chunk);
+    }
+  }
+  return new Uint8Array(Buffer.concat(chunks, size));
 }
 
 export interface AppDeps {
