@@ -187,9 +187,10 @@ describe("two app processes on one Postgres", () => {
     expect(hotAcked.map((o) => o.result.balance).sort((a, b) => a - b)).toEqual(
       Array.from({ length: HOT_CREDITS }, (_, i) => i),
     );
-    // Both processes took part in the race and both won some of it.
-    const hotWinners = new Set(hotRecords.filter((r) => r.outcome.kind === "acked").map((r) => r.app));
-    expect([...hotWinners].sort()).toEqual(["app1", "app2"]);
+    // Both processes took part in the race. Which one wins how many spends is up to scheduling: with
+    // group commit one process can take all 25 in a single batch, so only participation is asserted.
+    const hotContenders = new Set(hotRecords.map((r) => r.app));
+    expect([...hotContenders].sort()).toEqual(["app1", "app2"]);
 
     // Replays: 200 with the original entry, marked replayed.
     replayAnswers.forEach((answer, k) => {
