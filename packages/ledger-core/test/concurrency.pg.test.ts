@@ -1,6 +1,7 @@
 // Concurrency and locking, on real Postgres only (PGlite has a single connection). Two separate
 // connection pools stand in for two app processes.
 import { sql } from "drizzle-orm";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, queryRows, type LedgerDatabase } from "../src/db/index.js";
 import { LedgerService, type PostResult } from "../src/index.js";
@@ -52,6 +53,35 @@ describe("concurrency on real Postgres, two pools", () => {
     await alone.post({ owner_id: freshOwner(), operation: "CREDIT_ADD", nonce: freshNonce() });
     await alone.post({ owner_id: freshOwner(), operation: "CREDIT_ADD", nonce: freshNonce() });
     expect(alone.batchStats()).toEqual({ batches: 2, operations: 2, largestBatch: 1 });
+  });
+
+  it("answers a replay without the owner's lock: a held lock does not delay it", async () => {
+    const owner = freshOwner();
+    const nonce = freshNonce();
+    const first = await a.post({ owner_id: owner, operation: "CREDIT_ADD", nonce });
+    if (!tdb.url) throw new Error("the postgres test database has a URL");
+    const holder = postgres(tdb.url, { max: 1, onnotice: () => {} });
+    try {
+      await holder.begin(async (tx) => {
+        await tx`select 1 from ledger_balances where owner_id = ${owner} for update`;
+        const quick = new LedgerService({
+          db: tdb.db,
+          app: "app-a",
+          catalog: testCatalog,
+          operationTimeoutMs: 2_000,
+        });
+        expect(await quick.post({ owner_id: owner, operation: "CREDIT_ADD", nonce })).toEqual({
+          ...first,
+          replayed: true,
+        });
+        // A new write for that owner must wait for the lock, and gives up at its deadline.
+        await expect(
+          quick.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() }),
+        ).rejects.toMatchObject({ code: "DATABASE_UNAVAILABLE" });
+      });
+    } finally {
+      await holder.end();
+    }
   });
 
   it("with batching off (batchSizeMax 1), writes one transaction per request, with the same answers", async () => {

@@ -230,20 +230,27 @@ export class GroupCommitter {
   }
 
   async #apply(tx: LedgerDb, batch: readonly ValidatedPost[]): Promise<Settled[]> {
-    const owners = await lockOwners(
-      tx,
-      batch.map((p) => p.req.owner_id),
-    );
-    // Read after the locks: an owner's entries then carry times that never go back as sequences go up,
-    // and a daily limit counts the day the entry is written, not the day the request arrived.
-    const now = this.#clock();
+    // Nonces first: an entry never changes once written, so a replay (or a conflict) is answered without
+    // any lock, and a batch of nothing but replays writes nothing at all. A duplicate committed by someone
+    // else after this read loses at the unique constraint instead, and is then answered one by one.
     const existing = await findEntriesByNonces(
       tx,
       this.#app,
       batch.map((p) => p.req.nonce),
     );
+    const toWrite = batch.filter((p) => !existing.has(p.req.nonce));
+    const owners =
+      toWrite.length === 0
+        ? new Map<string, OwnerState>()
+        : await lockOwners(
+            tx,
+            toWrite.map((p) => p.req.owner_id),
+          );
+    // Read after the locks: an owner's entries then carry times that never go back as sequences go up,
+    // and a daily limit counts the day the entry is written, not the day the request arrived.
+    const now = this.#clock();
     const limitKeys: LimitKey[] = [];
-    for (const p of batch) {
+    for (const p of toWrite) {
       const period = limitPeriod(p.def.limit, now);
       if (period !== null) limitKeys.push({ ownerId: p.req.owner_id, operation: p.req.operation, period });
     }
