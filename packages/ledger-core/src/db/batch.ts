@@ -13,7 +13,7 @@ import {
 import { BALANCE_MAX } from "../domain/limits.js";
 import { queryRows, type LedgerDb } from "./client.js";
 import { pgErrorFacts, translateDriverError } from "./errors.js";
-import { constraints } from "./schema.js";
+import { constraints, operationAccount, ownerAccount } from "./schema.js";
 import type { EntryRow } from "./store.js";
 
 export interface OwnerState {
@@ -182,7 +182,7 @@ export async function writeEntries(
     await tx.execute(
       sql`insert into ledger_postings (entry_id, account, amount)
           select * from unnest(${sql.param(inserted.flatMap((r) => [String(r.id), String(r.id)]))}::bigint[],
-                               ${sql.param(inserted.flatMap((r) => [`owner:${r.ownerId}`, `operation:${r.operation}`]))}::text[],
+                               ${sql.param(inserted.flatMap((r) => [ownerAccount(r.ownerId), operationAccount(r.operation)]))}::text[],
                                ${sql.param(inserted.flatMap((r) => [String(r.amount), String(-r.amount)]))}::bigint[])`,
     );
     // Each owner's last entry in the batch carries its final running balance.
