@@ -11,7 +11,6 @@ import {
 } from "@ledger/core/testing";
 import type { TestDatabase } from "@ledger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { APP_NAME, createApp } from "../src/app.js";
 import type { App } from "../src/app.js";
 import { app1Catalog } from "../src/operations.js";
@@ -35,8 +34,8 @@ import {
   sendBadPost,
   silentLogger,
   tableCounts,
-  unknownRoutes,
 } from "@ledger/core/testing/http";
+import { describeAppSurface } from "@ledger/core/testing/surface";
 import type { BadPost, PostInput } from "@ledger/core/testing/http";
 
 /**
@@ -539,131 +538,16 @@ describe(`app1 HTTP [${testDriver()}]`, () => {
     });
   });
 
-  describe("GET /health", () => {
-    it("answers 200 with the app and the database up", async () => {
-      const res = await app.request("/health");
-      expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ status: "ok", app: APP_NAME, database: "up" });
-    });
-
-    it("answers 503 when the database does not answer, without the reason", async () => {
-      const down = createApp({
-        db: tdb.db,
-        ping: () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.7:5432 password=hunter2")),
-        logger: silentLogger,
-      });
-      const res = await down.request("/health");
-      expect(res.status).toBe(503);
-      const text = await res.text();
-      expect(JSON.parse(text)).toEqual({ status: "unavailable", app: APP_NAME, database: "down" });
-      expect(text).not.toContain("hunter2");
-    });
-  });
-
-  describe("GET /openapi.json", () => {
-    const openApiSchema = z.object({
-      openapi: z.literal("3.1.0"),
-      paths: z.record(z.string(), z.unknown()),
-      components: z.object({
-        schemas: z.object({
-          PostOperation: z.object({
-            properties: z.object({ operation: z.object({ enum: z.array(z.string()) }) }),
-            additionalProperties: z.literal(false),
-          }),
-        }),
-      }),
-    });
-
-    it("documents the three ledger routes and app1's own operations, and none of app2's", async () => {
-      const res = await app.request("/openapi.json");
-      expect(res.status).toBe(200);
-      expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
-      const doc = openApiSchema.parse(await res.json());
-      expect(Object.keys(doc.paths).sort()).toEqual([
-        "/ledger",
-        "/ledger/{owner_id}",
-        "/ledger/{owner_id}/entries",
-      ]);
-      const operations = doc.components.schemas.PostOperation.properties.operation.enum;
-      expect([...operations].sort()).toEqual(
-        [
-          "CONTENT_ACCESS",
-          "CONTENT_CREATION",
-          "CREDIT_ADD",
-          "CREDIT_SPEND",
-          "DAILY_REWARD",
-          "SIGNUP_CREDIT",
-        ].sort(),
-      );
-      for (const name of APP2_OPERATIONS) expect(operations).not.toContain(name);
-    });
-  });
-
-  describe("GET /docs", () => {
-    it("serves an HTML page that loads its assets from this app, not a CDN", async () => {
-      const res = await app.request("/docs");
-      expect(res.status).toBe(200);
-      expect(res.headers.get("content-type")).toMatch(/^text\/html\b/);
-      const html = await res.text();
-      expect(html).toContain('href="/docs/swagger-ui.css"');
-      expect(html).toContain('src="/docs/swagger-ui-bundle.js"');
-      expect(html).toContain('"/openapi.json"');
-      expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
-    });
-
-    it.each([
-      { path: "/docs/swagger-ui.css", type: /^text\/css\b/, marker: ".swagger-ui" },
-      {
-        path: "/docs/swagger-ui-bundle.js",
-        type: /^(?:text|application)\/javascript\b/,
-        marker: "SwaggerUIBundle",
-      },
-    ])("serves $path with its content type", async ({ path, type, marker }) => {
-      const res = await app.request(path);
-      expect(res.status).toBe(200);
-      expect(res.headers.get("content-type")).toMatch(type);
-      expect(await res.text()).toContain(marker);
-    });
-  });
-
-  describe.each(named(unknownRoutes))("%s", (_, { method, path }) => {
-    it("answers 404 NOT_FOUND as problem+json", async () => {
-      await expectProblem(await app.request(path, { method }), 404, "NOT_FOUND");
-    });
-  });
-
-  describe("security", () => {
-    it("answers an unexpected failure with a bare 500 problem: no message, no stack, nothing written", async () => {
-      const secret = "relation users: SELECT password FROM users";
-      const broken = createApp({
-        db: tdb.db,
-        ping: () => tdb.ping(),
-        logger: silentLogger,
-        clock: () => {
-          throw new Error(secret);
-        },
-      });
-      const owner = freshOwner();
-      const before = await snapshot(owner);
-      const res = await broken.request("/ledger", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(op(owner, "CREDIT_ADD")),
-      });
-      const text = await res.clone().text();
-      await expectProblem(res, 500, "INTERNAL_ERROR");
-      expect(text).not.toContain("SELECT");
-      expect(text).not.toContain("password");
-      expect(text).not.toMatch(/\bat .+:\d+:\d+/);
-      expect(await snapshot(owner)).toEqual(before);
-    });
-
-    it("echoes a well-formed X-Request-Id and replaces one that is not", async () => {
-      const good = await app.request(`/ledger/${freshOwner()}`, { headers: { "x-request-id": "trace-42" } });
-      expect(good.headers.get("x-request-id")).toBe("trace-42");
-      const bad = await app.request("/nope", { headers: { "x-request-id": '<script>alert("x")</script>' } });
-      const problem = await expectProblem(bad, 404, "NOT_FOUND");
-      expect(problem.request_id).not.toContain("<");
-    });
+  describeAppSurface({
+    app: () => app,
+    db: () => tdb.db,
+    ping: () => tdb.ping(),
+    createApp,
+    name: APP_NAME,
+    title: "app1 credits ledger",
+    operations: app1Catalog.names,
+    foreignApp: "app2",
+    foreignOperations: APP2_OPERATIONS,
+    validPost: (owner) => op(owner, "CREDIT_ADD"),
   });
 });

@@ -1,0 +1,164 @@
+// The parts of an app's HTTP surface that every app shares whatever its catalog: /health, /openapi.json,
+// /docs, unknown routes, and what a failure may show. Each app's suite calls describeAppSurface once, so
+// the checks are written once and still run against every app.
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import type { LedgerDb } from "../db/client.js";
+import type { AppDeps } from "../http/app.js";
+import { freshOwner } from "./index.js";
+import {
+  expectProblem,
+  named,
+  ownerState,
+  silentLogger,
+  tableCounts,
+  unknownRoutes,
+  type RequestApp,
+} from "./http.js";
+
+export interface AppSurface {
+  /** The app under test and its database, read when the tests run (they are opened in beforeAll). */
+  app: () => RequestApp;
+  db: () => LedgerDb;
+  ping: () => Promise<void>;
+  /** The app's factory, to build variants: a database that does not answer, a clock that throws. */
+  createApp: (deps: AppDeps) => RequestApp;
+  name: string;
+  title: string;
+  /** The app's own operations (its whole catalog) and another app's, which it must not offer. */
+  operations: readonly string[];
+  foreignApp: string;
+  foreignOperations: readonly string[];
+  /** A valid write for an owner, used to show a failing write writes nothing. */
+  validPost: (owner: string) => object;
+}
+
+const openApiSchema = z.object({
+  openapi: z.literal("3.1.0"),
+  paths: z.record(z.string(), z.unknown()),
+  components: z.object({
+    schemas: z.object({
+      PostOperation: z.object({
+        properties: z.object({ operation: z.object({ enum: z.array(z.string()) }) }),
+        additionalProperties: z.literal(false),
+      }),
+    }),
+  }),
+});
+
+export function describeAppSurface(s: AppSurface): void {
+  const snapshot = async (owner: string) => ({
+    owner: await ownerState(s.app(), owner),
+    tables: await tableCounts(s.db()),
+  });
+
+  describe("GET /health", () => {
+    it("answers 200 with the app and the database up", async () => {
+      const res = await s.app().request("/health");
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: "ok", app: s.name, database: "up" });
+    });
+
+    it("answers 503 when the database does not answer, without the reason", async () => {
+      const down = s.createApp({
+        db: s.db(),
+        ping: () => Promise.reject(new Error("connect ECONNREFUSED 10.0.0.7:5432 password=hunter2")),
+        logger: silentLogger,
+      });
+      const res = await down.request("/health");
+      expect(res.status).toBe(503);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ status: "unavailable", app: s.name, database: "down" });
+      expect(text).not.toContain("hunter2");
+    });
+  });
+
+  describe("GET /openapi.json", () => {
+    it(`documents the three ledger routes and ${s.name}'s own operations, and none of ${s.foreignApp}'s`, async () => {
+      const res = await s.app().request("/openapi.json");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
+      const doc = openApiSchema.parse(await res.json());
+      expect(Object.keys(doc.paths).sort()).toEqual([
+        "/ledger",
+        "/ledger/{owner_id}",
+        "/ledger/{owner_id}/entries",
+      ]);
+      const operations = doc.components.schemas.PostOperation.properties.operation.enum;
+      expect([...operations].sort()).toEqual([...s.operations].sort());
+      for (const name of s.foreignOperations) expect(operations).not.toContain(name);
+    });
+  });
+
+  describe("GET /docs", () => {
+    it("serves an HTML page that loads its assets from this app, not a CDN", async () => {
+      const res = await s.app().request("/docs");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/html\b/);
+      const html = await res.text();
+      expect(html).toContain(`<title>${s.title}</title>`);
+      expect(html).toContain('href="/docs/swagger-ui.css"');
+      expect(html).toContain('src="/docs/swagger-ui-bundle.js"');
+      expect(html).toContain('"/openapi.json"');
+      expect(html).not.toMatch(/(?:src|href)="(?:https?:)?\/\//);
+    });
+
+    it.each([
+      { path: "/docs/swagger-ui.css", type: /^text\/css\b/, marker: ".swagger-ui" },
+      {
+        path: "/docs/swagger-ui-bundle.js",
+        type: /^(?:text|application)\/javascript\b/,
+        marker: "SwaggerUIBundle",
+      },
+    ])("serves $path with its content type", async ({ path, type, marker }) => {
+      const res = await s.app().request(path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(type);
+      expect(await res.text()).toContain(marker);
+    });
+  });
+
+  describe.each(named(unknownRoutes))("%s", (_, { method, path }) => {
+    it("answers 404 NOT_FOUND as problem+json", async () => {
+      await expectProblem(await s.app().request(path, { method }), 404, "NOT_FOUND");
+    });
+  });
+
+  describe("security", () => {
+    it("answers an unexpected failure with a bare 500 problem: no message, no stack, nothing written", async () => {
+      const broken = s.createApp({
+        db: s.db(),
+        ping: s.ping,
+        logger: silentLogger,
+        clock: () => {
+          throw new Error("relation users: SELECT password FROM users");
+        },
+      });
+      const owner = freshOwner();
+      const before = await snapshot(owner);
+      const res = await broken.request("/ledger", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(s.validPost(owner)),
+      });
+      const text = await res.clone().text();
+      await expectProblem(res, 500, "INTERNAL_ERROR");
+      expect(text).not.toContain("SELECT");
+      expect(text).not.toContain("password");
+      expect(text).not.toMatch(/\bat .+:\d+:\d+/);
+      expect(await snapshot(owner)).toEqual(before);
+    });
+
+    it("echoes a well-formed X-Request-Id and replaces one that is not", async () => {
+      const good = await s
+        .app()
+        .request(`/ledger/${freshOwner()}`, { headers: { "x-request-id": "trace-42" } });
+      expect(good.headers.get("x-request-id")).toBe("trace-42");
+      const bad = await s
+        .app()
+        .request("/nope", { headers: { "x-request-id": '<script>alert("x")</script>' } });
+      const problem = await expectProblem(bad, 404, "NOT_FOUND");
+      expect(problem.request_id).not.toContain("<");
+    });
+  });
+}
