@@ -1,7 +1,7 @@
 // The pure parts of `pnpm bench`: its options, the bodies it sends, what it makes of one autocannon
 // result, the table it prints and the issue's targets. No I/O here, so all of it is unit-tested.
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseCli } from "./cli-args.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
@@ -49,46 +49,38 @@ export function parseBenchArgs(
   argv: string[],
   env: Record<string, string | undefined>,
 ): BenchOptions | { help: true } | string {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv[0] === "--" ? argv.slice(1) : argv,
-      options: {
-        quick: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-        "duration-s": { type: "string" },
-        "warmup-s": { type: "string" },
-        connections: { type: "string" },
-        owners: { type: "string" },
-        "replay-set": { type: "string" },
-        "pool-size": { type: "string" },
-        "admin-url": { type: "string" },
-        "keep-database": { type: "boolean", default: false },
-        "json-out": { type: "string" },
-        "cpu-prof-dir": { type: "string" },
-      },
-    });
-  } catch (error) {
-    return (error as Error).message;
-  }
-  const v = parsed.values;
-  if (v.help) return { help: true };
-  const base = v.quick ? QUICK : FULL;
-  const result = optionsSchema.safeParse({
-    durationS: v["duration-s"] ?? base.durationS,
-    warmupS: v["warmup-s"] ?? base.warmupS,
-    connections: v.connections ?? 50,
-    owners: v.owners ?? 10_000,
-    replaySet: v["replay-set"] ?? 10_000,
-    poolSize: v["pool-size"] ?? 10,
-    adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
-    jsonOut: v["json-out"],
-    cpuProfDir: v["cpu-prof-dir"],
-    quick: v.quick,
-    keepDatabase: v["keep-database"],
-  });
-  if (result.success) return result.data;
-  return result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("\n");
+  return parseCli(
+    argv,
+    {
+      "duration-s": { type: "string" },
+      "warmup-s": { type: "string" },
+      connections: { type: "string" },
+      owners: { type: "string" },
+      "replay-set": { type: "string" },
+      "pool-size": { type: "string" },
+      "admin-url": { type: "string" },
+      "keep-database": { type: "boolean", default: false },
+      "json-out": { type: "string" },
+      "cpu-prof-dir": { type: "string" },
+    },
+    optionsSchema,
+    (v) => {
+      const base = v.quick ? QUICK : FULL;
+      return {
+        durationS: v["duration-s"] ?? base.durationS,
+        warmupS: v["warmup-s"] ?? base.warmupS,
+        connections: v.connections ?? 50,
+        owners: v.owners ?? 10_000,
+        replaySet: v["replay-set"] ?? 10_000,
+        poolSize: v["pool-size"] ?? 10,
+        adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
+        jsonOut: v["json-out"],
+        cpuProfDir: v["cpu-prof-dir"],
+        quick: v.quick,
+        keepDatabase: v["keep-database"],
+      };
+    },
+  );
 }
 
 export interface PostBody {

@@ -15,8 +15,8 @@
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { z } from "zod";
+import { parseCli } from "./cli-args.js";
 import { getAllEntries, getBalance, postUntilDefinite, type Entry, type RetryOptions } from "./client.js";
 import { checkLedger, countByKind, signedAmount, type OpRecord, type Violation } from "./model.js";
 import type { AppName } from "./paths.js";
@@ -109,59 +109,50 @@ export function parseChaosArgs(
   argv: string[],
   env: Record<string, string | undefined>,
 ): ChaosOptions | { help: true } | string {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      // `pnpm chaos -- --quick` passes the "--" through.
-      args: argv[0] === "--" ? argv.slice(1) : argv,
-      options: {
-        quick: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-        cycles: { type: "string" },
-        "pg-restarts": { type: "string" },
-        "interval-ms": { type: "string" },
-        "pg-down-ms": { type: "string" },
-        "duration-s": { type: "string" },
-        concurrency: { type: "string" },
-        owners: { type: "string" },
-        "hot-share": { type: "string" },
-        "request-timeout-ms": { type: "string" },
-        "resolve-timeout-s": { type: "string" },
-        seed: { type: "string" },
-        "admin-url": { type: "string" },
-        cluster: { type: "string" },
-        "keep-database": { type: "boolean", default: false },
-        strict: { type: "boolean", default: false },
-        "json-out": { type: "string" },
-      },
-    });
-  } catch (error) {
-    return (error as Error).message;
-  }
-  const v = parsed.values;
-  if (v.help) return { help: true };
-  const base = v.quick ? QUICK : FULL;
-  const result = optionsSchema.safeParse({
-    cycles: v.cycles ?? base.cycles,
-    pgRestarts: v["pg-restarts"] ?? base.pgRestarts,
-    intervalMs: v["interval-ms"] ?? base.intervalMs,
-    pgDownMs: v["pg-down-ms"] ?? 2_000,
-    durationS: v["duration-s"] ?? base.durationS,
-    concurrency: v.concurrency ?? base.concurrency,
-    owners: v.owners ?? base.owners,
-    hotShare: v["hot-share"] ?? 0.25,
-    requestTimeoutMs: v["request-timeout-ms"] ?? 3_000,
-    resolveTimeoutS: v["resolve-timeout-s"] ?? 120,
-    seed: v.seed ?? randomBytes(4).readUInt32BE(0),
-    adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
-    cluster: v.cluster,
-    keepDatabase: v["keep-database"],
-    strict: v.strict,
-    jsonOut: v["json-out"],
-    quick: v.quick,
-  });
-  if (result.success) return result.data;
-  return result.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("\n");
+  return parseCli(
+    argv,
+    {
+      cycles: { type: "string" },
+      "pg-restarts": { type: "string" },
+      "interval-ms": { type: "string" },
+      "pg-down-ms": { type: "string" },
+      "duration-s": { type: "string" },
+      concurrency: { type: "string" },
+      owners: { type: "string" },
+      "hot-share": { type: "string" },
+      "request-timeout-ms": { type: "string" },
+      "resolve-timeout-s": { type: "string" },
+      seed: { type: "string" },
+      "admin-url": { type: "string" },
+      cluster: { type: "string" },
+      "keep-database": { type: "boolean", default: false },
+      strict: { type: "boolean", default: false },
+      "json-out": { type: "string" },
+    },
+    optionsSchema,
+    (v) => {
+      const base = v.quick ? QUICK : FULL;
+      return {
+        cycles: v.cycles ?? base.cycles,
+        pgRestarts: v["pg-restarts"] ?? base.pgRestarts,
+        intervalMs: v["interval-ms"] ?? base.intervalMs,
+        pgDownMs: v["pg-down-ms"] ?? 2_000,
+        durationS: v["duration-s"] ?? base.durationS,
+        concurrency: v.concurrency ?? base.concurrency,
+        owners: v.owners ?? base.owners,
+        hotShare: v["hot-share"] ?? 0.25,
+        requestTimeoutMs: v["request-timeout-ms"] ?? 3_000,
+        resolveTimeoutS: v["resolve-timeout-s"] ?? 120,
+        seed: v.seed ?? randomBytes(4).readUInt32BE(0),
+        adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
+        cluster: v.cluster,
+        keepDatabase: v["keep-database"],
+        strict: v.strict,
+        jsonOut: v["json-out"],
+        quick: v.quick,
+      };
+    },
+  );
 }
 
 /**
