@@ -3,12 +3,11 @@
 // route, every case answered with its exact problem, no stack or SQL in it, and nothing written.
 import { app1Catalog } from "@ledger/app1/operations";
 import { sharedOperations } from "@ledger/core";
-import { expectLedgerInvariants, openTestDatabase, testDriver } from "@ledger/core/testing";
-import type { TestDatabase } from "@ledger/core/testing";
-import { expectHostileRefused, hostileCases, named, silentLogger } from "@ledger/core/testing/http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testDriver } from "@ledger/core/testing";
+import { expectHostileRefused, hostileCases, named } from "@ledger/core/testing/http";
+import { useTestApp } from "@ledger/core/testing/surface";
+import { describe, expect, it } from "vitest";
 import { createApp } from "../src/app.js";
-import type { App } from "../src/app.js";
 import { app2Catalog } from "../src/operations.js";
 
 /** app1's own operations (its catalog less the shared ones), which app2 must not know. */
@@ -16,18 +15,7 @@ const APP1_OPERATIONS = app1Catalog.names.filter((name) => !Object.hasOwn(shared
 
 const cases = hostileCases({ catalog: app2Catalog, otherAppOperations: APP1_OPERATIONS });
 
-let tdb: TestDatabase;
-let app: App;
-
-beforeAll(async () => {
-  tdb = await openTestDatabase();
-  app = createApp({ db: tdb.db, ping: () => tdb.ping(), logger: silentLogger });
-});
-
-afterAll(async () => {
-  await expectLedgerInvariants(tdb);
-  await tdb.close();
-});
+const t = useTestApp(createApp);
 
 describe(`app2 hostile input [${testDriver()}]`, () => {
   it("names every case once, and refuses app1's own operations", () => {
@@ -38,6 +26,6 @@ describe(`app2 hostile input [${testDriver()}]`, () => {
 
   describe.each(named(cases))("%s", (_, hostile) => {
     it(`answers ${hostile.status} ${hostile.code}, leaks nothing and writes nothing`, () =>
-      expectHostileRefused(app, tdb.db, hostile));
+      expectHostileRefused(t.app(), t.db(), hostile));
   });
 });

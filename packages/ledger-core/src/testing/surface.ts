@@ -1,11 +1,11 @@
 // The parts of an app's HTTP surface that every app shares whatever its catalog: /health, /openapi.json,
 // /docs, unknown routes, and what a failure may show. Each app's suite calls describeAppSurface once, so
 // the checks are written once and still run against every app.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { LedgerDb } from "../db/client.js";
 import type { AppDeps } from "../http/app.js";
-import { freshOwner } from "./index.js";
+import { expectLedgerInvariants, freshOwner, openTestDatabase, type TestDatabase } from "./index.js";
 import {
   expectProblem,
   named,
@@ -161,4 +161,31 @@ export function describeAppSurface(s: AppSurface): void {
       expect(problem.request_id).not.toContain("<");
     });
   });
+}
+
+/**
+ * One app over a fresh test database for the whole file: opened before the tests, checked against
+ * every ledger invariant and closed after them. Read the app and the database through the getters.
+ */
+export function useTestApp(createApp: (deps: AppDeps) => RequestApp): {
+  app: () => RequestApp;
+  db: () => LedgerDb;
+} {
+  let tdb: TestDatabase | undefined;
+  let app: RequestApp | undefined;
+  beforeAll(async () => {
+    tdb = await openTestDatabase();
+    const opened = tdb;
+    app = createApp({ db: opened.db, ping: () => opened.ping(), logger: silentLogger });
+  });
+  afterAll(async () => {
+    if (!tdb) return;
+    await expectLedgerInvariants(tdb);
+    await tdb.close();
+  });
+  const need = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("useTestApp: read before its beforeAll ran");
+    return value;
+  };
+  return { app: () => need(app), db: () => need(tdb).db };
 }
