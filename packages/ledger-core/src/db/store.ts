@@ -60,19 +60,6 @@ export async function read<T>(fn: () => Promise<T>, timeoutMs = OPERATION_TIMEOU
   }
 }
 
-export async function findEntryByNonce(
-  db: LedgerDb,
-  app: string,
-  nonce: string,
-): Promise<EntryRow | undefined> {
-  const rows = await db
-    .select()
-    .from(ledgerEntries)
-    .where(and(eq(ledgerEntries.app, app), eq(ledgerEntries.nonce, nonce)))
-    .limit(1);
-  return rows[0];
-}
-
 export async function getBalance(db: LedgerDb, ownerId: string): Promise<number> {
   const rows = await db
     .select({ balance: ledgerBalances.balance })

@@ -17,7 +17,7 @@ import {
   type LimitKey,
   type OwnerState,
 } from "../db/batch.js";
-import { findEntryByNonce, inTransaction, read, toLedgerEntry, type EntryRow } from "../db/store.js";
+import { inTransaction, read, toLedgerEntry, type EntryRow } from "../db/store.js";
 import {
   DatabaseUnavailableError,
   LedgerError,
@@ -183,7 +183,13 @@ export class GroupCommitter {
   }
 
   async #run(batch: Pending[]): Promise<void> {
-    const settled = await this.#commit(batch);
+    let settled: Settled[];
+    try {
+      settled = await this.#commit(batch);
+    } catch (error) {
+      // #commit answers every failure it knows; anything else still answers every waiting request.
+      settled = batch.map(() => ({ ok: false, error }));
+    }
     settled.forEach((s, i) => {
       const p = batch[i];
       if (!p) return;
@@ -207,18 +213,11 @@ export class GroupCommitter {
         // Another process won this nonce at the unique constraint: its answer is a replay, or a conflict.
         try {
           const existing = await read(
-            () => findEntryByNonce(this.#db, this.#app, only.req.nonce),
+            () => findEntriesByNonces(this.#db, this.#app, [only.req.nonce]),
             this.#opts.timeoutMs,
           );
-          if (existing) {
-            const [outcome] = decideBatch(
-              this.#app,
-              [only],
-              new Map(),
-              new Map([[only.req.nonce, existing]]),
-              new Set(),
-              this.#clock(),
-            );
+          if (existing.size > 0) {
+            const [outcome] = decideBatch(this.#app, [only], new Map(), existing, new Set(), this.#clock());
             if (outcome) return [this.#settle(outcome, 0, [])];
           }
         } catch (readError) {
