@@ -1,7 +1,7 @@
 // The service suite: runs once on PGlite and once on real Postgres (see the vitest preset).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lockOwners, writeEntries } from "../src/db/batch.js";
-import { inTransaction } from "../src/db/store.js";
+import { lockOwners, writeBatchAndCommit } from "../src/db/batch.js";
+import { sqlClientOf } from "../src/db/sql-client.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
   expectLedgerInvariants,
@@ -141,6 +141,31 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     clock.set("2026-03-01T10:00:00Z");
   });
 
+  it("counts a daily limit on the day the entry is written when midnight passes while it waits for its lock", async () => {
+    // The limits are read with the lock, for the clock before it; the entry takes the clock after it.
+    // This clock reads 23:59:59.900 before every lock and 00:00:00.100 the next day after it.
+    let calls = 0;
+    const midnight = () =>
+      new Date(calls++ % 2 === 0 ? "2026-04-01T23:59:59.900Z" : "2026-04-02T00:00:00.100Z");
+    const crossing = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog, clock: midnight });
+    const dayAfter = new LedgerService({
+      db: tdb.db,
+      app: "app-a",
+      catalog: testCatalog,
+      clock: () => new Date("2026-04-02T00:00:00.050Z"),
+    });
+
+    const fresh = freshOwner();
+    const first = await post(fresh, "DAILY_REWARD", undefined, freshNonce(), crossing);
+    expect(first.entry.created_at).toBe("2026-04-02T00:00:00.100Z");
+    await expectCode(post(fresh, "DAILY_REWARD", undefined, freshNonce(), crossing), "LIMIT_REACHED");
+
+    const rewarded = freshOwner();
+    await post(rewarded, "DAILY_REWARD", undefined, freshNonce(), dayAfter);
+    await expectCode(post(rewarded, "DAILY_REWARD", undefined, freshNonce(), crossing), "LIMIT_REACHED");
+    expect((await ledger.balance(rewarded)).balance).toBe(1);
+  });
+
   it("a replay of a limited operation is a replay, not LIMIT_REACHED", async () => {
     const owner = freshOwner();
     const nonce = freshNonce();
@@ -181,9 +206,9 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     // Nine million requests would be needed through the API; the store writes one balanced entry
     // (its postings and the projection included) that brings the owner within reach instead.
     const start = Number.MAX_SAFE_INTEGER - 15;
-    await inTransaction(tdb.db, async (tx) => {
+    await sqlClientOf(tdb.db).transaction(async (tx) => {
       await lockOwners(tx, [owner]);
-      await writeEntries(
+      await writeBatchAndCommit(
         tx,
         [
           {
@@ -199,6 +224,7 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
             sequence: 1,
           },
         ],
+        [],
         clock.now(),
       );
     });

@@ -66,6 +66,11 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Led
     connection: {
       application_name: "ledger",
       statement_timeout: opts.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS_DEFAULT,
+      // The write path's statements are prepared once per connection. A generic plan cached while a
+      // table was nearly empty (a new ledger) keeps its sequential scans as the table grows, until the
+      // next autoanalyze; the batch statements' array sizes also vary from 1 to 500. Planning each
+      // execution with its actual parameters costs little next to that (docs/BENCHMARKS.md).
+      plan_cache_mode: "force_custom_plan",
     },
   });
   const db = drizzlePostgres({ client, schema });

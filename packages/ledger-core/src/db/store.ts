@@ -17,7 +17,7 @@ export const OPERATION_TIMEOUT_MS_DEFAULT = 5_000;
  * a database that stopped answering. The call itself may still complete later, which is why a write's
  * caller is told its outcome is unknown and to retry with the same nonce (a retry never applies twice).
  */
-async function withDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+export async function withDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -29,25 +29,6 @@ async function withDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> 
     return await Promise.race([work, deadline]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/**
- * Runs fn in one transaction. Lost connections and deadlines surface as DatabaseUnavailableError;
- * domain errors thrown by fn (or translated by the store) roll the transaction back and pass through.
- */
-export async function inTransaction<T>(
-  db: LedgerDb,
-  fn: (tx: LedgerDb) => Promise<T>,
-  timeoutMs = OPERATION_TIMEOUT_MS_DEFAULT,
-): Promise<T> {
-  try {
-    return await withDeadline(
-      db.transaction((tx) => fn(tx)),
-      timeoutMs,
-    );
-  } catch (error) {
-    throw translateDriverError(error);
   }
 }
 

@@ -7,17 +7,18 @@
 // say), its operations are retried one by one.
 import type { LedgerDb } from "../db/client.js";
 import {
-  dropUnusedOwners,
   findEntriesByNonces,
   findUsedLimits,
   limitKeyString,
   lockOwners,
-  writeEntries,
+  writeBatchAndCommit,
   type AcceptedEntry,
   type LimitKey,
   type OwnerState,
 } from "../db/batch.js";
-import { inTransaction, read, toLedgerEntry, type EntryRow } from "../db/store.js";
+import { sqlClientOf, type SqlClient } from "../db/sql-client.js";
+import { read, toLedgerEntry, withDeadline, type EntryRow } from "../db/store.js";
+import { translateDriverError } from "../db/errors.js";
 import {
   DatabaseUnavailableError,
   LedgerError,
@@ -142,7 +143,7 @@ export interface GroupCommitStats {
 }
 
 export class GroupCommitter {
-  readonly #db: LedgerDb;
+  readonly #db: SqlClient;
   readonly #app: string;
   readonly #clock: () => Date;
   readonly #opts: GroupCommitOptions;
@@ -151,7 +152,7 @@ export class GroupCommitter {
   #stats: GroupCommitStats = { batches: 0, operations: 0, largestBatch: 0 };
 
   constructor(db: LedgerDb, app: string, clock: () => Date, opts: GroupCommitOptions) {
-    this.#db = db;
+    this.#db = sqlClientOf(db);
     this.#app = app;
     this.#clock = clock;
     this.#opts = opts;
@@ -200,8 +201,9 @@ export class GroupCommitter {
 
   async #commit(batch: readonly ValidatedPost[]): Promise<Settled[]> {
     try {
-      return await inTransaction(this.#db, (tx) => this.#apply(tx, batch), this.#opts.timeoutMs);
-    } catch (error) {
+      return await withDeadline(this.#apply(batch), this.#opts.timeoutMs);
+    } catch (caught) {
+      const error = translateDriverError(caught);
       if (batch.length > 1 && !(error instanceof DatabaseUnavailableError)) {
         // The batch failed as a whole: find out which operation it was by retrying one by one, in order.
         const settled: Settled[] = [];
@@ -228,45 +230,58 @@ export class GroupCommitter {
     }
   }
 
-  async #apply(tx: LedgerDb, batch: readonly ValidatedPost[]): Promise<Settled[]> {
-    // Nonces first: an entry never changes once written, so a replay (or a conflict) is answered without
-    // any lock, and a batch of nothing but replays writes nothing at all. A duplicate committed by someone
-    // else after this read loses at the unique constraint instead, and is then answered one by one.
+  async #apply(batch: readonly ValidatedPost[]): Promise<Settled[]> {
+    // Nonces first, outside any transaction: an entry never changes once written, so a replay (or a
+    // conflict) is answered without any lock, and a batch of nothing but replays writes nothing at all.
+    // A duplicate committed by someone else after this read loses at the unique constraint instead,
+    // and is then answered one by one.
     const existing = await findEntriesByNonces(
-      tx,
+      this.#db,
       this.#app,
       batch.map((p) => p.req.nonce),
     );
     const toWrite = batch.filter((p) => !existing.has(p.req.nonce));
-    const owners =
-      toWrite.length === 0
-        ? new Map<string, OwnerState>()
-        : await lockOwners(
-            tx,
-            toWrite.map((p) => p.req.owner_id),
-          );
-    // Read after the locks: an owner's entries then carry times that never go back as sequences go up,
-    // and a daily limit counts the day the entry is written, not the day the request arrived.
-    const now = this.#clock();
-    const limitKeys: LimitKey[] = [];
-    for (const p of toWrite) {
-      const period = limitPeriod(p.def.limit, now);
-      if (period !== null) limitKeys.push({ ownerId: p.req.owner_id, operation: p.req.operation, period });
+    if (toWrite.length === 0) {
+      const outcomes = decideBatch(this.#app, batch, new Map(), existing, new Set(), this.#clock());
+      return outcomes.map((o, i) => this.#settle(o, i, []));
     }
-    const used = await findUsedLimits(tx, limitKeys);
-    const outcomes = decideBatch(this.#app, batch, owners, existing, used, now);
-    const accepted = outcomes.flatMap((o) => (o.kind === "accepted" ? [o.entry] : []));
-    const rows = await writeEntries(tx, accepted, now);
-    const touched = new Set(accepted.map((e) => e.ownerId));
-    await dropUnusedOwners(
-      tx,
-      [...owners].filter(([id, state]) => state.created && !touched.has(id)).map(([id]) => id),
-    );
-    // Rows come back in the order of `accepted`, which is the order of the accepted outcomes.
-    const rowByIndex: (EntryRow | undefined)[] = [];
-    let next = 0;
-    for (const o of outcomes) rowByIndex.push(o.kind === "accepted" ? rows[next++] : undefined);
-    return outcomes.map((o, i) => this.#settle(o, i, rowByIndex));
+    return this.#db.transaction(async (tx) => {
+      // The limits are read with the locks, for the period of the clock before them; the entries carry
+      // the clock read after them, so an owner's entries carry times that never go back as sequences go
+      // up, and a daily limit counts the day the entry is written. Should the day change in between
+      // (around midnight UTC), the limits are read again for the new day.
+      const limitKeysAt = (at: Date) => {
+        const keys: LimitKey[] = [];
+        for (const p of toWrite) {
+          const period = limitPeriod(p.def.limit, at);
+          if (period !== null) keys.push({ ownerId: p.req.owner_id, operation: p.req.operation, period });
+        }
+        return keys;
+      };
+      const before = limitKeysAt(this.#clock());
+      const locked = await lockOwners(
+        tx,
+        toWrite.map((p) => p.req.owner_id),
+        before,
+      );
+      const now = this.#clock();
+      const keys = limitKeysAt(now);
+      const used = keys.every((k, i) => before[i]?.period === k.period)
+        ? locked.usedLimits
+        : await findUsedLimits(tx, keys);
+      const outcomes = decideBatch(this.#app, batch, locked.owners, existing, used, now);
+      const accepted = outcomes.flatMap((o) => (o.kind === "accepted" ? [o.entry] : []));
+      const touched = new Set(accepted.map((e) => e.ownerId));
+      const unused = [...locked.owners]
+        .filter(([id, state]) => state.created && !touched.has(id))
+        .map(([id]) => id);
+      const rows = await writeBatchAndCommit(tx, accepted, unused, now);
+      // Rows come back in the order of `accepted`, which is the order of the accepted outcomes.
+      const rowByIndex: (EntryRow | undefined)[] = [];
+      let next = 0;
+      for (const o of outcomes) rowByIndex.push(o.kind === "accepted" ? rows[next++] : undefined);
+      return outcomes.map((o, i) => this.#settle(o, i, rowByIndex));
+    });
   }
 
   #settle(outcome: Outcome, index: number, rowByIndex: readonly (EntryRow | undefined)[]): Settled {
