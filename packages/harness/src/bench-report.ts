@@ -12,6 +12,7 @@ const optionsSchema = z.object({
   owners: z.coerce.number().int().min(1).max(1_000_000),
   replaySet: z.coerce.number().int().min(1).max(1_000_000),
   poolSize: z.coerce.number().int().min(1).max(200),
+  workers: z.union([z.literal("auto"), z.coerce.number().int().min(1).max(64)]),
   adminUrl: z
     .url()
     .refine((u) => /^postgres(ql)?:$/.test(new URL(u).protocol), "must be a postgres:// URL")
@@ -36,7 +37,8 @@ export const BENCH_USAGE = `usage: pnpm bench [options]
   --connections C      autocannon connections (default 50)
   --owners N           owners of the uniform scenario, each credited first (default 10000)
   --replay-set N       posts applied once, then replayed (default 10000)
-  --pool-size N        the app's DB_POOL_SIZE (default 10, the app's own default)
+  --pool-size N        the app's DB_POOL_SIZE per worker (default 10, the app's own default)
+  --workers N|auto     the app's LEDGER_WORKERS: server processes (default auto: one per core)
   --admin-url URL      Postgres to create the run's database on (default TEST_DATABASE_URL, else
                        ${DEFAULT_ADMIN_URL}); must be 127.0.0.1
   --keep-database      do not drop the run's database at the end
@@ -58,6 +60,7 @@ export function parseBenchArgs(
       owners: { type: "string" },
       "replay-set": { type: "string" },
       "pool-size": { type: "string" },
+      workers: { type: "string" },
       "admin-url": { type: "string" },
       "keep-database": { type: "boolean", default: false },
       "json-out": { type: "string" },
@@ -73,6 +76,7 @@ export function parseBenchArgs(
         owners: v.owners ?? 10_000,
         replaySet: v["replay-set"] ?? 10_000,
         poolSize: v["pool-size"] ?? 10,
+        workers: v.workers ?? "auto",
         adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
         jsonOut: v["json-out"],
         cpuProfDir: v["cpu-prof-dir"],

@@ -224,6 +224,7 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
       .map(([k, v]) => `${k}=${v}`)
       .join(", ")}`,
   );
+  log(`app: app1, LEDGER_WORKERS=${opts.workers}, DB_POOL_SIZE=${opts.poolSize} per worker`);
   log(
     `load: autocannon, ${opts.connections} connections, ${opts.durationS} s per scenario after ${opts.warmupS} s warm-up`,
   );
@@ -268,6 +269,7 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
           DATABASE_URL: db.url,
           DB_POOL_SIZE: String(opts.poolSize),
           LEDGER_BATCH_SIZE_MAX: String(batchSizeMax),
+          LEDGER_WORKERS: String(opts.workers),
         },
         opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProfDir] : [],
       );

@@ -13,6 +13,8 @@ export interface AppProcessOptions {
   /** Connections in the app's postgres.js pool (DB_POOL_SIZE). */
   poolSizeMax?: number;
   logLevel?: string;
+  /** Server processes sharing the port (LEDGER_WORKERS); default 1. */
+  workers?: number;
   /** Lines of the process's output kept for failure reports. */
   logLinesMax?: number;
 }
@@ -102,6 +104,7 @@ export class AppProcess {
         DATABASE_URL: this.#opts.databaseUrl,
         DB_POOL_SIZE: String(this.#opts.poolSizeMax ?? 8),
         LOG_LEVEL: this.#opts.logLevel ?? "warn",
+        LEDGER_WORKERS: String(this.#opts.workers ?? 1),
       }),
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -158,14 +161,17 @@ export class AppProcess {
     this.#child?.kill("SIGKILL");
   }
 
-  /** SIGTERM (the app closes its server and pool), then SIGKILL if it is still there after a grace period. */
-  async stop(): Promise<void> {
+  /**
+   * SIGTERM (the app closes its server and pool), then SIGKILL if it is still there after a grace
+   * period. Returns how it exited: `signal` SIGKILL means the grace period ran out.
+   */
+  async stop(): Promise<ExitInfo | undefined> {
     const exited = this.#exited;
-    if (!this.#child || !exited) return;
+    if (!this.#child || !exited) return undefined;
     this.#killRequested = true;
     this.#child.kill("SIGTERM");
     const done = await Promise.race([exited, sleep(STOP_GRACE_MS).then(() => undefined)]);
-    if (!done) await this.kill("SIGKILL");
+    return done ?? (await this.kill("SIGKILL"));
   }
 
   /** GET /health answered 200 within a second. */

@@ -48,7 +48,8 @@ function running(): Record<AppName, AppProcess> {
 beforeAll(async () => {
   database = await createDatabase(testDatabaseUrl(), "ledger_harness");
   apps = {
-    app1: new AppProcess({ app: "app1", port: await freePort(), databaseUrl: database.url }),
+    // app1 as two worker processes on one port (LEDGER_WORKERS): three writers in all.
+    app1: new AppProcess({ app: "app1", port: await freePort(), databaseUrl: database.url, workers: 2 }),
     app2: new AppProcess({ app: "app2", port: await freePort(), databaseUrl: database.url }),
   };
   // Both at once, on a database neither has migrated: the migration lock makes one wait for the other.

@@ -1,5 +1,7 @@
 // Boot plumbing shared by the app entry points: the JSON logger, the env schema every app extends,
 // and a server runner that shuts down cleanly (stop accepting, finish in-flight requests, close the db).
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
 import { serve, type ServerType } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import { z } from "zod";
@@ -32,8 +34,20 @@ export function appEnvSchema(defaultPort: number) {
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Most posts written in one transaction (group commit); 1 turns batching off. */
     LEDGER_BATCH_SIZE_MAX: z.coerce.number().int().min(1).max(10_000).default(500),
+    /**
+     * Server processes sharing the port (node:cluster): a number, or "auto" for one per core. Above 1
+     * it needs DATABASE_URL: embedded PGlite has a single writer.
+     */
+    LEDGER_WORKERS: z
+      .union([z.literal("auto"), z.coerce.number().int().min(1).max(WORKERS_MAX)])
+      .default(1)
+      .transform((v) => (v === "auto" ? Math.min(availableParallelism(), WORKERS_MAX) : v)),
   });
 }
+
+const WORKERS_MAX = 64;
+/** A worker that dies is replaced, but not more often than this, so a crash loop cannot spin. */
+const WORKER_RESTART_DELAY_MS = 1_000;
 
 export type AppEnv = z.infer<ReturnType<typeof appEnvSchema>>;
 
@@ -153,11 +167,23 @@ export async function boot(
     | "LOG_LEVEL"
     | "HOST"
     | "LEDGER_BATCH_SIZE_MAX"
+    | "LEDGER_WORKERS"
   >,
   name: string,
   apps: BootedApp[],
 ): Promise<void> {
+  if (env.LEDGER_WORKERS > 1 && env.DATABASE_URL === undefined) {
+    process.stderr.write(
+      "Invalid configuration:\n  LEDGER_WORKERS: more than one worker needs DATABASE_URL " +
+        "(embedded PGlite has a single writer)\n",
+    );
+    process.exit(2);
+  }
   const logger = createLogger({ level: env.LOG_LEVEL, name });
+  if (env.LEDGER_WORKERS > 1 && cluster.isPrimary) {
+    superviseWorkers(env.LEDGER_WORKERS, logger);
+    return;
+  }
   let database: LedgerDatabase | undefined;
   try {
     database = await openWithRetry(env, logger);
@@ -179,4 +205,35 @@ export async function boot(
     await database?.close().catch(() => {});
     process.exit(1);
   }
+}
+
+/**
+ * The primary of a multi-process server: forks the workers (each boots the apps, with its own pool,
+ * and they share the listening ports), replaces a worker that dies, and on SIGINT/SIGTERM passes the
+ * signal on and exits once every worker has finished its in-flight requests.
+ */
+function superviseWorkers(count: number, logger: Logger): void {
+  let stopping = false;
+  logger.info({ workers: count }, "starting worker processes");
+  for (let i = 0; i < count; i++) cluster.fork();
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    logger.error({ worker_pid: worker.process.pid, code, signal }, "worker exited; starting another");
+    setTimeout(() => {
+      if (!stopping) cluster.fork();
+    }, WORKER_RESTART_DELAY_MS);
+  });
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down workers");
+    const workers = Object.values(cluster.workers ?? {});
+    if (workers.length === 0) process.exit(0);
+    for (const worker of workers) worker?.process.kill(signal);
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
 }
