@@ -1,9 +1,7 @@
 // The pure parts of `pnpm bench`: its options, the bodies it sends, what it makes of one autocannon
 // result, the table it prints and the issue's targets. No I/O here, so all of it is unit-tested.
 import { z } from "zod";
-import { parseCli } from "./cli-args.js";
-
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+import { adminUrlFrom, DEFAULT_ADMIN_URL, localPostgresUrl, parseCli } from "./cli-args.js";
 
 const optionsSchema = z.object({
   durationS: z.coerce.number().int().min(1).max(600),
@@ -13,10 +11,7 @@ const optionsSchema = z.object({
   replaySet: z.coerce.number().int().min(1).max(1_000_000),
   poolSize: z.coerce.number().int().min(1).max(200),
   workers: z.union([z.literal("auto"), z.coerce.number().int().min(1).max(64)]),
-  adminUrl: z
-    .url()
-    .refine((u) => /^postgres(ql)?:$/.test(new URL(u).protocol), "must be a postgres:// URL")
-    .refine((u) => LOOPBACK.has(new URL(u).hostname), "must point at this machine (127.0.0.1)"),
+  adminUrl: localPostgresUrl,
   jsonOut: z.string().min(1).optional(),
   cpuProfDir: z.string().min(1).optional(),
   quick: z.boolean(),
@@ -27,7 +22,6 @@ export type BenchOptions = z.infer<typeof optionsSchema>;
 
 const FULL = { durationS: 20, warmupS: 3 } as const;
 const QUICK = { durationS: 3, warmupS: 1 } as const;
-const DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 
 export const BENCH_USAGE = `usage: pnpm bench [options]
 
@@ -77,7 +71,7 @@ export function parseBenchArgs(
         replaySet: v["replay-set"] ?? 10_000,
         poolSize: v["pool-size"] ?? 10,
         workers: v.workers ?? "auto",
-        adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
+        adminUrl: adminUrlFrom(v, env),
         jsonOut: v["json-out"],
         cpuProfDir: v["cpu-prof-dir"],
         quick: v.quick,
@@ -134,9 +128,7 @@ export interface AutocannonLike {
   duration: number;
   errors: number;
   timeouts: number;
-  non2xx: number;
-  latency: { p50: number; p99: number; p99_9: number; average: number };
-  requests: { total: number };
+  latency: { p50: number; p99: number; p99_9: number };
   statusCodeStats?: Record<string, { count?: number }>;
 }
 

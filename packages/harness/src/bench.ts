@@ -13,13 +13,10 @@
 //
 // Traffic goes to 127.0.0.1 only. Exit status: 0 every verify passed; 1 a verify failed; 2 the run
 // could not be carried out.
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { setTimeout as sleep } from "node:timers/promises";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import {
@@ -36,111 +33,17 @@ import {
   type PostBody,
   type ScenarioResult,
 } from "./bench-report.js";
-import { APP_DIRS, APP_ENTRY, REPO_ROOT } from "./paths.js";
+import { REPO_ROOT } from "./paths.js";
 import { createDatabase, dropDatabase } from "./postgres.js";
-import { freePort, runLedgerCli } from "./processes.js";
+import { AppProcess, freePort, runLedgerCli, ServerProcess } from "./processes.js";
 
 const HEALTH_TIMEOUT_MS = 60_000;
-const STOP_GRACE_MS = 10_000;
 const VERIFY_TIMEOUT_MS = 300_000;
 const ECHO_ENTRY = join(REPO_ROOT, "packages/harness/src/bench-echo.ts");
 
-/** Only what Node needs from our environment, plus the process's own configuration (as the harness does). */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const key of ["PATH", "HOME", "TMPDIR", "LANG", "TZ"]) {
-    const value = process.env[key];
-    if (value !== undefined) env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
-/**
- * A server process of the bench. The harness's AppProcess sets a fixed environment (no NODE_ENV, no
- * LEDGER_BATCH_SIZE_MAX), so the bench starts its own, the same way: `node --import tsx <entry>`.
- */
-class BenchProcess {
-  readonly baseUrl: string;
-  readonly #lines: string[] = [];
-  #child: ChildProcess | undefined;
-  #exited: Promise<void> | undefined;
-
-  constructor(
-    readonly name: string,
-    readonly port: number,
-    private readonly entry: string,
-    private readonly cwd: string,
-    private readonly env: Record<string, string>,
-    private readonly nodeArgs: string[] = [],
-  ) {
-    this.baseUrl = `http://127.0.0.1:${port}`;
-  }
-
-  get pid(): number | undefined {
-    return this.#child?.pid;
-  }
-
-  start(): void {
-    const child = spawn(process.execPath, [...this.nodeArgs, "--import", "tsx", this.entry], {
-      cwd: this.cwd,
-      env: childEnv({ ...this.env, PORT: String(this.port), HOST: "127.0.0.1" }),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.#child = child;
-    for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on("line", (line) => {
-        this.#lines.push(line);
-        if (this.#lines.length > 100) this.#lines.shift();
-      });
-    }
-    this.#exited = new Promise((resolve) =>
-      child.once("close", () => {
-        if (this.#child === child) this.#child = undefined;
-        resolve();
-      }),
-    );
-  }
-
-  recentOutput(): string {
-    return this.#lines.slice(-30).join("\n");
-  }
-
-  async waitHealthy(): Promise<void> {
-    const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      if (!this.#child) throw new Error(`${this.name} exited before it was healthy:\n${this.recentOutput()}`);
-      try {
-        const res = await fetch(`${this.baseUrl}/health`, { signal: AbortSignal.timeout(1_000) });
-        await res.arrayBuffer();
-        if (res.status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(150);
-    }
-    throw new Error(`${this.name} not healthy within ${HEALTH_TIMEOUT_MS} ms:\n${this.recentOutput()}`);
-  }
-
-  /** Whether it is still running: an app that died under load makes the run void. */
-  assertRunning(): void {
-    if (!this.#child) throw new Error(`${this.name} exited during the run:\n${this.recentOutput()}`);
-  }
-
-  async stop(): Promise<void> {
-    const child = this.#child;
-    const exited = this.#exited;
-    if (!child || !exited) return;
-    child.kill("SIGTERM");
-    const done = await Promise.race([exited.then(() => true), sleep(STOP_GRACE_MS).then(() => false)]);
-    if (!done) {
-      child.kill("SIGKILL");
-      await exited;
-    }
-  }
-
-  killNow(): void {
-    this.#child?.kill("SIGKILL");
-  }
+/** An app that died under load makes the run void. */
+function assertRunning(server: ServerProcess): void {
+  if (!server.running) throw new Error(`${server.name} exited during the run:\n${server.recentOutput()}`);
 }
 
 interface LoadSpec {
@@ -180,24 +83,20 @@ interface MachineInfo {
 }
 
 async function machineInfo(adminUrl: string): Promise<MachineInfo> {
-  let cpuModel = cpus()[0]?.model ?? "unknown";
-  try {
-    const line = readFileSync("/proc/cpuinfo", "utf8")
-      .split("\n")
-      .find((l) => l.startsWith("model name"));
-    if (line) cpuModel = line.split(":").slice(1).join(":").trim();
-  } catch {
-    // not Linux: os.cpus() it is
-  }
   const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
-    const [v] = await sql<{ version: string }[]>`select version()`;
-    const settings: Record<string, string> = {};
-    for (const name of ["synchronous_commit", "fsync", "shared_buffers", "max_connections"]) {
-      const rows = await sql.unsafe<Record<string, string>[]>(`show ${name}`);
-      settings[name] = rows[0]?.[name] ?? "?";
-    }
-    return { cores: cpus().length, cpuModel, node: process.version, postgres: v?.version ?? "?", settings };
+    const [row] = await sql<(Record<string, string> & { version: string })[]>`
+      select version(), current_setting('synchronous_commit') as synchronous_commit,
+             current_setting('fsync') as fsync, current_setting('shared_buffers') as shared_buffers,
+             current_setting('max_connections') as max_connections`;
+    const { version = "?", ...settings } = row ?? {};
+    return {
+      cores: cpus().length,
+      cpuModel: cpus()[0]?.model ?? "unknown",
+      node: process.version,
+      postgres: version,
+      settings,
+    };
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -214,7 +113,7 @@ function describe(r: ScenarioResult): string {
   return `${r.scenario}: ${r.opsPerS} ops/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms, errors ${r.errors}, statuses ${codes}`;
 }
 
-async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number> {
+async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number> {
   const started = Date.now();
   const machine = await machineInfo(opts.adminUrl);
   log(`machine: ${machine.cores} cores, ${machine.cpuModel}, Node ${machine.node}`);
@@ -236,19 +135,33 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
   const c = opts.connections;
 
   // The ceiling, first, while nothing else runs.
-  const echo = new BenchProcess("echo", await freePort(), ECHO_ENTRY, REPO_ROOT, { NODE_ENV: "production" });
+  const echo = new ServerProcess({
+    name: "echo",
+    cwd: REPO_ROOT,
+    entry: ECHO_ENTRY,
+    port: await freePort(),
+    env: { NODE_ENV: "production" },
+  });
   spawned.push(echo);
   echo.start();
-  await echo.waitHealthy();
+  await echo.waitHealthy({ timeoutMs: HEALTH_TIMEOUT_MS });
+  /** Warm-up (not measured), then the measured load; the server must still be running after it. */
+  const measure = async (
+    name: string,
+    target: ServerProcess,
+    path: string,
+    body: () => string,
+    expect: { refusalsExpected: boolean; onResponse?: LoadSpec["onResponse"] },
+  ): Promise<ScenarioResult> => {
+    const spec = { url: target.baseUrl, path, connections: c, body };
+    if (opts.warmupS > 0) await load({ ...spec, ...warm });
+    const result = await load({ ...spec, ...duration, onResponse: expect.onResponse });
+    assertRunning(target);
+    return summarize(name, result, { refusalsExpected: expect.refusalsExpected });
+  };
+
   const echoBody = () => JSON.stringify(uniformBody(0, 1, 1, runId));
-  if (opts.warmupS > 0)
-    await load({ url: echo.baseUrl, path: "/echo", connections: c, ...warm, body: echoBody });
-  const ceiling = summarize(
-    "ceiling",
-    await load({ url: echo.baseUrl, path: "/echo", connections: c, ...duration, body: echoBody }),
-    { refusalsExpected: false },
-  );
-  echo.assertRunning();
+  const ceiling = await measure("ceiling", echo, "/echo", echoBody, { refusalsExpected: false });
   await echo.stop();
   results.push(ceiling);
   log(describe(ceiling));
@@ -258,24 +171,19 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
   let verifyFailed = false;
   try {
     const startApp = async (batchSizeMax: number) => {
-      const app = new BenchProcess(
-        `app1 (batch ${batchSizeMax})`,
-        await freePort(),
-        APP_ENTRY,
-        APP_DIRS.app1,
-        {
-          NODE_ENV: "production",
-          LOG_LEVEL: "warn",
-          DATABASE_URL: db.url,
-          DB_POOL_SIZE: String(opts.poolSize),
-          LEDGER_BATCH_SIZE_MAX: String(batchSizeMax),
-          LEDGER_WORKERS: String(opts.workers),
-        },
-        opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProfDir] : [],
-      );
+      const app = new AppProcess({
+        app: "app1",
+        port: await freePort(),
+        databaseUrl: db.url,
+        poolSizeMax: opts.poolSize,
+        workers: opts.workers,
+        logLevel: "warn",
+        env: { NODE_ENV: "production", LEDGER_BATCH_SIZE_MAX: String(batchSizeMax) },
+        nodeArgs: opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProfDir] : [],
+      });
       spawned.push(app);
       app.start();
-      await app.waitHealthy();
+      await app.waitHealthy({ timeoutMs: HEALTH_TIMEOUT_MS });
       return app;
     };
     const verify = async (r: ScenarioResult) => {
@@ -290,7 +198,7 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
     };
 
     let app = await startApp(500);
-    const ledger = (a: BenchProcess) => ({ url: a.baseUrl, path: "/ledger", connections: c });
+    const ledger = (a: ServerProcess) => ({ url: a.baseUrl, path: "/ledger", connections: c });
 
     // Every owner of the uniform mix gets 10 credits, so its debits can succeed.
     const stride = ownerStride(opts.owners);
@@ -311,33 +219,24 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
     );
     log(`seeded ${seeded.status2xx} owners (${seeded.opsPerS} ops/s), unexpected ${seeded.unexpectedNon2xx}`);
 
-    const uniformScenario = async (name: string, target: BenchProcess) => {
+    const uniformBodies = (name: string) => {
       let i = 0;
-      const body = () => JSON.stringify(uniformBody(i++, opts.owners, stride, `${runId}-${name}`));
-      if (opts.warmupS > 0) await load({ ...ledger(target), ...warm, body });
-      const r = summarize(name, await load({ ...ledger(target), ...duration, body }), {
-        refusalsExpected: false,
-      });
-      target.assertRunning();
-      return r;
+      return () => JSON.stringify(uniformBody(i++, opts.owners, stride, `${runId}-${name}`));
+    };
+    const report = async (r: ScenarioResult, extra = "") => {
+      log(`${describe(r)}${extra}`);
+      await verify(r);
+      results.push(r);
     };
 
-    const uniform = await uniformScenario("uniform", app);
-    log(describe(uniform));
-    await verify(uniform);
-    results.push(uniform);
+    await report(
+      await measure("uniform", app, "/ledger", uniformBodies("uniform"), { refusalsExpected: false }),
+    );
 
     let h = 0;
     const hotOwner = `hot_${runId}`;
     const hot = () => JSON.stringify(hotBody(h++, hotOwner, `${runId}-hot`));
-    if (opts.warmupS > 0) await load({ ...ledger(app), ...warm, body: hot });
-    const hotResult = summarize("hot", await load({ ...ledger(app), ...duration, body: hot }), {
-      refusalsExpected: true,
-    });
-    app.assertRunning();
-    log(describe(hotResult));
-    await verify(hotResult);
-    results.push(hotResult);
+    await report(await measure("hot", app, "/ledger", hot, { refusalsExpected: true }));
 
     // Replays: a set of posts applied once, then sent again round and round.
     const bodies: string[] = [];
@@ -363,25 +262,19 @@ async function run(opts: BenchOptions, spawned: BenchProcess[]): Promise<number>
     const onResponse = (status: number, body: string) => {
       if (status === 200 && body.includes('"replayed":true')) replayedTrue += 1;
     };
-    if (opts.warmupS > 0) await load({ ...ledger(app), ...warm, body: replayBody });
-    const replay = summarize(
-      "replay",
-      await load({ ...ledger(app), ...duration, body: replayBody, onResponse }),
-      { refusalsExpected: false },
-    );
+    const replay = await measure("replay", app, "/ledger", replayBody, {
+      refusalsExpected: false,
+      onResponse,
+    });
     replay.replayedTrue = replayedTrue;
-    app.assertRunning();
-    log(`${describe(replay)}, replayed:true ${replayedTrue}`);
-    await verify(replay);
-    results.push(replay);
+    await report(replay, `, replayed:true ${replayedTrue}`);
     await app.stop();
 
     // Group commit off: one transaction per request, same uniform load on the same owners.
     app = await startApp(1);
-    const baseline = await uniformScenario("baseline", app);
-    log(describe(baseline));
-    await verify(baseline);
-    results.push(baseline);
+    await report(
+      await measure("baseline", app, "/ledger", uniformBodies("baseline"), { refusalsExpected: false }),
+    );
     await app.stop();
   } finally {
     if (!opts.keepDatabase) await dropDatabase(opts.adminUrl, db.name);
@@ -421,7 +314,7 @@ async function main(): Promise<void> {
     process.stdout.write(BENCH_USAGE);
     return;
   }
-  const spawned: BenchProcess[] = [];
+  const spawned: ServerProcess[] = [];
   process.once("exit", () => spawned.forEach((s) => s.killNow()));
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {

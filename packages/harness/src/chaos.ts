@@ -16,15 +16,13 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { parseCli } from "./cli-args.js";
-import { getAllEntries, getBalance, postUntilDefinite, type Entry, type RetryOptions } from "./client.js";
+import { adminUrlFrom, DEFAULT_ADMIN_URL, localPostgresUrl, parseCli } from "./cli-args.js";
+import { postUntilDefinite, readLedger, type RetryOptions } from "./client.js";
 import { checkLedger, countByKind, signedAmount, type OpRecord, type Violation } from "./model.js";
 import type { AppName } from "./paths.js";
 import { countEntries, createDatabase, dropDatabase, LocalCluster } from "./postgres.js";
 import { AppProcess, freePort, runLedgerCli } from "./processes.js";
 import { EXPECTED_REFUSALS, seededRandom, Workload } from "./workload.js";
-
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 const optionsSchema = z
   .object({
@@ -43,10 +41,7 @@ const optionsSchema = z
       .int()
       .min(0)
       .max(2 ** 32 - 1),
-    adminUrl: z
-      .url()
-      .refine((u) => /^postgres(ql)?:$/.test(new URL(u).protocol), "must be a postgres:// URL")
-      .refine((u) => LOOPBACK.has(new URL(u).hostname), "must point at this machine (127.0.0.1)"),
+    adminUrl: localPostgresUrl,
     cluster: z
       .string()
       .regex(/^\d+(\.\d+)?\/[\w-]+$/, "like 15/main")
@@ -79,7 +74,6 @@ const QUICK = {
   owners: 20,
   intervalMs: 1_500,
 } as const;
-const DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 
 export const USAGE = `usage: pnpm chaos [options]
 
@@ -144,7 +138,7 @@ export function parseChaosArgs(
         requestTimeoutMs: v["request-timeout-ms"] ?? 3_000,
         resolveTimeoutS: v["resolve-timeout-s"] ?? 120,
         seed: v.seed ?? randomBytes(4).readUInt32BE(0),
-        adminUrl: v["admin-url"] ?? env.TEST_DATABASE_URL ?? DEFAULT_ADMIN_URL,
+        adminUrl: adminUrlFrom(v, env),
         cluster: v.cluster,
         keepDatabase: v["keep-database"],
         strict: v.strict,
@@ -361,29 +355,6 @@ async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }):
   }
 }
 
-/** Reads back every owner's history and balance, in a few parallel lanes, alternating between the apps. */
-async function snapshot(
-  run: Run,
-  owners: readonly string[],
-): Promise<{ entries: Entry[]; balances: Map<string, number> }> {
-  const retry: RetryOptions = { timeoutMs: 10_000, giveUpAfterMs: 120_000, signal: run.signal };
-  const entries: Entry[] = [];
-  const balances = new Map<string, number>();
-  let next = 0;
-  const lane = async () => {
-    while (next < owners.length) {
-      const i = next++;
-      const owner = owners[i];
-      if (owner === undefined) return;
-      const app = run.apps[i % 2 === 0 ? "app1" : "app2"];
-      entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
-      balances.set(owner, await getBalance(app.baseUrl, owner, retry));
-    }
-  };
-  await Promise.all(Array.from({ length: 4 }, lane));
-  return { entries, balances };
-}
-
 function summarize(
   run: Run,
   database: string,
@@ -538,10 +509,13 @@ export async function runChaos(
     signal.throwIfAborted();
 
     // Everything up, every outcome settled: read the ledger back and hold it against the records.
-    await Promise.all(
-      Object.values(apps).map((a) => a.waitHealthy({ timeoutMs: HEALTHY_TIMEOUT_MS, respawn: true, signal })),
+    await allHealthy(run);
+    const { entries, balances } = await readLedger(
+      run.apps,
+      owners,
+      { timeoutMs: 10_000, giveUpAfterMs: 120_000, signal: run.signal },
+      4,
     );
-    const { entries, balances } = await snapshot(run, owners);
     const databaseEntries = await countEntries(url);
     run.violations.push(
       ...checkLedger(

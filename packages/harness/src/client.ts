@@ -5,6 +5,7 @@
 // the same nonce, until the answer is definite.
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
+import type { AppName } from "./paths.js";
 
 export const entrySchema = z.object({
   id: z.number().int().positive(),
@@ -199,4 +200,41 @@ export async function getAllEntries(baseUrl: string, ownerId: string, opts: Retr
     if (cursor === null) return entries;
   }
   throw new Error(`${ownerId}: more than ${pagesMax} pages of entries`);
+}
+
+/** Runs the tasks with at most `concurrency` in flight; results in task order. */
+export async function inPool<T>(tasks: (() => Promise<T>)[], concurrency: number): Promise<T[]> {
+  const results: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < tasks.length; i = next++) {
+      const task = tasks[i];
+      if (task) results[i] = await task();
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return results;
+}
+
+/**
+ * Reads back every owner's history and balance over HTTP, `lanes` owners at a time, alternating
+ * between the two apps (an owner's balance is one, whichever app reads it).
+ */
+export async function readLedger(
+  apps: Readonly<Record<AppName, { baseUrl: string }>>,
+  owners: readonly string[],
+  retry: RetryOptions,
+  lanes: number,
+): Promise<{ entries: Entry[]; balances: Map<string, number> }> {
+  const entries: Entry[] = [];
+  const balances = new Map<string, number>();
+  await inPool(
+    owners.map((owner, i) => async () => {
+      const app = apps[i % 2 === 0 ? "app1" : "app2"];
+      entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
+      balances.set(owner, await getBalance(app.baseUrl, owner, retry));
+    }),
+    lanes,
+  );
+  return { entries, balances };
 }

@@ -1,43 +1,14 @@
 // The real Postgres the harness runs on: a fresh database per run, and (for the chaos run) control of
 // the local cluster itself, to stop it in immediate mode, as a crash would, and start it again.
 import { execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
+export { createDatabase, dropDatabase } from "@ledger/core/testing/postgres";
 
 function admin(adminUrl: string) {
   return postgres(adminUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
-}
-
-/** Creates an empty database with a fresh name on the server of adminUrl; returns its name and URL. */
-export async function createDatabase(
-  adminUrl: string,
-  prefix: string,
-): Promise<{ name: string; url: string }> {
-  const name = `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
-  const sql = admin(adminUrl);
-  try {
-    await sql.unsafe(`create database "${name}"`);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-  return { name, url: withDatabase(adminUrl, name) };
-}
-
-export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
-  const sql = admin(adminUrl);
-  try {
-    await sql.unsafe(`drop database if exists "${name}" with (force)`);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
 }
 
 /** Rows in ledger_entries, the whole table. */

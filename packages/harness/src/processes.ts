@@ -6,16 +6,35 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { APP_DIRS, APP_ENTRY, CORE_DIR, LEDGER_CLI, type AppName } from "./paths.js";
 
+/** A server process: a TypeScript entry run with `node --import tsx`, listening on 127.0.0.1:port. */
+export interface ServerProcessOptions {
+  /** For messages: "app1", "echo", ... */
+  name: string;
+  cwd: string;
+  /** The entry file, relative to cwd. */
+  entry: string;
+  port: number;
+  /** The process's configuration besides PORT and HOST. */
+  env: Record<string, string>;
+  /** Arguments to node before the entry (`--cpu-prof`, say). */
+  nodeArgs?: string[];
+  /** Lines of the process's output kept for failure reports. */
+  logLinesMax?: number;
+}
+
 export interface AppProcessOptions {
   app: AppName;
   port: number;
-  databaseUrl: string;
+  /** Unset: the app runs on embedded PGlite (and refuses more than one worker). */
+  databaseUrl?: string;
   /** Connections in the app's postgres.js pool (DB_POOL_SIZE). */
   poolSizeMax?: number;
   logLevel?: string;
   /** Server processes sharing the port (LEDGER_WORKERS); default 1. */
-  workers?: number;
-  /** Lines of the process's output kept for failure reports. */
+  workers?: number | "auto";
+  /** More configuration (NODE_ENV, LEDGER_BATCH_SIZE_MAX, ...); wins over the options above. */
+  env?: Record<string, string>;
+  nodeArgs?: string[];
   logLinesMax?: number;
 }
 
@@ -51,9 +70,9 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** One app process, which can be killed and started again on the same port. */
-export class AppProcess {
-  readonly app: AppName;
+/** One server process, which can be killed and started again on the same port. */
+export class ServerProcess {
+  readonly name: string;
   readonly port: number;
   readonly baseUrl: string;
   /** Processes spawned so far. */
@@ -66,7 +85,7 @@ export class AppProcess {
   readonly crashReports: string[] = [];
   /** Log lines at level error or fatal, over every process. */
   errorLines = 0;
-  readonly #opts: AppProcessOptions;
+  readonly #opts: ServerProcessOptions;
   readonly #logLines: string[] = [];
   #child: ChildProcess | undefined;
   #exited: Promise<ExitInfo> | undefined;
@@ -74,9 +93,9 @@ export class AppProcess {
   #lastSpawnAt = 0;
   #killRequested = false;
 
-  constructor(opts: AppProcessOptions) {
+  constructor(opts: ServerProcessOptions) {
     this.#opts = opts;
-    this.app = opts.app;
+    this.name = opts.name;
     this.port = opts.port;
     this.baseUrl = `http://127.0.0.1:${opts.port}`;
   }
@@ -95,19 +114,16 @@ export class AppProcess {
   }
 
   start(): void {
-    if (this.#child) throw new Error(`${this.app} is already running (pid ${this.#child.pid})`);
-    const child = spawn(process.execPath, ["--import", "tsx", APP_ENTRY], {
-      cwd: APP_DIRS[this.app],
-      env: childEnv({
-        PORT: String(this.port),
-        HOST: "127.0.0.1",
-        DATABASE_URL: this.#opts.databaseUrl,
-        DB_POOL_SIZE: String(this.#opts.poolSizeMax ?? 8),
-        LOG_LEVEL: this.#opts.logLevel ?? "warn",
-        LEDGER_WORKERS: String(this.#opts.workers ?? 1),
-      }),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    if (this.#child) throw new Error(`${this.name} is already running (pid ${this.#child.pid})`);
+    const child = spawn(
+      process.execPath,
+      [...(this.#opts.nodeArgs ?? []), "--import", "tsx", this.#opts.entry],
+      {
+        cwd: this.#opts.cwd,
+        env: childEnv({ ...this.#opts.env, PORT: String(this.port), HOST: "127.0.0.1" }),
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     this.spawned += 1;
     this.#healthySinceSpawn = false;
     this.#killRequested = false;
@@ -117,7 +133,7 @@ export class AppProcess {
       if (!stream) continue;
       createInterface({ input: stream }).on("line", (line) => this.#record(line));
     }
-    child.once("error", (error) => this.#record(`[harness] ${this.app}: ${error.message}`));
+    child.once("error", (error) => this.#record(`[harness] ${this.name}: ${error.message}`));
     // "close", not "exit": it comes after the output pipes are drained, so a crash's last words are in.
     this.#exited = new Promise<ExitInfo>((resolve) => {
       child.once("close", (code, signal) => {
@@ -131,7 +147,7 @@ export class AppProcess {
             this.failedBoots += 1;
           }
         }
-        this.#record(`[harness] ${this.app} pid ${child.pid} exited: code ${code}, signal ${signal}`);
+        this.#record(`[harness] ${this.name} pid ${child.pid} exited: code ${code}, signal ${signal}`);
         resolve({ code, signal });
       });
     });
@@ -195,7 +211,7 @@ export class AppProcess {
       opts.signal?.throwIfAborted();
       if (!this.#child) {
         if (!opts.respawn)
-          throw new Error(`${this.app} exited before it was healthy:\n${this.recentOutput()}`);
+          throw new Error(`${this.name} exited before it was healthy:\n${this.recentOutput()}`);
         const wait = this.#lastSpawnAt + RESPAWN_DELAY_MS - Date.now();
         if (wait > 0) await sleep(wait);
         this.start();
@@ -207,8 +223,32 @@ export class AppProcess {
       await sleep(HEALTH_POLL_MS);
     }
     throw new Error(
-      `${this.app} not healthy within ${opts.timeoutMs} ms; last output:\n${this.recentOutput()}`,
+      `${this.name} not healthy within ${opts.timeoutMs} ms; last output:\n${this.recentOutput()}`,
     );
+  }
+}
+
+/** One ledger app (app1 or app2) as a server process on its own port. */
+export class AppProcess extends ServerProcess {
+  readonly app: AppName;
+
+  constructor(opts: AppProcessOptions) {
+    super({
+      name: opts.app,
+      cwd: APP_DIRS[opts.app],
+      entry: APP_ENTRY,
+      port: opts.port,
+      nodeArgs: opts.nodeArgs,
+      logLinesMax: opts.logLinesMax,
+      env: {
+        ...(opts.databaseUrl === undefined ? {} : { DATABASE_URL: opts.databaseUrl }),
+        DB_POOL_SIZE: String(opts.poolSizeMax ?? 8),
+        LOG_LEVEL: opts.logLevel ?? "warn",
+        LEDGER_WORKERS: String(opts.workers ?? 1),
+        ...opts.env,
+      },
+    });
+    this.app = opts.app;
   }
 }
 

@@ -1,14 +1,11 @@
 // LEDGER_WORKERS: one app served by several processes on one port (node:cluster), each with its own
 // pool, writing the same ledger. Posts from many connections land on both workers, every answer is
 // right, SIGTERM stops them all cleanly, and without DATABASE_URL more than one worker is refused.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { openDatabase, verifyLedger } from "@ledger/core/db";
-import { testDatabaseUrl } from "@ledger/core/testing";
+import { openDatabase } from "@ledger/core/db";
+import { expectLedgerInvariants, testDatabaseUrl } from "@ledger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  APP_DIRS,
-  APP_ENTRY,
   AppProcess,
   createDatabase,
   dropDatabase,
@@ -22,6 +19,8 @@ const WORKERS = 2;
 const OWNERS = 20;
 const POSTS_PER_OWNER = 10;
 const REQUEST_TIMEOUT_MS = 15_000;
+/** Every log line of the run is kept: two per post at LOG_LEVEL info. */
+const LOG_LINES_MAX = 10_000;
 const READ: RetryOptions = { timeoutMs: REQUEST_TIMEOUT_MS, giveUpAfterMs: 30_000 };
 
 let database: { name: string; url: string } | undefined;
@@ -35,6 +34,7 @@ beforeAll(async () => {
     databaseUrl: database.url,
     workers: WORKERS,
     logLevel: "info",
+    logLinesMax: LOG_LINES_MAX,
   });
   app.start();
   await app.waitHealthy({ timeoutMs: 60_000 });
@@ -45,12 +45,13 @@ afterAll(async () => {
   if (database) await dropDatabase(testDatabaseUrl(), database.name);
 });
 
-function listeningPids(output: string): Set<number> {
+/** The pids of the processes that logged a line whose message includes `msg` (pino logs carry the pid). */
+function pidsLogging(output: string, msg: string): Set<number> {
   const pids = new Set<number>();
   for (const line of output.split("\n")) {
     if (!line.startsWith("{")) continue;
     const record = JSON.parse(line) as { pid?: number; msg?: string };
-    if (record.msg?.includes("listening on") && record.pid !== undefined) pids.add(record.pid);
+    if (record.msg?.includes(msg) && record.pid !== undefined) pids.add(record.pid);
   }
   return pids;
 }
@@ -61,10 +62,12 @@ describe("LEDGER_WORKERS", () => {
     if (!running) throw new Error("app1 did not start");
     // Every worker logs its own "listening" line once it is serving.
     const deadline = Date.now() + 30_000;
-    while (listeningPids(running.recentOutput(200)).size < WORKERS && Date.now() < deadline) {
+    const listening = () => pidsLogging(running.recentOutput(LOG_LINES_MAX), "listening on");
+    while (listening().size < WORKERS && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    expect(listeningPids(running.recentOutput(200)).size).toBe(WORKERS);
+    const workerPids = listening();
+    expect(workerPids.size).toBe(WORKERS);
 
     const run = randomBytes(4).toString("hex");
     const owners = Array.from({ length: OWNERS }, (_, i) => `workers_${run}_${i}`);
@@ -96,11 +99,12 @@ describe("LEDGER_WORKERS", () => {
       expect(await getBalance(running.baseUrl, owner, READ)).toBe(applied.get(owner) ?? 0);
     }
 
+    // Each worker logged some of the posts.
+    expect(pidsLogging(running.recentOutput(LOG_LINES_MAX), "ledger.post")).toEqual(workerPids);
+
     const db = await openDatabase({ url: database?.url, migrate: false });
     try {
-      const report = await verifyLedger(db.db);
-      expect(report.checks.filter((c) => c.violations > 0)).toEqual([]);
-      expect(report.ok).toBe(true);
+      await expectLedgerInvariants(db);
     } finally {
       await db.close();
     }
@@ -112,15 +116,10 @@ describe("LEDGER_WORKERS", () => {
   });
 
   it("refuses more than one worker without DATABASE_URL (embedded PGlite has one writer)", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", APP_ENTRY], {
-      cwd: APP_DIRS.app1,
-      env: { PATH: process.env.PATH, LEDGER_WORKERS: "2", PORT: String(await freePort()) },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
-    expect(code).toBe(2);
-    expect(stderr).toContain("LEDGER_WORKERS: more than one worker needs DATABASE_URL");
+    const embedded = new AppProcess({ app: "app1", port: await freePort(), workers: 2 });
+    embedded.start();
+    await expect(embedded.waitHealthy({ timeoutMs: 30_000 })).rejects.toThrow(/exited before it was healthy/);
+    expect(embedded.recentOutput()).toContain("LEDGER_WORKERS: more than one worker needs DATABASE_URL");
+    expect(embedded.recentOutput()).toMatch(/exited: code 2,/);
   });
 });

@@ -11,7 +11,8 @@ import {
   freshOwner,
   openTestDatabase,
   testDatabaseUrl,
-  withDatabase,
+  createDatabase,
+  dropDatabase,
   type TestDatabase,
 } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";
@@ -195,10 +196,7 @@ describe("concurrency on real Postgres, two pools", () => {
 
 describe("start-up on real Postgres", () => {
   it("several processes migrating one new database at once all succeed, and the schema is applied once", async () => {
-    const admin = await openDatabase({ url: testDatabaseUrl(), migrate: false });
-    const name = `ledger_test_migrate_${Date.now().toString(36)}`;
-    await admin.db.execute(sql.raw(`create database "${name}"`));
-    const url = withDatabase(testDatabaseUrl(), name);
+    const { name, url } = await createDatabase(testDatabaseUrl(), "ledger_test_migrate");
     try {
       const opened = await Promise.all(
         Array.from({ length: 4 }, () => openDatabase({ url, poolSizeMax: 1 })),
@@ -212,8 +210,7 @@ describe("start-up on real Postgres", () => {
       expect(rows).toEqual([{ n: 2 }]);
       await Promise.all(opened.map((d) => d.close()));
     } finally {
-      await admin.db.execute(sql.raw(`drop database if exists "${name}" with (force)`));
-      await admin.close();
+      await dropDatabase(testDatabaseUrl(), name);
     }
   });
 });

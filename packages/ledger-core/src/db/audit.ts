@@ -163,11 +163,13 @@ async function probeAppendOnly(db: LedgerDb): Promise<CheckResult> {
     ],
   ];
   const accepted: string[] = [];
-  for (const [name, statement] of probes) {
+  const [any] = await queryRows<{ found: boolean }>(
+    db,
+    sql`select exists (select 1 from ledger_entries) as found`,
+  );
+  for (const [name, statement] of any?.found ? probes : []) {
     try {
       await db.transaction(async (tx) => {
-        const rows = await queryRows<{ n: number }>(tx, sql`select count(*)::int as n from ledger_entries`);
-        if ((rows[0]?.n ?? 0) === 0) return;
         await tx.execute(statement);
         throw new ProbeAccepted(name);
       });
@@ -256,13 +258,14 @@ export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): 
       computed: { balance: Number(r.computed_balance), last_sequence: Number(r.computed_last) },
     }));
     if (opts.repair && differences.length > 0) {
+      // The differences were computed under the table lock: write them as they are, without
+      // aggregating every entry a second time.
       await tx.execute(sql`
         insert into ledger_balances (owner_id, balance, last_sequence, updated_at)
-        select coalesce(b.owner_id, e.owner_id), coalesce(e.total, 0), coalesce(e.head, 0), now()
-        from ledger_balances b
-        full join (select owner_id, sum(amount) as total, max(sequence) as head
-                   from ledger_entries group by owner_id) e using (owner_id)
-        where b.owner_id is null or b.balance <> coalesce(e.total, 0) or b.last_sequence <> coalesce(e.head, 0)
+        select owner_id, balance, last_sequence, now()
+        from unnest(${sql.param(rows.map((r) => r.owner_id))}::text[],
+                    ${sql.param(rows.map((r) => r.computed_balance))}::bigint[],
+                    ${sql.param(rows.map((r) => r.computed_last))}::bigint[]) as d(owner_id, balance, last_sequence)
         on conflict (owner_id) do update
           set balance = excluded.balance, last_sequence = excluded.last_sequence, updated_at = excluded.updated_at`);
     }

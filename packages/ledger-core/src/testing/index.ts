@@ -1,10 +1,10 @@
 // Test support shared by ledger-core and the apps: a fresh database per test file on either driver,
 // and the invariant check every suite runs when it ends.
 import { randomBytes } from "node:crypto";
-import postgres from "postgres";
 import { expect } from "vitest";
 import { verifyLedger } from "../db/audit.js";
 import { openDatabase, type Driver, type LedgerDatabase } from "../db/client.js";
+import { createDatabase, dropDatabase } from "./postgres.js";
 
 export interface TestDatabase extends LedgerDatabase {
   /** The postgres:// URL of this test's own database (postgres driver only). */
@@ -38,35 +38,19 @@ export async function openTestDatabase(
     return { ...db, url: undefined };
   }
   const adminUrl = testDatabaseUrl();
-  const name = `ledger_test_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } finally {
-    await admin.end();
-  }
-  const url = withDatabase(adminUrl, name);
+  const { name, url } = await createDatabase(adminUrl, "ledger_test");
   const db = await openDatabase({ url, poolSizeMax: opts.poolSizeMax });
   return {
     ...db,
     url,
     close: async () => {
       await db.close();
-      const dropper = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      try {
-        await dropper.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await dropper.end();
-      }
+      await dropDatabase(adminUrl, name);
     },
   };
 }
 
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
+export { createDatabase, dropDatabase, withDatabase } from "./postgres.js";
 
 /** Every invariant `ledger verify` checks: accounts sum to zero, balances match entries, chains hold, ... */
 export async function expectLedgerInvariants(db: LedgerDatabase): Promise<void> {
