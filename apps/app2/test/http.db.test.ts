@@ -5,7 +5,6 @@
 import { APP_NAME as APP1_NAME, createApp as createApp1 } from "@ledger/app1/app";
 import { app1Catalog } from "@ledger/app1/operations";
 import { sharedOperations } from "@ledger/core";
-import type { HttpErrorCode } from "@ledger/core/http";
 import {
   expectLedgerInvariants,
   freshNonce,
@@ -20,15 +19,12 @@ import type { App } from "../src/app.js";
 import { app2Catalog } from "../src/operations.js";
 import {
   apply,
-  badOwnerPaths,
-  badPageQueries,
   commonBadPosts,
   expectProblem,
   expectReplayed,
   getBalance,
   getEntries,
   invalid,
-  manualClock,
   named,
   op,
   ownerState,
@@ -38,8 +34,9 @@ import {
   silentLogger,
   tableCounts,
 } from "@ledger/core/testing/http";
+import { conflict, describeNonceConflicts } from "@ledger/core/testing/shared-operations";
 import { describeAppSurface } from "@ledger/core/testing/surface";
-import type { BadPost, PostInput } from "@ledger/core/testing/http";
+import type { BadPost } from "@ledger/core/testing/http";
 
 /** app1's own operations (its catalog less the shared ones), which app2 must not offer. */
 const APP1_OPERATIONS = app1Catalog.names.filter((name) => !Object.hasOwn(sharedOperations, name));
@@ -117,14 +114,6 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
       expect((await apply(app, op(owner, "CREDIT_SPEND", { amount: 1 }))).entry.amount).toBe(-1);
       expect(await getBalance(app, owner)).toBe(4);
     });
-
-    it("accepts owner ids and nonces of 128 characters", async () => {
-      const longOwner = freshOwner("long").padEnd(128, "x");
-      const longNonce = freshNonce().padEnd(128, "n");
-      const body = await apply(app, op(longOwner, "USAGE_REFUND", { amount: 9, nonce: longNonce }));
-      expect(body.entry).toMatchObject({ owner_id: longOwner, nonce: longNonce, amount: 9 });
-      expect(await getBalance(app, longOwner)).toBe(9);
-    });
   });
 
   describe("variable operations", () => {
@@ -157,13 +146,6 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
         422,
         "INSUFFICIENT_BALANCE",
       );
-    });
-
-    it("refuses CREDIT_SPEND from an empty balance with 422 INSUFFICIENT_BALANCE and writes nothing", async () => {
-      const owner = freshOwner();
-      const before = await snapshot(owner);
-      await expectProblem(await postJson(app, op(owner, "CREDIT_SPEND")), 422, "INSUFFICIENT_BALANCE");
-      expect(await snapshot(owner)).toEqual(before);
     });
   });
 
@@ -238,31 +220,6 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
     });
   });
 
-  describe("GET /ledger/{owner_id}", () => {
-    it("answers the owner's balance", async () => {
-      const owner = await ownerWith(40);
-      await apply(app, op(owner, "TOKEN_USAGE", { amount: 15 }));
-      const res = await app.request(`/ledger/${owner}`);
-      expect(res.status).toBe(200);
-      expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
-      expect(await res.json()).toEqual({ owner_id: owner, balance: 25 });
-    });
-
-    it("answers 0 for an owner with no entries, and writes nothing", async () => {
-      const before = await tableCounts(tdb.db);
-      expect(await getBalance(app, freshOwner())).toBe(0);
-      expect(await tableCounts(tdb.db)).toEqual(before);
-    });
-  });
-
-  describe.each(named(badOwnerPaths))("GET with %s", (_, { path, status, code }) => {
-    it(`answers ${status} ${code} as problem+json and writes nothing`, async () => {
-      const before = await tableCounts(tdb.db);
-      await expectProblem(await app.request(path), status, code);
-      expect(await tableCounts(tdb.db)).toEqual(before);
-    });
-  });
-
   describe("GET /ledger/{owner_id}/entries", () => {
     it("lists the owner's entries newest first, each with its running balance and sequence", async () => {
       const owner = freshOwner();
@@ -282,34 +239,6 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
         [1, "USAGE_REFUND", 500, 500],
       ]);
     });
-
-    it("pages through the history with next_cursor: no entry twice, none missed", async () => {
-      const owner = freshOwner();
-      for (let i = 1; i <= 7; i++) await apply(app, op(owner, "USAGE_REFUND", { amount: i }));
-
-      const pages: number[][] = [];
-      let cursor: string | null = null;
-      do {
-        const query: string = cursor === null ? "?limit=3" : `?limit=3&cursor=${encodeURIComponent(cursor)}`;
-        const page = await getEntries(app, owner, query);
-        pages.push(page.entries.map((e) => e.amount));
-        cursor = page.next_cursor;
-      } while (cursor !== null && pages.length < 10);
-
-      expect(pages).toEqual([[7, 6, 5], [4, 3, 2], [1]]);
-    });
-
-    it("answers an empty page for an owner with no entries", async () => {
-      const owner = freshOwner();
-      expect(await getEntries(app, owner)).toEqual({ owner_id: owner, entries: [], next_cursor: null });
-    });
-  });
-
-  describe.each(named(badPageQueries))("GET /ledger/{owner_id}/entries with %s", (_, { query, code }) => {
-    it(`answers 400 ${code} as problem+json`, async () => {
-      const owner = await ownerWith(10);
-      await expectProblem(await app.request(`/ledger/${owner}/entries${query}`), 400, code);
-    });
   });
 
   describe("idempotency", () => {
@@ -325,42 +254,21 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
       expect(before.owner.balance).toBe(70);
     });
 
-    const conflicts: {
-      name: string;
-      change: () => Partial<PostInput>;
-      status: number;
-      code: HttpErrorCode;
-    }[] = [
-      { name: "another amount", change: () => ({ amount: 31 }), status: 409, code: "NONCE_CONFLICT" },
-      {
-        name: "another operation",
-        change: () => ({ operation: "USAGE_REFUND" }),
-        status: 409,
-        code: "NONCE_CONFLICT",
-      },
-      {
-        name: "another owner",
-        change: () => ({ owner_id: freshOwner() }),
-        status: 409,
-        code: "NONCE_CONFLICT",
-      },
-      // The amount is checked against the operation before the nonce is looked up.
-      { name: "no amount", change: () => ({ amount: undefined }), status: 400, code: "AMOUNT_REQUIRED" },
-    ];
-
-    describe.each(named(conflicts))("the same nonce with %s", (_, { change, status, code }) => {
-      it(`answers ${status} ${code} and writes nothing`, async () => {
-        const owner = await ownerWith(100);
-        const input = op(owner, "TOKEN_USAGE", { amount: 30 });
+    describeNonceConflicts(
+      { app: () => app, db: () => tdb.db },
+      async () => {
+        const input = op(await ownerWith(100), "TOKEN_USAGE", { amount: 30 });
         await apply(app, input);
-        const changed = { ...input, ...change() };
-        const before = { mine: await snapshot(owner), theirs: await ownerState(app, changed.owner_id) };
-        await expectProblem(await postJson(app, changed), status, code);
-        expect({ mine: await snapshot(owner), theirs: await ownerState(app, changed.owner_id) }).toEqual(
-          before,
-        );
-      });
-    });
+        return input;
+      },
+      [
+        { name: "another amount", change: () => ({ amount: 31 }), status: 409, code: "NONCE_CONFLICT" },
+        conflict("another operation", () => ({ operation: "USAGE_REFUND" })),
+        conflict("another owner", () => ({ owner_id: freshOwner() })),
+        // The amount is checked against the operation before the nonce is looked up.
+        { name: "no amount", change: () => ({ amount: undefined }), status: 400, code: "AMOUNT_REQUIRED" },
+      ],
+    );
 
     it("does not use up the nonce of a refused request", async () => {
       const owner = freshOwner();
@@ -375,48 +283,6 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
     });
   });
 
-  describe("limits", () => {
-    it.each(["SIGNUP_CREDIT", "REFERRAL_BONUS"])(
-      "gives %s once per owner: the second answers 422 LIMIT_REACHED and writes nothing",
-      async (operation) => {
-        const owner = freshOwner();
-        const first = await apply(app, op(owner, operation));
-        const before = await snapshot(owner);
-        const problem = await expectProblem(await postJson(app, op(owner, operation)), 422, "LIMIT_REACHED");
-        expect(problem.details).toMatchObject({ operation, limit: "once" });
-        expect(await snapshot(owner)).toEqual(before);
-        expect(before.owner.balance).toBe(first.balance);
-        // The limit is per owner: another owner still gets theirs.
-        expect((await apply(app, op(freshOwner(), operation))).balance).toBe(first.balance);
-      },
-    );
-
-    it("gives DAILY_REWARD once per owner per UTC day, by the injected clock", async () => {
-      const clock = manualClock("2026-07-14T00:00:00.000Z");
-      const clocked = createApp({
-        db: tdb.db,
-        ping: () => tdb.ping(),
-        logger: silentLogger,
-        clock: clock.now,
-      });
-      const owner = freshOwner();
-
-      const first = await apply(clocked, op(owner, "DAILY_REWARD"));
-      expect(first.entry.created_at).toBe("2026-07-14T00:00:00.000Z");
-
-      clock.set("2026-07-14T23:59:59.999Z");
-      const before = await snapshot(owner);
-      await expectProblem(await postJson(clocked, op(owner, "DAILY_REWARD")), 422, "LIMIT_REACHED");
-      expect(await snapshot(owner)).toEqual(before);
-
-      clock.set("2026-07-15T00:00:00.000Z");
-      expect(await apply(clocked, op(owner, "DAILY_REWARD"))).toMatchObject({
-        balance: 2,
-        entry: { sequence: 2 },
-      });
-    });
-  });
-
   describeAppSurface({
     app: () => app,
     db: () => tdb.db,
@@ -424,7 +290,7 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
     createApp,
     name: APP_NAME,
     title: "app2 credits ledger",
-    operations: app2Catalog.names,
+    catalog: app2Catalog,
     foreignApp: "app1",
     foreignOperations: APP1_OPERATIONS,
     validPost: (owner) => op(owner, "USAGE_REFUND", { amount: 1 }),

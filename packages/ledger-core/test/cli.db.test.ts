@@ -2,7 +2,7 @@
 // and each kind of damage is found, reported by name, and (for the projection) repaired.
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCommand, runCommand, type Io } from "../src/cli/ledger.js";
+import { main, parseCommand, runCommand, type Io } from "../src/cli/ledger.js";
 import { LedgerService } from "../src/index.js";
 import {
   expectLedgerInvariants,
@@ -39,7 +39,7 @@ function capture(): Io & { text: () => string } {
 async function run(...argv: string[]): Promise<{ code: number; text: string }> {
   const io = capture();
   const command = parseCommand(argv, io);
-  if (!command) return { code: 2, text: io.text() };
+  if (!command) throw new Error(`not a command line: ${argv.join(" ")}\n${io.text()}`);
   const code = await runCommand(tdb.db, command, io);
   return { code, text: io.text() };
 }
@@ -82,9 +82,13 @@ describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
     expect(JSON.parse(text)).toMatchObject({ ok: true });
   });
 
-  it("refuses bad command lines with status 2", async () => {
+  it("refuses bad command lines with status 2 and the usage, before opening any database", async () => {
     for (const argv of [[], ["nope"], ["verify", "--repair"], ["verify", "extra"], ["rebuild", "--bogus"]]) {
-      expect((await run(...argv)).code).toBe(2);
+      const io = capture();
+      expect(await main(argv, { DATABASE_URL: "postgres://127.0.0.1:1/nowhere" }, io), argv.join(" ")).toBe(
+        2,
+      );
+      expect(io.text(), argv.join(" ")).toContain("usage: ledger <verify|rebuild>");
     }
   });
 

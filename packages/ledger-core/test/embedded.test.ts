@@ -59,7 +59,8 @@ describe("embedded PGlite on disk", () => {
       operation: "CREDIT_ADD",
       nonce: "n1",
     });
-    // While an app holds the directory, the CLI is refused rather than let in as a second writer.
+    // While another live process holds the directory (the test's parent stands in for an app), the CLI
+    // is refused with the reason rather than let in as a second writer.
     chunks.length = 0;
     writeFileSync(`${dataDir}.lock`, String(process.ppid));
     expect(await main(["verify"], { LEDGER_DATA_DIR: dataDir }, io)).toBe(2);

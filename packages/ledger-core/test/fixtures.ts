@@ -8,14 +8,3 @@ export const testCatalog = defineCatalog({
   TEST_CREDIT: variable({ direction: "credit", min: 1, max: 1_000_000_000 }),
   TEST_WELCOME: fixed(7, { limit: "once" }),
 });
-
-/** A clock the test moves by hand. */
-export function manualClock(start: string) {
-  let now = new Date(start);
-  return {
-    now: () => new Date(now),
-    set: (iso: string) => {
-      now = new Date(iso);
-    },
-  };
-}

@@ -67,11 +67,19 @@ describe(`schema [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
     "applying the migrations again changes nothing",
     async () => {
       if (!tdb.url) throw new Error("the postgres test database has a URL");
+      const migrations = sql`select count(*)::int as n from drizzle.__drizzle_migrations`;
+      const applied = await queryRows<{ n: number }>(tdb.db, migrations);
+      const before = freshOwner();
+      await ledger.post({ owner_id: before, operation: "CREDIT_ADD", nonce: freshNonce() });
+
       const again = await openDatabase({ url: tdb.url });
       await again.close();
-      const owner = freshOwner();
-      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-      expect((await ledger.balance(owner)).balance).toBe(10);
+
+      expect(await queryRows<{ n: number }>(tdb.db, migrations)).toEqual(applied);
+      expect((await ledger.balance(before)).balance).toBe(10);
+      const after = freshOwner();
+      await ledger.post({ owner_id: after, operation: "CREDIT_ADD", nonce: freshNonce() });
+      expect((await ledger.balance(after)).balance).toBe(10);
     },
   );
 });

@@ -10,7 +10,8 @@ import {
   openTestDatabase,
   type TestDatabase,
 } from "../src/testing/index.js";
-import { manualClock, testCatalog } from "./fixtures.js";
+import { manualClock } from "../src/testing/http.js";
+import { testCatalog } from "./fixtures.js";
 
 let tdb: TestDatabase;
 const clock = manualClock("2026-03-01T10:00:00Z");
@@ -129,16 +130,20 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
 
   it("limits DAILY_REWARD to once per owner per UTC day, by the injected clock", async () => {
     const owner = freshOwner();
-    clock.set("2026-03-01T00:00:00Z");
-    await post(owner, "DAILY_REWARD");
-    clock.set("2026-03-01T23:59:59.999Z");
-    await expectCode(post(owner, "DAILY_REWARD"), "LIMIT_REACHED");
-    clock.set("2026-03-02T00:00:00Z");
-    const next = await post(owner, "DAILY_REWARD");
-    expect(next.balance).toBe(2);
-    expect(next.entry.created_at).toBe("2026-03-02T00:00:00.000Z");
-    await expectCode(post(owner, "DAILY_REWARD"), "LIMIT_REACHED");
-    clock.set("2026-03-01T10:00:00Z");
+    try {
+      clock.set("2026-03-01T00:00:00Z");
+      await post(owner, "DAILY_REWARD");
+      clock.set("2026-03-01T23:59:59.999Z");
+      await expectCode(post(owner, "DAILY_REWARD"), "LIMIT_REACHED");
+      clock.set("2026-03-02T00:00:00Z");
+      const next = await post(owner, "DAILY_REWARD");
+      expect(next.balance).toBe(2);
+      expect(next.entry.created_at).toBe("2026-03-02T00:00:00.000Z");
+      await expectCode(post(owner, "DAILY_REWARD"), "LIMIT_REACHED");
+    } finally {
+      // The clock is shared by the file's other tests.
+      clock.set("2026-03-01T10:00:00Z");
+    }
   });
 
   it("counts a daily limit on the day the entry is written when midnight passes while it waits for its lock", async () => {

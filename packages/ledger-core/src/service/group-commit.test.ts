@@ -5,6 +5,7 @@ import { decideBatch, type ValidatedPost } from "./group-commit.js";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
 const debit = variable({ direction: "debit", min: 1, max: 100 });
+const dailyFee = fixed(-2, { limit: "daily" });
 
 function post(owner: string, operation: string, amount: number, nonce: string): ValidatedPost {
   const def =
@@ -12,7 +13,9 @@ function post(owner: string, operation: string, amount: number, nonce: string): 
       ? debit
       : operation === "ZERO"
         ? fixed(0)
-        : sharedOperations[operation as keyof typeof sharedOperations];
+        : operation === "DAILY_FEE"
+          ? dailyFee
+          : sharedOperations[operation as keyof typeof sharedOperations];
   return { req: { owner_id: owner, operation, nonce }, def, amount };
 }
 
@@ -91,7 +94,7 @@ describe("decideBatch", () => {
     ).toEqual(["replay", "NONCE_CONFLICT"]);
   });
 
-  it("enforces limits against the database and within the batch, after the balance rule", () => {
+  it("enforces limits against the database and within the batch", () => {
     const used = new Set([JSON.stringify(["b", "SIGNUP_CREDIT", "once"])]);
     const batch = [
       post("a", "SIGNUP_CREDIT", 3, "n1"),
@@ -103,6 +106,16 @@ describe("decideBatch", () => {
     const out = decideBatch("app", batch, owners({ a: 0, b: 0 }), new Map(), used, NOW);
     expect(kinds(out)).toEqual(["ok 3#1", "LIMIT_REACHED", "LIMIT_REACHED", "ok 4#2", "LIMIT_REACHED"]);
     expect(out[3]).toMatchObject({ entry: { limitPeriod: "2026-03-01", limitKind: "daily" } });
+  });
+
+  it("applies the balance rule before the limit: a refused limited debit leaves its limit unused", () => {
+    const batch = [
+      post("a", "DAILY_FEE", -2, "n1"),
+      post("a", "CREDIT_ADD", 10, "n2"),
+      post("a", "DAILY_FEE", -2, "n3"),
+    ];
+    const out = decideBatch("app", batch, owners({ a: 0 }), new Map(), new Set(), NOW);
+    expect(kinds(out)).toEqual(["INSUFFICIENT_BALANCE", "ok 10#1", "ok 8#2"]);
   });
 
   it("does not change the locked state it was given", () => {

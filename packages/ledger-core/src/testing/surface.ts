@@ -1,9 +1,11 @@
-// The parts of an app's HTTP surface that every app shares whatever its catalog: /health, /openapi.json,
-// /docs, unknown routes, and what a failure may show. Each app's suite calls describeAppSurface once, so
-// the checks are written once and still run against every app.
+// The parts of an app's HTTP surface that every app shares whatever its catalog: the shared operations
+// (shared-operations.ts), /health, /openapi.json, /docs, unknown routes, and what a failure may show.
+// Each app's suite calls describeAppSurface once, so the checks are written once and still run against
+// every app.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { LedgerDb } from "../db/client.js";
+import type { OperationCatalogView } from "../domain/operations.js";
 import type { AppDeps } from "../http/app.js";
 import { expectLedgerInvariants, freshOwner, openTestDatabase, type TestDatabase } from "./index.js";
 import {
@@ -15,6 +17,7 @@ import {
   unknownRoutes,
   type RequestApp,
 } from "./http.js";
+import { describeSharedOperations } from "./shared-operations.js";
 
 export interface AppSurface {
   /** The app under test and its database, read when the tests run (they are opened in beforeAll). */
@@ -25,8 +28,8 @@ export interface AppSurface {
   createApp: (deps: AppDeps) => RequestApp;
   name: string;
   title: string;
-  /** The app's own operations (its whole catalog) and another app's, which it must not offer. */
-  operations: readonly string[];
+  /** The app's whole catalog, and another app's own operations, which it must not offer. */
+  catalog: OperationCatalogView;
   foreignApp: string;
   foreignOperations: readonly string[];
   /** A valid write for an owner, used to show a failing write writes nothing. */
@@ -47,6 +50,8 @@ const openApiSchema = z.object({
 });
 
 export function describeAppSurface(s: AppSurface): void {
+  describeSharedOperations(s);
+
   const snapshot = async (owner: string) => ({
     owner: await ownerState(s.app(), owner),
     tables: await tableCounts(s.db()),
@@ -85,7 +90,7 @@ export function describeAppSurface(s: AppSurface): void {
         "/ledger/{owner_id}/entries",
       ]);
       const operations = doc.components.schemas.PostOperation.properties.operation.enum;
-      expect([...operations].sort()).toEqual([...s.operations].sort());
+      expect([...operations].sort()).toEqual([...s.catalog.names].sort());
       for (const name of s.foreignOperations) expect(operations).not.toContain(name);
     });
   });
