@@ -1,34 +1,22 @@
 // `ledger verify` and `ledger rebuild` on a live database, on both drivers: a healthy ledger passes,
 // and each kind of damage is found, reported by name, and (for the projection) repaired.
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { main, parseCommand, runCommand, type Io } from "../src/cli/ledger.js";
 import { LedgerService } from "../src/index.js";
-import {
-  expectLedgerInvariants,
-  freshNonce,
-  freshOwner,
-  openTestDatabase,
-  type TestDatabase,
-} from "../src/testing/index.js";
+import { freshNonce, freshOwner, testDriver, useTestDatabase } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";
 
-let tdb: TestDatabase;
+const tdb = useTestDatabase();
 let ledger: LedgerService;
 
 beforeAll(async () => {
-  tdb = await openTestDatabase();
-  ledger = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog });
+  ledger = new LedgerService({ db: tdb().db, app: "app-a", catalog: testCatalog });
   for (let i = 0; i < 3; i++) {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "SIGNUP_CREDIT", nonce: freshNonce() });
     await ledger.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() });
   }
-});
-
-afterAll(async () => {
-  await expectLedgerInvariants(tdb);
-  await tdb.close();
 });
 
 function capture(): Io & { text: () => string } {
@@ -40,21 +28,21 @@ async function run(...argv: string[]): Promise<{ code: number; text: string }> {
   const io = capture();
   const command = parseCommand(argv, io);
   if (!command) throw new Error(`not a command line: ${argv.join(" ")}\n${io.text()}`);
-  const code = await runCommand(tdb.db, command, io);
+  const code = await runCommand(tdb().db, command, io);
   return { code, text: io.text() };
 }
 
 /** Runs fn with the append-only triggers off, as only a superuser bypassing the ledger could. */
 async function tamper(fn: () => Promise<unknown>) {
-  await tdb.db.execute(sql`alter table ledger_entries disable trigger ledger_entries_append_only`);
+  await tdb().db.execute(sql`alter table ledger_entries disable trigger ledger_entries_append_only`);
   try {
     await fn();
   } finally {
-    await tdb.db.execute(sql`alter table ledger_entries enable trigger ledger_entries_append_only`);
+    await tdb().db.execute(sql`alter table ledger_entries enable trigger ledger_entries_append_only`);
   }
 }
 
-describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
+describe(`ledger CLI [${testDriver()}]`, () => {
   it("verify passes on a healthy ledger, naming every check", async () => {
     const { code, text } = await run("verify");
     expect(code).toBe(0);
@@ -95,7 +83,7 @@ describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
   it("finds a damaged balance projection, shows the difference, and repairs it with --repair", async () => {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-    await tdb.db.execute(sql`update ledger_balances set balance = balance + 5 where owner_id = ${owner}`);
+    await tdb().db.execute(sql`update ledger_balances set balance = balance + 5 where owner_id = ${owner}`);
 
     const verify = await run("verify");
     expect(verify.code).toBe(1);
@@ -118,7 +106,7 @@ describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
   it("recreates a missing balance row from the entries", async () => {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-    await tdb.db.execute(sql`delete from ledger_balances where owner_id = ${owner}`);
+    await tdb().db.execute(sql`delete from ledger_balances where owner_id = ${owner}`);
     expect((await run("rebuild")).text).toContain(`${owner}: stored missing, from entries 10 (#1)`);
     expect((await run("rebuild", "--repair")).code).toBe(0);
     expect((await ledger.balance(owner)).balance).toBe(10);
@@ -129,14 +117,14 @@ describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
     const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() });
     await tamper(() =>
-      tdb.db.execute(sql`update ledger_entries set balance_after = 8 where id = ${entry.id}`),
+      tdb().db.execute(sql`update ledger_entries set balance_after = 8 where id = ${entry.id}`),
     );
     const broken = await run("verify");
     expect(broken.code).toBe(1);
     expect(broken.text).toContain("FAIL running-balance-chain");
     expect(broken.text).toContain(`${owner} entry ${entry.id} (#2): 10 + -1 <> 8`);
     await tamper(() =>
-      tdb.db.execute(sql`update ledger_entries set balance_after = 9 where id = ${entry.id}`),
+      tdb().db.execute(sql`update ledger_entries set balance_after = 9 where id = ${entry.id}`),
     );
     expect((await run("verify")).code).toBe(0);
   });
@@ -145,16 +133,16 @@ describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
     const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-    await tamper(() => tdb.db.execute(sql`update ledger_entries set sequence = 3 where id = ${entry.id}`));
+    await tamper(() => tdb().db.execute(sql`update ledger_entries set sequence = 3 where id = ${entry.id}`));
     const gap = await run("verify");
     expect(gap.text).toContain("FAIL running-balance-chain");
     expect(gap.text).toContain("FAIL projection-head");
-    await tamper(() => tdb.db.execute(sql`update ledger_entries set sequence = 2 where id = ${entry.id}`));
+    await tamper(() => tdb().db.execute(sql`update ledger_entries set sequence = 2 where id = ${entry.id}`));
     expect((await run("verify")).code).toBe(0);
   });
 
   it("notices when the append-only guard is switched off", async () => {
-    await tdb.db.execute(sql`alter table ledger_postings disable trigger ledger_postings_append_only`);
+    await tdb().db.execute(sql`alter table ledger_postings disable trigger ledger_postings_append_only`);
     try {
       const off = await run("verify");
       expect(off.code).toBe(1);
@@ -163,7 +151,7 @@ describe(`ledger CLI [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
       expect(off.text).toContain("FAIL append-only-refuses");
       expect(off.text).toContain("UPDATE ledger_postings was accepted (and rolled back)");
     } finally {
-      await tdb.db.execute(sql`alter table ledger_postings enable trigger ledger_postings_append_only`);
+      await tdb().db.execute(sql`alter table ledger_postings enable trigger ledger_postings_append_only`);
     }
     expect((await run("verify")).code).toBe(0);
   });

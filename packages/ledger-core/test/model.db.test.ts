@@ -16,7 +16,7 @@
 // Knobs: FC_NUM_RUNS (runs, default 200), FC_MAX_COMMANDS (commands per run at most, default 30).
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { queryRows } from "../src/db/index.js";
 import {
   LedgerError,
@@ -26,13 +26,7 @@ import {
   type LedgerEntry,
   type PostResult,
 } from "../src/index.js";
-import {
-  expectLedgerInvariants,
-  freshNonce,
-  freshOwner,
-  openTestDatabase,
-  type TestDatabase,
-} from "../src/testing/index.js";
+import { freshNonce, freshOwner, testDriver, useTestDatabase } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";
 
 const NUM_RUNS = envInt("FC_NUM_RUNS", 200);
@@ -338,8 +332,15 @@ async function walkHistory(m: Model, service: LedgerService, owner: string, page
 
 type NonceChoice = { kind: "fresh" } | { kind: "applied"; pick: number } | { kind: "refused"; pick: number };
 
+/** The applied request a command picked (its check() makes sure there is one). */
+function pickApplied(m: Readonly<Model>, pick: number): Model["applied"][number] {
+  const original = m.applied[pick % m.applied.length];
+  if (!original) throw new Error("check() guarantees an applied entry");
+  return original;
+}
+
 function resolveNonce(m: Model, choice: NonceChoice): string {
-  if (choice.kind === "applied") return m.applied[choice.pick % m.applied.length]?.entry.nonce ?? "";
+  if (choice.kind === "applied") return pickApplied(m, choice.pick).entry.nonce;
   if (choice.kind === "refused") return m.refused[choice.pick % m.refused.length]?.nonce ?? "";
   m.nonceCount += 1;
   return `${m.noncePrefix}-${m.nonceCount}`;
@@ -391,8 +392,7 @@ class ReplayCommand implements fc.AsyncCommand<Model, Real> {
     return m.applied.length > 0;
   }
   async run(m: Model, r: Real): Promise<void> {
-    const original = m.applied[this.pick % m.applied.length];
-    if (!original) throw new Error("check() guarantees an applied entry");
+    const original = pickApplied(m, this.pick);
     const { entry } = original;
     const spec = APP_SPECS[original.app].get(entry.operation);
     const magnitude = Math.abs(entry.amount);
@@ -425,8 +425,7 @@ class NonceReuseCommand implements fc.AsyncCommand<Model, Real> {
     return m.applied.length > 0;
   }
   async run(m: Model, r: Real): Promise<void> {
-    const original = m.applied[this.pick % m.applied.length];
-    if (!original) throw new Error("check() guarantees an applied entry");
+    const original = pickApplied(m, this.pick);
     const { entry } = original;
     let owner = entry.owner_id;
     let operation = entry.operation;
@@ -664,16 +663,7 @@ const commandArbs: fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] = [
 
 // ---------------------------------------------------------------------------------------------------
 
-let tdb: TestDatabase;
-
-beforeAll(async () => {
-  tdb = await openTestDatabase();
-});
-
-afterAll(async () => {
-  await expectLedgerInvariants(tdb);
-  await tdb.close();
-});
+const tdb = useTestDatabase();
 
 function newWorld(startMs: number, poolSize: number): { model: Model; real: Real } {
   const owners = Array.from({ length: poolSize }, () => freshOwner("model"));
@@ -681,7 +671,7 @@ function newWorld(startMs: number, poolSize: number): { model: Model; real: Real
   const services = [0, 1].map(
     (i) =>
       new LedgerService({
-        db: tdb.db,
+        db: tdb().db,
         app: APP_NAMES[i as AppIndex],
         catalog: APP_CATALOGS[i as AppIndex],
         clock: () => new Date(clock.nowMs),
@@ -715,7 +705,7 @@ async function expectWorldIsModel(m: Model, r: Real): Promise<void> {
     sql`, `,
   );
   const rows = await queryRows<{ owner_id: string; balance: string; last_sequence: string }>(
-    tdb.db,
+    tdb().db,
     sql`select owner_id, balance::text as balance, last_sequence::text as last_sequence
         from ledger_balances where owner_id in (${inPool}) order by owner_id`,
   );
@@ -729,13 +719,13 @@ async function expectWorldIsModel(m: Model, r: Real): Promise<void> {
     }));
   expect(rows).toEqual(expected);
   const written = await queryRows<{ n: number }>(
-    tdb.db,
+    tdb().db,
     sql`select count(*)::int as n from ledger_entries where nonce like ${`${m.noncePrefix}-%`}`,
   );
   expect(written).toEqual([{ n: m.applied.length }]);
 }
 
-describe(`ledger service against its model [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
+describe(`ledger service against its model [${testDriver()}]`, () => {
   it(
     `agrees with the model on every answer over ${NUM_RUNS} runs of up to ${MAX_COMMANDS} commands`,
     { timeout: Math.max(120_000, NUM_RUNS * 2_000) },

@@ -1,32 +1,20 @@
 // The schema's own guarantees, on both drivers: history is append-only in the database itself, and
 // migrations are applied once.
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, queryRows } from "../src/db/index.js";
 import { LedgerService } from "../src/index.js";
-import {
-  expectLedgerInvariants,
-  freshNonce,
-  freshOwner,
-  openTestDatabase,
-  type TestDatabase,
-} from "../src/testing/index.js";
+import { freshNonce, freshOwner, testDriver, useTestDatabase } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";
 
-let tdb: TestDatabase;
+const tdb = useTestDatabase();
 let ledger: LedgerService;
 
-beforeAll(async () => {
-  tdb = await openTestDatabase();
-  ledger = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog });
+beforeAll(() => {
+  ledger = new LedgerService({ db: tdb().db, app: "app-a", catalog: testCatalog });
 });
 
-afterAll(async () => {
-  await expectLedgerInvariants(tdb);
-  await tdb.close();
-});
-
-describe(`schema [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
+describe(`schema [${testDriver()}]`, () => {
   it.each([
     ["UPDATE ledger_entries", sql`update ledger_entries set amount = amount + 1`],
     ["DELETE FROM ledger_entries", sql`delete from ledger_entries`],
@@ -37,10 +25,12 @@ describe(`schema [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
   ])("refuses %s: history is append-only", async (_what, statement) => {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-    const error: unknown = await tdb.db.execute(statement).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const error: unknown = await tdb()
+      .db.execute(statement)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // The refusal comes from the trigger, not from some other failure of the statement.
     expect(String((error as { cause?: { message?: string } } | undefined)?.cause?.message)).toMatch(
       /ledger history is append-only/,
@@ -53,7 +43,7 @@ describe(`schema [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
     const owner = freshOwner();
     const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
     const rows = await queryRows(
-      tdb.db,
+      tdb().db,
       sql`select account, amount::text as amount from ledger_postings where entry_id = ${entry.id} order by account`,
     );
     expect(rows).toEqual([
@@ -63,23 +53,20 @@ describe(`schema [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
   });
 
   // In-memory PGlite cannot be reopened; test/embedded.test.ts reopens an on-disk one instead.
-  it.runIf(process.env.LEDGER_TEST_DRIVER === "postgres")(
-    "applying the migrations again changes nothing",
-    async () => {
-      if (!tdb.url) throw new Error("the postgres test database has a URL");
-      const migrations = sql`select count(*)::int as n from drizzle.__drizzle_migrations`;
-      const applied = await queryRows<{ n: number }>(tdb.db, migrations);
-      const before = freshOwner();
-      await ledger.post({ owner_id: before, operation: "CREDIT_ADD", nonce: freshNonce() });
+  it.runIf(testDriver() === "postgres")("applying the migrations again changes nothing", async () => {
+    if (!tdb().url) throw new Error("the postgres test database has a URL");
+    const migrations = sql`select count(*)::int as n from drizzle.__drizzle_migrations`;
+    const applied = await queryRows<{ n: number }>(tdb().db, migrations);
+    const before = freshOwner();
+    await ledger.post({ owner_id: before, operation: "CREDIT_ADD", nonce: freshNonce() });
 
-      const again = await openDatabase({ url: tdb.url });
-      await again.close();
+    const again = await openDatabase({ url: tdb().url });
+    await again.close();
 
-      expect(await queryRows<{ n: number }>(tdb.db, migrations)).toEqual(applied);
-      expect((await ledger.balance(before)).balance).toBe(10);
-      const after = freshOwner();
-      await ledger.post({ owner_id: after, operation: "CREDIT_ADD", nonce: freshNonce() });
-      expect((await ledger.balance(after)).balance).toBe(10);
-    },
-  );
+    expect(await queryRows<{ n: number }>(tdb().db, migrations)).toEqual(applied);
+    expect((await ledger.balance(before)).balance).toBe(10);
+    const after = freshOwner();
+    await ledger.post({ owner_id: after, operation: "CREDIT_ADD", nonce: freshNonce() });
+    expect((await ledger.balance(after)).balance).toBe(10);
+  });
 });

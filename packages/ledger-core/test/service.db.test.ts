@@ -1,32 +1,26 @@
 // The service suite: runs once on PGlite and once on real Postgres (see the vitest preset).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { lockOwners, writeBatchAndCommit } from "../src/db/batch.js";
 import { sqlClientOf } from "../src/db/sql-client.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
-  expectLedgerInvariants,
   freshNonce,
   freshOwner,
   openTestDatabase,
-  type TestDatabase,
+  testDriver,
+  useTestDatabase,
 } from "../src/testing/index.js";
 import { manualClock } from "../src/testing/http.js";
 import { testCatalog } from "./fixtures.js";
 
-let tdb: TestDatabase;
+const tdb = useTestDatabase();
 const clock = manualClock("2026-03-01T10:00:00Z");
 let ledger: LedgerService;
 let otherApp: LedgerService;
 
-beforeAll(async () => {
-  tdb = await openTestDatabase();
-  ledger = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog, clock: clock.now });
-  otherApp = new LedgerService({ db: tdb.db, app: "app-b", catalog: testCatalog, clock: clock.now });
-});
-
-afterAll(async () => {
-  await expectLedgerInvariants(tdb);
-  await tdb.close();
+beforeAll(() => {
+  ledger = new LedgerService({ db: tdb().db, app: "app-a", catalog: testCatalog, clock: clock.now });
+  otherApp = new LedgerService({ db: tdb().db, app: "app-b", catalog: testCatalog, clock: clock.now });
 });
 
 async function post(
@@ -43,7 +37,7 @@ async function expectCode(promise: Promise<unknown>, code: LedgerErrorCode) {
   await expect(promise).rejects.toMatchObject({ code });
 }
 
-describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () => {
+describe(`ledger service [${testDriver()}]`, () => {
   it("applies a sequence of operations and reports the running balance of each", async () => {
     const owner = freshOwner();
     const results = [];
@@ -152,9 +146,9 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     let calls = 0;
     const midnight = () =>
       new Date(calls++ % 2 === 0 ? "2026-04-01T23:59:59.900Z" : "2026-04-02T00:00:00.100Z");
-    const crossing = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog, clock: midnight });
+    const crossing = new LedgerService({ db: tdb().db, app: "app-a", catalog: testCatalog, clock: midnight });
     const dayAfter = new LedgerService({
-      db: tdb.db,
+      db: tdb().db,
       app: "app-a",
       catalog: testCatalog,
       clock: () => new Date("2026-04-02T00:00:00.050Z"),
@@ -211,7 +205,7 @@ describe(`ledger service [${process.env.LEDGER_TEST_DRIVER ?? "pglite"}]`, () =>
     // Nine million requests would be needed through the API; the store writes one balanced entry
     // (its postings and the projection included) that brings the owner within reach instead.
     const start = Number.MAX_SAFE_INTEGER - 15;
-    await sqlClientOf(tdb.db).transaction(async (tx) => {
+    await sqlClientOf(tdb().db).transaction(async (tx) => {
       await lockOwners(tx, [owner]);
       await writeBatchAndCommit(
         tx,

@@ -1,7 +1,7 @@
 // Test support shared by ledger-core and the apps: a fresh database per test file on either driver,
 // and the invariant check every suite runs when it ends.
 import { randomBytes } from "node:crypto";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { verifyLedger } from "../db/audit.js";
 import { openDatabase, type Driver, type LedgerDatabase } from "../db/client.js";
 import { createDatabase, dropDatabase } from "./postgres.js";
@@ -51,6 +51,26 @@ export async function openTestDatabase(
 }
 
 export { createDatabase, dropDatabase, withDatabase } from "./postgres.js";
+
+/**
+ * A fresh test database for the whole file: opened before its tests, checked against every ledger
+ * invariant and closed after them. Read it through the getter, from the file's own hooks or tests.
+ */
+export function useTestDatabase(): () => TestDatabase {
+  let tdb: TestDatabase | undefined;
+  beforeAll(async () => {
+    tdb = await openTestDatabase();
+  });
+  afterAll(async () => {
+    if (!tdb) return;
+    await expectLedgerInvariants(tdb);
+    await tdb.close();
+  });
+  return () => {
+    if (!tdb) throw new Error("useTestDatabase: read before its beforeAll ran");
+    return tdb;
+  };
+}
 
 /** Every invariant `ledger verify` checks: accounts sum to zero, balances match entries, chains hold, ... */
 export async function expectLedgerInvariants(db: LedgerDatabase): Promise<void> {

@@ -2,12 +2,12 @@
 // (shared-operations.ts), /health, /openapi.json, /docs, unknown routes, and what a failure may show.
 // Each app's suite calls describeAppSurface once, so the checks are written once and still run against
 // every app.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { LedgerDb } from "../db/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { AppDeps } from "../http/app.js";
-import { expectLedgerInvariants, freshOwner, openTestDatabase, type TestDatabase } from "./index.js";
+import { freshOwner, useTestDatabase } from "./index.js";
 import {
   expectProblem,
   named,
@@ -176,21 +176,15 @@ export function useTestApp(createApp: (deps: AppDeps) => RequestApp): {
   app: () => RequestApp;
   db: () => LedgerDb;
 } {
-  let tdb: TestDatabase | undefined;
+  const tdb = useTestDatabase();
   let app: RequestApp | undefined;
-  beforeAll(async () => {
-    tdb = await openTestDatabase();
-    const opened = tdb;
+  beforeAll(() => {
+    const opened = tdb();
     app = createApp({ db: opened.db, ping: () => opened.ping(), logger: silentLogger });
-  });
-  afterAll(async () => {
-    if (!tdb) return;
-    await expectLedgerInvariants(tdb);
-    await tdb.close();
   });
   const need = <T>(value: T | undefined): T => {
     if (value === undefined) throw new Error("useTestApp: read before its beforeAll ran");
     return value;
   };
-  return { app: () => need(app), db: () => need(tdb).db };
+  return { app: () => need(app), db: () => tdb().db };
 }
