@@ -47,7 +47,8 @@ export function createLedgerApp(opts: LedgerAppOptions) {
       "request",
     );
   });
-  app.use(writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES));
+  // Before the route's own validation; strict: false makes "/ledger/" match too.
+  app.post("/ledger", writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES));
   app.route("/", createLedgerRouter(service));
 
   app.get("/health", async (c) => {
@@ -105,7 +106,6 @@ export function createLedgerApp(opts: LedgerAppOptions) {
  */
 function writeBodyGuard(sizeMaxBytes: number): MiddlewareHandler<LedgerEnv> {
   return async (c, next) => {
-    if (c.req.method !== "POST" || c.req.path.replace(/\/$/, "") !== "/ledger") return next();
     const [mediaType = "", ...params] = (c.req.header("content-type") ?? "")
       .split(";")
       .map((p) => p.trim().toLowerCase());
