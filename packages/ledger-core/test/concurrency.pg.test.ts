@@ -3,7 +3,7 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openDatabase, queryRows, type LedgerDatabase } from "../src/db/index.js";
+import { openDatabase, queryRows, type LedgerDatabase } from "../src/store/index.js";
 import { LedgerService, type PostResult } from "../src/index.js";
 import {
   expectLedgerInvariants,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/ledger.js";
-import { DataDirInUseError, openDatabase } from "../src/db/index.js";
+import { DataDirInUseError, openDatabase } from "../src/store/index.js";
 import { LedgerService } from "../src/index.js";
 import { freshOwner } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";

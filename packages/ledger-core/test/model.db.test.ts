@@ -17,7 +17,7 @@
 import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { queryRows } from "../src/db/index.js";
+import { queryRows } from "../src/store/index.js";
 import {
   LedgerError,
   LedgerService,

@@ -2,7 +2,7 @@
 // migrations are applied once.
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { openDatabase, queryRows } from "../src/db/index.js";
+import { openDatabase, queryRows } from "../src/store/index.js";
 import { LedgerService } from "../src/index.js";
 import { freshNonce, freshOwner, testDriver, useTestDatabase } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";

@@ -1,7 +1,7 @@
 // The service suite: runs once on PGlite and once on real Postgres (see the vitest preset).
 import { beforeAll, describe, expect, it } from "vitest";
-import { lockOwners, writeBatchAndCommit } from "../src/db/batch.js";
-import { sqlClientOf } from "../src/db/sql-client.js";
+import { lockOwners, writeBatchAndCommit } from "../src/store/write.js";
+import { sqlClientOf } from "../src/store/sql-client.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
   freshNonce,

@@ -1,7 +1,7 @@
 // The write path's SQL client, on both drivers: statements sent together keep their order, a
 // transaction commits with its last statements, and any failure leaves nothing behind.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sqlClientOf, type SqlClient } from "../src/db/sql-client.js";
+import { sqlClientOf, type SqlClient } from "../src/store/sql-client.js";
 import { openTestDatabase, testDriver, type TestDatabase } from "../src/testing/index.js";
 
 let tdb: TestDatabase;

@@ -3,7 +3,7 @@
 // shared Postgres, so no other test notices it.
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openDatabase, type LedgerDatabase } from "../src/db/index.js";
+import { openDatabase, type LedgerDatabase } from "../src/store/index.js";
 import { createLedgerApp } from "../src/http/index.js";
 import { LedgerService } from "../src/index.js";
 import {

@@ -10,8 +10,8 @@ import {
   verifyLedger,
   type RebuildReport,
   type VerifyReport,
-} from "../db/audit.js";
-import { DEFAULT_DATA_DIR, openDatabase, type LedgerDb } from "../db/client.js";
+} from "../store/audit.js";
+import { DEFAULT_DATA_DIR, openDatabase, type LedgerDb } from "../store/client.js";
 
 const USAGE = `usage: ledger <verify|rebuild> [options]
 

@@ -8,7 +8,7 @@ import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
 import { LedgerError } from "../domain/errors.js";
 import { BODY_SIZE_MAX_BYTES } from "../domain/limits.js";
-import type { LedgerDb } from "../db/client.js";
+import type { LedgerDb } from "../store/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { LedgerService } from "../service/ledger-service.js";
 import { docsRoutes } from "./docs.js";

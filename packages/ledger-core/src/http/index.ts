@@ -19,4 +19,4 @@ export {
   type BootDeps,
   type BootedApp,
   type Listener,
-} from "./serve.js";
+} from "../runtime/serve.js";

@@ -1,8 +1,8 @@
 // The one place that owns a write: validation, the owner's row lock, idempotency, the balance rule,
 // the audit row. HTTP and the CLI call this; nothing else writes the ledger.
 import type { z } from "zod";
-import type { LedgerDb } from "../db/client.js";
-import { getBalance, listEntries, OPERATION_TIMEOUT_MS_DEFAULT, read, toLedgerEntry } from "../db/store.js";
+import type { LedgerDb } from "../store/client.js";
+import { getBalance, listEntries, OPERATION_TIMEOUT_MS_DEFAULT, read, toLedgerEntry } from "../store/reads.js";
 import {
   InvalidCursorError,
   UnknownOperationError,
@@ -14,7 +14,7 @@ import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { resolveAmount } from "../domain/rules.js";
 import type { Balance, EntryPage, PostResult } from "../domain/types.js";
-import { GroupCommitter, type GroupCommitStats } from "./group-commit.js";
+import { GroupCommitter, type GroupCommitStats } from "../engine/group-commit.js";
 
 export interface LedgerServiceOptions {
   db: LedgerDb;

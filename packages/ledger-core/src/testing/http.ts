@@ -1,9 +1,9 @@
 // Support for the HTTP suite: requests through app.request() (no port), the response contracts as zod
 // schemas (so every body a test reads is checked, not just cast), and the snapshots the error cases
 // compare against to prove that a refused request wrote nothing.
-import type { LedgerDb } from "../db/client.js";
+import type { LedgerDb } from "../store/client.js";
 import { problemSchema, type HttpErrorCode, type Problem } from "../http/problem.js";
-import { ledgerBalances, ledgerEntries, ledgerPostings } from "../db/schema.js";
+import { ledgerBalances, ledgerEntries, ledgerPostings } from "../store/schema.js";
 import {
   AMOUNT_MAX,
   BODY_SIZE_MAX_BYTES,

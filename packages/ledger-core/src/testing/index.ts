@@ -2,8 +2,8 @@
 // and the invariant check every suite runs when it ends.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect } from "vitest";
-import { verifyLedger } from "../db/audit.js";
-import { openDatabase, type Driver, type LedgerDatabase } from "../db/client.js";
+import { verifyLedger } from "../store/audit.js";
+import { openDatabase, type Driver, type LedgerDatabase } from "../store/client.js";
 import { createDatabase, dropDatabase } from "./postgres.js";
 
 export interface TestDatabase extends LedgerDatabase {

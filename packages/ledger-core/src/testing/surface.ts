@@ -4,7 +4,7 @@
 // every app.
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import type { LedgerDb } from "../db/client.js";
+import type { LedgerDb } from "../store/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { AppDeps } from "../http/app.js";
 import { freshOwner, useTestDatabase } from "./index.js";

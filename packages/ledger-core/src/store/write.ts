@@ -17,7 +17,7 @@ import { BALANCE_MAX } from "../domain/limits.js";
 import { pgErrorFacts, translateDriverError } from "./errors.js";
 import { constraints, operationAccount, ownerAccount } from "./schema.js";
 import type { Rows, SqlRunner, SqlTransaction, Statement } from "./sql-client.js";
-import type { EntryRow } from "./store.js";
+import type { EntryRow } from "./reads.js";
 
 export interface OwnerState {
   balance: number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { EntryRow } from "../db/store.js";
+import type { EntryRow } from "../store/reads.js";
 import { fixed, sharedOperations, variable } from "../domain/operations.js";
 import { decideBatch, type ValidatedPost } from "./group-commit.js";
 

@@ -5,8 +5,8 @@ import { availableParallelism } from "node:os";
 import { serve, type ServerType } from "@hono/node-server";
 import pino, { type Logger } from "pino";
 import { z } from "zod";
-import { DEFAULT_DATA_DIR, openDatabase, type LedgerDatabase, type LedgerDb } from "../db/client.js";
-import { isUnavailable } from "../db/errors.js";
+import { DEFAULT_DATA_DIR, openDatabase, type LedgerDatabase, type LedgerDb } from "../store/client.js";
+import { isUnavailable } from "../store/errors.js";
 import { DatabaseUnavailableError } from "../domain/errors.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {

@@ -5,7 +5,7 @@
 // come one by one, and gets its own answer: a refused, conflicting or replayed operation never fails
 // its neighbours. If the database refuses a batch as a whole (a race with another process on a nonce,
 // say), its operations are retried one by one.
-import type { LedgerDb } from "../db/client.js";
+import type { LedgerDb } from "../store/client.js";
 import {
   findEntriesByNonces,
   findUsedLimits,
@@ -15,10 +15,10 @@ import {
   type AcceptedEntry,
   type LimitKey,
   type OwnerState,
-} from "../db/batch.js";
-import { sqlClientOf, type SqlClient } from "../db/sql-client.js";
-import { read, toLedgerEntry, withDeadline, type EntryRow } from "../db/store.js";
-import { translateDriverError } from "../db/errors.js";
+} from "../store/write.js";
+import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
+import { read, toLedgerEntry, withDeadline, type EntryRow } from "../store/reads.js";
+import { translateDriverError } from "../store/errors.js";
 import {
   DatabaseUnavailableError,
   LedgerError,
