@@ -1,7 +1,7 @@
 // app1's HTTP suite, run once on PGlite and once on real Postgres (see the vitest preset). Every request
 // goes through app.request(): the whole app (middleware, validation, service, database), no port
 // opened. One fresh database for the file; every test works on fresh owner ids.
-import { expectLedgerInvariants, freshOwner, openTestDatabase, testDriver } from "@ledger/core/testing";
+import { expectedBalance, expectLedgerInvariants, freshOwner, openTestDatabase, testDriver } from "@ledger/core/testing";
 import type { TestDatabase } from "@ledger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APP_NAME, createApp } from "../src/app.js";
@@ -85,7 +85,7 @@ describe(`app1 HTTP [${testDriver()}]`, () => {
       const res = await app.request("/ledger/test_user");
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
-      expect(await res.json()).toEqual({ owner_id: "test_user", balance: 10 });
+      expect(await res.json()).toEqual(expectedBalance("test_user", 10));
     });
 
     it("running the same curl again replays it: test_user still has 10", async () => {

@@ -19,4 +19,8 @@ export const app2Catalog = defineCatalog({
     description: "Credits given back for a failed request",
   }),
   REFERRAL_BONUS: fixed(5, { limit: "once", description: "Referral bonus: +5, once per owner" }),
+  PROMO_CREDIT: fixed(20, {
+    expiresAfterS: 30 * 86_400,
+    description: "Promotional credits: +20, expiring 30 days after they are granted",
+  }),
 });

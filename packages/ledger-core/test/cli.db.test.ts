@@ -56,12 +56,18 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       "no-negative-balance",
       "nonce-once-per-app",
       "limit-once-per-period",
+      "grant-per-expiring-credit",
+      "grant-remaining",
+      "allocations-match-entries",
+      "no-spend-after-expiry",
+      "expired-once",
+      "balance-is-credits-plus-remainders",
       "append-only-triggers",
       "append-only-refuses",
     ]) {
       expect(text).toContain(`ok   ${name}`);
     }
-    expect(text).toContain("verify: all 11 checks passed");
+    expect(text).toContain("verify: all 17 checks passed");
   });
 
   it("verify --json prints the report as JSON", async () => {
@@ -83,7 +89,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
   it("finds a damaged balance projection, shows the difference, and repairs it with --repair", async () => {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-    await tdb().db.execute(sql`update ledger_balances set balance = balance + 5 where owner_id = ${owner}`);
+    await tdb().db.execute(sql`update ledger_owners set balance = balance + 5 where owner_id = ${owner}`);
 
     const verify = await run("verify");
     expect(verify.code).toBe(1);
@@ -97,7 +103,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
 
     const repair = await run("rebuild", "--repair");
     expect(repair.code).toBe(0);
-    expect(repair.text).toContain("1 balance(s) repaired");
+    expect(repair.text).toContain("1 balance(s) and 0 grant(s) repaired");
     expect((await ledger.balance(owner)).balance).toBe(10);
     expect((await run("verify")).code).toBe(0);
     expect((await run("rebuild")).text).toContain("nothing to do");
@@ -106,7 +112,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
   it("recreates a missing balance row from the entries", async () => {
     const owner = freshOwner();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
-    await tdb().db.execute(sql`delete from ledger_balances where owner_id = ${owner}`);
+    await tdb().db.execute(sql`delete from ledger_owners where owner_id = ${owner}`);
     expect((await run("rebuild")).text).toContain(`${owner}: stored missing, from entries 10 (#1)`);
     expect((await run("rebuild", "--repair")).code).toBe(0);
     expect((await ledger.balance(owner)).balance).toBe(10);
@@ -142,17 +148,61 @@ describe(`ledger CLI [${testDriver()}]`, () => {
   });
 
   it("notices when the append-only guard is switched off", async () => {
-    await tdb().db.execute(sql`alter table ledger_postings disable trigger ledger_postings_append_only`);
-    try {
+    await tamper(async () => {
       const off = await run("verify");
       expect(off.code).toBe(1);
       expect(off.text).toContain("FAIL append-only-triggers");
-      expect(off.text).toContain("ledger_postings: no enabled UPDATE guard");
+      expect(off.text).toContain("ledger_entries: no enabled UPDATE guard");
       expect(off.text).toContain("FAIL append-only-refuses");
-      expect(off.text).toContain("UPDATE ledger_postings was accepted (and rolled back)");
+      expect(off.text).toContain("UPDATE ledger_entries was accepted (and rolled back)");
+    });
+    await tdb().db.execute(sql`alter table ledger_allocations disable trigger ledger_allocations_append_only`);
+    try {
+      const off = await run("verify");
+      expect(off.text).toContain("ledger_allocations: no enabled UPDATE guard");
     } finally {
-      await tdb().db.execute(sql`alter table ledger_postings enable trigger ledger_postings_append_only`);
+      await tdb().db.execute(sql`alter table ledger_allocations enable trigger ledger_allocations_append_only`);
     }
+    expect((await run("verify")).code).toBe(0);
+  });
+
+  it("finds a grant whose remainder disagrees with its allocations, and repairs it with --repair", async () => {
+    const owner = freshOwner();
+    const expires_at = new Date(Date.now() + 86_400_000).toISOString();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+    await ledger.post({ owner_id: owner, operation: "TEST_DEBIT", amount: 4, nonce: freshNonce() });
+    expect((await run("verify")).code).toBe(0);
+    await tdb().db.execute(sql`update ledger_grants set remaining = 9 where owner_id = ${owner}`);
+
+    const verify = await run("verify");
+    expect(verify.code).toBe(1);
+    expect(verify.text).toContain("FAIL grant-remaining");
+    expect(verify.text).toContain(`${owner} grant #1: remaining 9, amount 10 less allocations 4`);
+    expect(verify.text).toContain("FAIL balance-is-credits-plus-remainders");
+
+    const dry = await run("rebuild");
+    expect(dry.code).toBe(1);
+    expect(dry.text).toContain(`${owner} grant #1: stored remaining 9, from entries remaining 6`);
+    const repair = await run("rebuild", "--repair");
+    expect(repair.code).toBe(0);
+    expect(repair.text).toContain("0 balance(s) and 1 grant(s) repaired");
+    expect((await run("verify")).code).toBe(0);
+  });
+
+  it("finds a debit that took credits from a grant after its expiry", async () => {
+    const owner = freshOwner();
+    const expires_at = new Date(Date.now() + 86_400_000).toISOString();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+    const { entry } = await ledger.post({ owner_id: owner, operation: "TEST_DEBIT", amount: 4, nonce: freshNonce() });
+    await tamper(() =>
+      tdb().db.execute(
+        sql`update ledger_entries set created_at = ${expires_at}::timestamptz + interval '1 second' where id = ${entry.id}`,
+      ),
+    );
+    const verify = await run("verify");
+    expect(verify.text).toContain("FAIL no-spend-after-expiry");
+    expect(verify.text).toContain(`${owner} #2 took 4 from grant #1`);
+    await tamper(() => tdb().db.execute(sql`update ledger_entries set created_at = now() where id = ${entry.id}`));
     expect((await run("verify")).code).toBe(0);
   });
 });

@@ -1,6 +1,8 @@
 // Model-based tests of the real LedgerService, on both drivers (issue "Prove it never loses, duplicates
 // or overdraws", part 2). fast-check generates sequences of commands (credits, debits, limited
-// operations, clock moves, replays, nonce reuse, a second app, bad amounts, unknown operations, reads)
+// operations, credits that expire (a requested expires_at, an operation's own expiry), spends across
+// several grants, clock moves that make grants due, the expiry sweeper, replays, nonce reuse, a second
+// app, bad amounts, unknown operations, reads)
 // and runs each against the service and against a small in-memory model that predicts every answer:
 // the exact entry and balance of a success, the exact code of a refusal. The model is written from the
 // documented rules, not from the service's code, so the two can disagree.
@@ -22,6 +24,7 @@ import {
   LedgerError,
   LedgerService,
   defineCatalog,
+  fixed,
   variable,
   type LedgerEntry,
   type PostResult,
@@ -64,6 +67,7 @@ const APP_CATALOGS = [
   defineCatalog({
     ...testCatalog.operations,
     MODEL_ONCE_BONUS: variable({ direction: "credit", min: 1, max: 5, limit: "once" }),
+    MODEL_PROMO: fixed(4, { expiresAfterS: 6 * 3600 }),
   }),
 ] as const;
 const APP_NAMES = ["app-a", "app-b"] as const;
@@ -75,14 +79,14 @@ type AppIndex = 0 | 1;
 
 type Limit = "once" | "daily";
 type OpSpec =
-  | { kind: "fixed"; amount: number; limit?: Limit }
+  | { kind: "fixed"; amount: number; limit?: Limit; allowsExpiresAt?: true; expiresAfterMs?: number }
   | { kind: "variable"; sign: 1 | -1; min: number; max: number; limit?: Limit };
 
 const SHARED_SPEC: [string, OpSpec][] = [
   ["DAILY_REWARD", { kind: "fixed", amount: 1, limit: "daily" }],
   ["SIGNUP_CREDIT", { kind: "fixed", amount: 3, limit: "once" }],
   ["CREDIT_SPEND", { kind: "fixed", amount: -1 }],
-  ["CREDIT_ADD", { kind: "fixed", amount: 10 }],
+  ["CREDIT_ADD", { kind: "fixed", amount: 10, allowsExpiresAt: true }],
   ["TEST_ZERO", { kind: "fixed", amount: 0 }],
   ["TEST_DEBIT", { kind: "variable", sign: -1, min: 2, max: 50 }],
   ["TEST_CREDIT", { kind: "variable", sign: 1, min: 1, max: 1_000_000_000 }],
@@ -97,6 +101,7 @@ const APP_SPECS: readonly [Map<string, OpSpec>, Map<string, OpSpec>] = [
   new Map([
     ...SHARED_SPEC,
     ["MODEL_ONCE_BONUS", { kind: "variable", sign: 1, min: 1, max: 5, limit: "once" }],
+    ["MODEL_PROMO", { kind: "fixed", amount: 4, expiresAfterMs: 6 * 3_600_000 }],
   ]),
 ];
 const AMOUNT_LIMIT = 1_000_000_000;
@@ -110,6 +115,7 @@ const EPOCH_MS = Date.parse("2026-03-01T00:00:00Z");
 type Code =
   | "VALIDATION_FAILED"
   | "UNKNOWN_OPERATION"
+  | "EXPIRY_NOT_ALLOWED"
   | "AMOUNT_REQUIRED"
   | "AMOUNT_MISMATCH"
   | "AMOUNT_OUT_OF_RANGE"
@@ -123,15 +129,32 @@ interface PostInput {
   operation: string;
   nonce: string;
   amount?: number;
+  expires_at?: string;
 }
 
 /** An entry before the database has given it an id. */
 type PredictedEntry = Omit<LedgerEntry, "id">;
 
+/** A credit that expires, as the model keeps it. */
+interface ModelGrant {
+  sequence: number;
+  app: string;
+  remaining: number;
+  expiresAtMs: number;
+}
+
 type Prediction =
   | { kind: "refused"; code: Code }
   | { kind: "replayed"; entry: LedgerEntry }
-  | { kind: "applied"; entry: PredictedEntry; limitKey: string | null };
+  | {
+      kind: "applied";
+      /** The EXPIRY entries written first for the owner's due grants, then the operation's. */
+      expiries: PredictedEntry[];
+      entry: PredictedEntry;
+      limitKey: string | null;
+      /** The owner's grants after it. */
+      grants: ModelGrant[];
+    };
 
 interface Model {
   nowMs: number;
@@ -149,6 +172,10 @@ interface Model {
   readonly refusedKeys: Set<string>;
   /** `${owner} ${operation} ${period}` of every limited operation applied. */
   readonly limitsUsed: Set<string>;
+  /** Per owner: open grants (something left, not expired), in no particular order. */
+  readonly grants: Map<string, ModelGrant[]>;
+  /** The expires_at each applied CREDIT_ADD asked for, by `${app} ${nonce}`: part of the request. */
+  readonly requestedExpiry: Map<string, string | undefined>;
   lastId: number;
 }
 
@@ -158,7 +185,70 @@ interface Real {
 }
 
 const nonceKey = (app: AppIndex, nonce: string) => `${APP_NAMES[app]} ${nonce}`;
-const balanceOf = (m: Model, owner: string) => m.history.get(owner)?.at(-1)?.balance_after ?? 0;
+const storedBalanceOf = (m: Model, owner: string) => m.history.get(owner)?.at(-1)?.balance_after ?? 0;
+const grantsOf = (m: Model, owner: string) => m.grants.get(owner) ?? [];
+const dueSum = (m: Model, owner: string) =>
+  grantsOf(m, owner)
+    .filter((g) => g.expiresAtMs <= m.nowMs)
+    .reduce((sum, g) => sum + g.remaining, 0);
+/** The balance that counts now: expired remainders do not, whether their EXPIRY entry is written or not. */
+const balanceOf = (m: Model, owner: string) => storedBalanceOf(m, owner) - dueSum(m, owner);
+const byBurnOrder = (a: ModelGrant, b: ModelGrant) => a.expiresAtMs - b.expiresAtMs || a.sequence - b.sequence;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The EXPIRY entries the next write for this owner (or a sweep) writes, soonest expiry first. */
+function expiriesOf(m: Model, owner: string): { entries: PredictedEntry[]; grants: ModelGrant[] } {
+  let balance = storedBalanceOf(m, owner);
+  let sequence = m.history.get(owner)?.length ?? 0;
+  const entries: PredictedEntry[] = [];
+  const grants: ModelGrant[] = [];
+  for (const g of [...grantsOf(m, owner)].sort(byBurnOrder)) {
+    if (g.expiresAtMs > m.nowMs) {
+      grants.push({ ...g });
+      continue;
+    }
+    balance -= g.remaining;
+    sequence += 1;
+    entries.push({
+      app: g.app,
+      operation: "EXPIRY",
+      owner_id: owner,
+      amount: -g.remaining,
+      balance_after: balance,
+      sequence,
+      nonce: `expiry ${g.sequence} ${owner}`,
+      created_at: iso(m.nowMs),
+      expires_at: iso(g.expiresAtMs),
+    });
+  }
+  return { entries, grants };
+}
+
+/** Takes a debit of `amount` from the grants in burn order; credits without expiry cover the rest. */
+function spend(grants: ModelGrant[], amount: number): ModelGrant[] {
+  let left = amount;
+  return [...grants].sort(byBurnOrder).flatMap((g) => {
+    const take = Math.min(g.remaining, left);
+    left -= take;
+    return g.remaining - take > 0 ? [{ ...g, remaining: g.remaining - take }] : [];
+  });
+}
+
+function expiringOf(m: Model, owner: string): { amount: number; expires_at: string }[] {
+  const by = new Map<number, number>();
+  for (const g of grantsOf(m, owner)) {
+    if (g.expiresAtMs > m.nowMs) by.set(g.expiresAtMs, (by.get(g.expiresAtMs) ?? 0) + g.remaining);
+  }
+  return [...by]
+    .sort(([a], [b]) => a - b)
+    .slice(0, 50)
+    .map(([t, amount]) => ({ amount, expires_at: iso(t) }));
+}
+
+const expectedRead = (m: Model, owner: string) => {
+  const balance = balanceOf(m, owner);
+  return { owner_id: owner, balance, available: balance, held: 0, status: "active", expiring: expiringOf(m, owner) };
+};
 const ownerAt = (m: Model, index: number) => m.owners[index % m.owners.length] ?? "";
 
 const OWNER_ID_RULE = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}$/;
@@ -183,6 +273,9 @@ function predict(m: Model, app: AppIndex, input: PostInput): Prediction {
   }
   const spec = APP_SPECS[app].get(operation);
   if (!spec) return { kind: "refused", code: "UNKNOWN_OPERATION" };
+  if (input.expires_at !== undefined && !(spec.kind === "fixed" && spec.allowsExpiresAt)) {
+    return { kind: "refused", code: "EXPIRY_NOT_ALLOWED" };
+  }
 
   let signed: number;
   if (spec.kind === "fixed") {
@@ -198,11 +291,27 @@ function predict(m: Model, app: AppIndex, input: PostInput): Prediction {
 
   const earlier = m.byNonce.get(nonceKey(app, nonce));
   if (earlier) {
+    const sameExpiry =
+      !(spec.kind === "fixed" && spec.allowsExpiresAt) ||
+      instantMs(m.requestedExpiry.get(nonceKey(app, nonce))) === instantMs(input.expires_at);
     const same =
-      earlier.owner_id === owner_id && earlier.operation === operation && earlier.amount === signed;
+      earlier.owner_id === owner_id && earlier.operation === operation && earlier.amount === signed && sameExpiry;
     return same ? { kind: "replayed", entry: earlier } : { kind: "refused", code: "NONCE_CONFLICT" };
   }
 
+  let expiresAtMs: number | null = null;
+  if (input.expires_at !== undefined) {
+    expiresAtMs = Date.parse(input.expires_at);
+    const horizon = new Date(m.nowMs);
+    horizon.setUTCFullYear(horizon.getUTCFullYear() + 10);
+    if (expiresAtMs <= m.nowMs || expiresAtMs > horizon.getTime()) {
+      return { kind: "refused", code: "VALIDATION_FAILED" };
+    }
+  } else if (spec.kind === "fixed" && spec.expiresAfterMs !== undefined) {
+    expiresAtMs = m.nowMs + spec.expiresAfterMs;
+  }
+
+  const expired = expiriesOf(m, owner_id);
   const balance = balanceOf(m, owner_id);
   if (signed < 0 && balance + signed < 0) return { kind: "refused", code: "INSUFFICIENT_BALANCE" };
   if (signed > 0 && balance > BALANCE_LIMIT - signed) {
@@ -216,10 +325,17 @@ function predict(m: Model, app: AppIndex, input: PostInput): Prediction {
     if (m.limitsUsed.has(limitKey)) return { kind: "refused", code: "LIMIT_REACHED" };
   }
 
-  const sequence = (m.history.get(owner_id)?.length ?? 0) + 1;
+  const sequence = (m.history.get(owner_id)?.length ?? 0) + expired.entries.length + 1;
+  let grants = expired.grants;
+  if (signed < 0) grants = spend(grants, -signed);
+  if (signed > 0 && expiresAtMs !== null) {
+    grants = [...grants, { sequence, app: APP_NAMES[app], remaining: signed, expiresAtMs }];
+  }
   return {
     kind: "applied",
     limitKey,
+    expiries: expired.entries,
+    grants,
     entry: {
       app: APP_NAMES[app],
       operation,
@@ -229,9 +345,12 @@ function predict(m: Model, app: AppIndex, input: PostInput): Prediction {
       sequence,
       nonce,
       created_at: now,
+      ...(expiresAtMs === null ? {} : { expires_at: iso(expiresAtMs) }),
     },
   };
 }
+
+const instantMs = (text: string | undefined) => (text === undefined ? null : Date.parse(text));
 
 type Outcome = { ok: true; result: PostResult } | { ok: false; code: string };
 
@@ -276,9 +395,12 @@ async function postAndCheck(m: Model, r: Real, app: AppIndex, input: PostInput):
       expect(entry.id).toBeGreaterThan(m.lastId);
       m.lastId = entry.id;
       const history = m.history.get(entry.owner_id) ?? [];
-      history.push(entry);
+      // The expiry entries' ids come from the database: any id, checked in order by the history walk.
+      history.push(...predicted.expiries.map((e) => ({ ...e, id: expect.any(Number) as number })), entry);
       m.history.set(entry.owner_id, history);
+      m.grants.set(entry.owner_id, predicted.grants);
       m.byNonce.set(nonceKey(app, entry.nonce), entry);
+      m.requestedExpiry.set(nonceKey(app, entry.nonce), input.expires_at);
       m.applied.push({ app, entry });
       if (predicted.limitKey) m.limitsUsed.add(predicted.limitKey);
       return;
@@ -398,11 +520,15 @@ class ReplayCommand implements fc.AsyncCommand<Model, Real> {
     const magnitude = Math.abs(entry.amount);
     const amount = spec?.kind === "variable" || this.statesAmount ? magnitude : undefined;
     const app: AppIndex = this.otherApp ? (original.app === 0 ? 1 : 0) : original.app;
+    const expires_at = m.requestedExpiry.get(nonceKey(original.app, entry.nonce));
     await postAndCheck(
       m,
       r,
       app,
-      withAmount({ owner_id: entry.owner_id, operation: entry.operation, nonce: entry.nonce }, amount),
+      withAmount(
+        { owner_id: entry.owner_id, operation: entry.operation, nonce: entry.nonce, ...(expires_at ? { expires_at } : {}) },
+        amount,
+      ),
     );
   }
   toString(): string {
@@ -413,7 +539,9 @@ class ReplayCommand implements fc.AsyncCommand<Model, Real> {
 type Change =
   | { kind: "owner"; shift: 1 | 2 }
   | { kind: "operation"; operation: string }
-  | { kind: "amount"; amount: number };
+  | { kind: "amount"; amount: number }
+  /** The same request with an expires_at moved (or added): another request. */
+  | { kind: "expiry"; shiftMs: number };
 
 /** An applied request's nonce, through the same app, with one thing changed: NONCE_CONFLICT, or what precedes it. */
 class NonceReuseCommand implements fc.AsyncCommand<Model, Real> {
@@ -435,14 +563,19 @@ class NonceReuseCommand implements fc.AsyncCommand<Model, Real> {
     } else if (this.change.kind === "operation") {
       operation = this.change.operation;
       amount = APP_SPECS[original.app].get(operation)?.kind === "variable" ? amount : undefined;
-    } else {
+    } else if (this.change.kind === "amount") {
       amount = this.change.amount;
     }
+    const requested = m.requestedExpiry.get(nonceKey(original.app, entry.nonce));
+    const expires_at =
+      this.change.kind === "expiry"
+        ? iso((requested === undefined ? m.nowMs + HOUR_MS : Date.parse(requested)) + this.change.shiftMs)
+        : requested;
     await postAndCheck(
       m,
       r,
       original.app,
-      withAmount({ owner_id: owner, operation, nonce: entry.nonce }, amount),
+      withAmount({ owner_id: owner, operation, nonce: entry.nonce, ...(expires_at ? { expires_at } : {}) }, amount),
     );
   }
   toString(): string {
@@ -452,8 +585,88 @@ class NonceReuseCommand implements fc.AsyncCommand<Model, Real> {
         ? `owner+${c.shift}`
         : c.kind === "operation"
           ? `operation=${c.operation}`
-          : `amount=${c.amount}`;
+          : c.kind === "amount"
+            ? `amount=${c.amount}`
+            : `expiry+${c.shiftMs}ms`;
     return `reuseNonce(applied#${this.pick}, ${what})`;
+  }
+}
+
+/** A credit that expires: CREDIT_ADD with an expires_at this far from now, written in UTC or with an offset. */
+class ExpiringCreditCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly app: AppIndex,
+    readonly owner: number,
+    readonly offsetMs: number,
+    readonly withOffset: boolean,
+    readonly nonce: NonceChoice,
+  ) {}
+  check(m: Readonly<Model>): boolean {
+    return new PostCommand("", this.app, this.owner, "", undefined, this.nonce).check(m);
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const at = m.nowMs + this.offsetMs;
+    // The same instant as +02:00 local time: the ledger must read both the same.
+    const expires_at = this.withOffset
+      ? new Date(at + 2 * HOUR_MS).toISOString().replace("Z", "+02:00")
+      : iso(at);
+    const input: PostInput = {
+      owner_id: ownerAt(m, this.owner),
+      operation: "CREDIT_ADD",
+      nonce: resolveNonce(m, this.nonce),
+      expires_at,
+    };
+    await postAndCheck(m, r, this.app, input);
+  }
+  toString(): string {
+    const nonce = this.nonce.kind === "fresh" ? "fresh" : `${this.nonce.kind}#${this.nonce.pick}`;
+    return `expiringCredit(${APP_NAMES[this.app]}, owner#${this.owner}, in ${this.offsetMs} ms${this.withOffset ? " +02:00" : ""}, nonce=${nonce})`;
+  }
+}
+
+/** The expiry sweeper of one app: expires every owner's due grants where one of them is that app's. */
+class SweepCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly app: AppIndex) {}
+  check(): boolean {
+    return true;
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    let expected = 0;
+    for (const owner of m.owners) {
+      const due = grantsOf(m, owner).filter((g) => g.expiresAtMs <= m.nowMs);
+      if (!due.some((g) => g.app === APP_NAMES[this.app])) continue;
+      const { entries, grants } = expiriesOf(m, owner);
+      expected += entries.length;
+      const history = m.history.get(owner) ?? [];
+      history.push(...entries.map((e) => ({ ...e, id: expect.any(Number) as number })));
+      m.history.set(owner, history);
+      m.grants.set(owner, grants);
+    }
+    const report = await r.services[this.app].sweepExpired();
+    // The runs share one database, so the sweep may also expire what earlier runs left due (their
+    // worlds are finished); this run's owners are checked entry by entry against the model.
+    expect(report.grants).toBeGreaterThanOrEqual(expected);
+  }
+  toString(): string {
+    return `sweep(${APP_NAMES[this.app]})`;
+  }
+}
+
+/** Moves the clock to exactly the soonest expiry still ahead: the instant a grant stops counting. */
+class AdvanceToExpiryCommand implements fc.AsyncCommand<Model, Real> {
+  check(m: Readonly<Model>): boolean {
+    return m.owners.some((o) => grantsOf(m as Model, o).some((g) => g.expiresAtMs > m.nowMs));
+  }
+  run(m: Model, r: Real): Promise<void> {
+    const next = Math.min(
+      ...m.owners.flatMap((o) => grantsOf(m, o).map((g) => g.expiresAtMs)).filter((t) => t > m.nowMs),
+    );
+    m.nowMs = next;
+    r.clock.nowMs = next;
+    return Promise.resolve();
+  }
+  toString(): string {
+    return "advanceToNextExpiry()";
   }
 }
 
@@ -482,10 +695,7 @@ class ReadBalanceCommand implements fc.AsyncCommand<Model, Real> {
   }
   async run(m: Model, r: Real): Promise<void> {
     const owner = ownerAt(m, this.owner);
-    expect(await r.services[this.app].balance(owner)).toEqual({
-      owner_id: owner,
-      balance: balanceOf(m, owner),
-    });
+    expect(await r.services[this.app].balance(owner)).toEqual(expectedRead(m, owner));
   }
   toString(): string {
     return `balance(${APP_NAMES[this.app]}, owner#${this.owner})`;
@@ -605,6 +815,21 @@ const appOwnArb = fc.oneof(
     fc.constant<AppIndex>(1),
   ),
 );
+const promoArb = postArb("promo", opArb("MODEL_PROMO", noAmountOr(4)), nonceArb, fc.constant<AppIndex>(1));
+const expiringCreditArb = fc
+  .tuple(
+    appArb,
+    ownerArb,
+    fc.oneof(
+      { weight: 6, arbitrary: fc.integer({ min: 1, max: 3 * DAY_MS }) },
+      { weight: 1, arbitrary: fc.constantFrom(0, -1, -HOUR_MS, 11 * 366 * DAY_MS, 1) },
+    ),
+    fc.boolean(),
+    nonceArb,
+  )
+  .map(([app, owner, offset, withOffset, nonce]) => new ExpiringCreditCommand(app, owner, offset, withOffset, nonce));
+const sweepArb = appArb.map((app) => new SweepCommand(app));
+const toExpiryArb = fc.constant(null).map(() => new AdvanceToExpiryCommand());
 const badAmountCommandArb = postArb("badAmount", fc.tuple(fc.constantFrom(...OPERATIONS), badAmountArb));
 const unknownArb = postArb(
   "unknownOperation",
@@ -628,6 +853,7 @@ const reuseArb = fc
       fc.constantFrom(1 as const, 2 as const).map((shift): Change => ({ kind: "owner", shift })),
       fc.constantFrom(...OPERATIONS).map((operation): Change => ({ kind: "operation", operation })),
       fc.constantFrom(1, 2, 3, 10, 11, 50).map((amount): Change => ({ kind: "amount", amount })),
+      fc.constantFrom(1, 1000, -HOUR_MS).map((shiftMs): Change => ({ kind: "expiry", shiftMs })),
     ),
   )
   .map(([pick, change]) => new NonceReuseCommand(pick, change));
@@ -652,6 +878,13 @@ const commandArbs: fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] = [
   limitedArb,
   appOwnArb,
   appOwnArb,
+  expiringCreditArb,
+  expiringCreditArb,
+  expiringCreditArb,
+  promoArb,
+  sweepArb,
+  toExpiryArb,
+  clockArb,
   clockArb,
   replayArb,
   reuseArb,
@@ -688,6 +921,8 @@ function newWorld(startMs: number, poolSize: number): { model: Model; real: Real
     refused: [],
     refusedKeys: new Set(),
     limitsUsed: new Set(),
+    grants: new Map(),
+    requestedExpiry: new Map(),
     lastId: 0,
   };
   return { model, real: { services, clock } };
@@ -696,7 +931,7 @@ function newWorld(startMs: number, poolSize: number): { model: Model; real: Real
 /** After a run: every owner's balance, history and stored projection are exactly the model's. */
 async function expectWorldIsModel(m: Model, r: Real): Promise<void> {
   for (const owner of m.owners) {
-    expect(await r.services[1].balance(owner)).toEqual({ owner_id: owner, balance: balanceOf(m, owner) });
+    expect(await r.services[1].balance(owner)).toEqual(expectedRead(m, owner));
     await walkHistory(m, r.services[0], owner, PAGE_SIZE_LIMIT);
   }
   // Refused writes leave no trace, not even an empty balance row; nothing lands outside the pool.
@@ -707,17 +942,32 @@ async function expectWorldIsModel(m: Model, r: Real): Promise<void> {
   const rows = await queryRows<{ owner_id: string; balance: string; last_sequence: string }>(
     tdb().db,
     sql`select owner_id, balance::text as balance, last_sequence::text as last_sequence
-        from ledger_balances where owner_id in (${inPool}) order by owner_id`,
+        from ledger_owners where owner_id in (${inPool}) order by owner_id`,
   );
   const expected = m.owners
     .filter((o) => (m.history.get(o)?.length ?? 0) > 0)
     .sort()
     .map((o) => ({
       owner_id: o,
-      balance: String(balanceOf(m, o)),
+      balance: String(storedBalanceOf(m, o)),
       last_sequence: String(m.history.get(o)?.length),
     }));
   expect(rows).toEqual(expected);
+  // Every open grant, with its remainder, is the model's (spent and expired ones have nothing left).
+  const grants = await queryRows<{ owner_id: string; sequence: number; remaining: number }>(
+    tdb().db,
+    sql`select owner_id, sequence::int as sequence, remaining::int as remaining from ledger_grants
+        where owner_id in (${inPool}) and remaining > 0 order by owner_id, sequence`,
+  );
+  expect(grants).toEqual(
+    [...m.owners]
+      .sort()
+      .flatMap((o) =>
+        [...grantsOf(m, o)]
+          .sort((a, b) => a.sequence - b.sequence)
+          .map((g) => ({ owner_id: o, sequence: g.sequence, remaining: g.remaining })),
+      ),
+  );
   const written = await queryRows<{ n: number }>(
     tdb().db,
     sql`select count(*)::int as n from ledger_entries where nonce like ${`${m.noncePrefix}-%`}`,

@@ -21,10 +21,16 @@ describe(`schema [${testDriver()}]`, () => {
     ["TRUNCATE ledger_entries", sql`truncate ledger_entries cascade`],
     ["UPDATE ledger_postings", sql`update ledger_postings set amount = 0`],
     ["DELETE FROM ledger_postings", sql`delete from ledger_postings`],
-    ["TRUNCATE ledger_postings", sql`truncate ledger_postings`],
+    ["INSERT INTO ledger_postings", sql`insert into ledger_postings values (1, 'owner:x', 5)`],
+    ["UPDATE ledger_allocations", sql`update ledger_allocations set amount = amount + 1`],
+    ["DELETE FROM ledger_allocations", sql`delete from ledger_allocations`],
+    ["TRUNCATE ledger_allocations", sql`truncate ledger_allocations`],
   ])("refuses %s: history is append-only", async (_what, statement) => {
     const owner = freshOwner();
-    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+    // A credit that expires, partly spent: an entry of each kind and an allocation to refuse changes to.
+    const expires_at = new Date(Date.now() + 86_400_000).toISOString();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+    await ledger.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() });
     const error: unknown = await tdb()
       .db.execute(statement)
       .then(
@@ -35,8 +41,20 @@ describe(`schema [${testDriver()}]`, () => {
     expect(String((error as { cause?: { message?: string } } | undefined)?.cause?.message)).toMatch(
       /ledger history is append-only/,
     );
-    expect((await ledger.entries({ owner_id: owner })).entries).toHaveLength(1);
-    expect((await ledger.balance(owner)).balance).toBe(10);
+    expect((await ledger.entries({ owner_id: owner })).entries).toHaveLength(2);
+    expect((await ledger.balance(owner)).balance).toBe(9);
+  });
+
+  it("refuses TRUNCATE on the postings, which are a view of the entries", async () => {
+    const error: unknown = await tdb()
+      .db.execute(sql`truncate ledger_postings`)
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(String((error as { cause?: { message?: string } } | undefined)?.cause?.message)).toMatch(
+      /"ledger_postings" is not a table/,
+    );
   });
 
   it("stores every entry with two postings that sum to zero, against the operation's system account", async () => {

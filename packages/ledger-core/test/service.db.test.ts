@@ -1,10 +1,12 @@
 // The service suite: runs once on PGlite and once on real Postgres (see the vitest preset).
 import { beforeAll, describe, expect, it } from "vitest";
-import { lockOwners, writeBatchAndCommit } from "../src/store/write.js";
+import { lockOwners } from "../src/store/load.js";
+import { writeAndCommit } from "../src/store/write.js";
 import { sqlClientOf } from "../src/store/sql-client.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
   freshNonce,
+  expectedBalance,
   freshOwner,
   openTestDatabase,
   testDriver,
@@ -48,7 +50,7 @@ describe(`ledger service [${testDriver()}]`, () => {
     expect(results.map((r) => r.entry.amount)).toEqual([3, 10, -1, -1, 1]);
     expect(results.map((r) => r.entry.sequence)).toEqual([1, 2, 3, 4, 5]);
     expect(results.every((r) => !r.replayed && r.entry.app === "app-a")).toBe(true);
-    expect(await ledger.balance(owner)).toEqual({ owner_id: owner, balance: 12 });
+    expect(await ledger.balance(owner)).toEqual(expectedBalance(owner, 12));
   });
 
   it("reports 0 for an owner with no entries", async () => {
@@ -207,23 +209,28 @@ describe(`ledger service [${testDriver()}]`, () => {
     const start = Number.MAX_SAFE_INTEGER - 15;
     await sqlClientOf(tdb().db).transaction(async (tx) => {
       await lockOwners(tx, [owner]);
-      await writeBatchAndCommit(
+      await writeAndCommit(
         tx,
-        [
-          {
-            app: "test-setup",
-            operation: "TEST_CREDIT",
-            ownerId: owner,
-            amount: start,
-            nonce: freshNonce(),
-            limitPeriod: null,
-            limitKind: null,
-            createdAt: clock.now(),
-            balanceAfter: start,
-            sequence: 1,
-          },
-        ],
-        [],
+        {
+          entries: [
+            {
+              app: "test-setup",
+              operation: "TEST_CREDIT",
+              ownerId: owner,
+              amount: start,
+              nonce: freshNonce(),
+              limitPeriod: null,
+              createdAt: clock.now(),
+              expiresAt: null,
+              balanceAfter: start,
+              sequence: 1,
+            },
+          ],
+          owners: [{ ownerId: owner, balance: start, lastSequence: 1, status: "active" }],
+          unusedOwners: [],
+          grants: [],
+          allocations: [],
+        },
         clock.now(),
       );
     });

@@ -48,13 +48,22 @@ export function formatVerify(report: VerifyReport): string {
 }
 
 export function formatRebuild(report: RebuildReport): string {
-  if (report.differences.length === 0) return "rebuild: every balance matches its entries; nothing to do";
+  const count = report.differences.length + report.grantDifferences.length;
+  if (count === 0) return "rebuild: every balance and grant matches its entries; nothing to do";
   const lines = report.differences.map((d) => {
     const stored = d.stored ? `${d.stored.balance} (#${d.stored.last_sequence})` : "missing";
     return `  ${d.owner_id}: stored ${stored}, from entries ${d.computed.balance} (#${d.computed.last_sequence})`;
   });
+  const grantLines = report.grantDifferences.map((g) => {
+    const stored = g.stored ? `remaining ${g.stored.remaining}` : "missing";
+    return `  ${g.owner_id} grant #${g.sequence}: stored ${stored}, from entries remaining ${g.computed.remaining}`;
+  });
   const verb = report.repaired ? "repaired" : "differ (run with --repair to rewrite them)";
-  return [`rebuild: ${report.differences.length} balance(s) ${verb}:`, ...lines].join("\n");
+  return [
+    `rebuild: ${report.differences.length} balance(s) and ${report.grantDifferences.length} grant(s) ${verb}:`,
+    ...lines,
+    ...grantLines,
+  ].join("\n");
 }
 
 export interface Io {
@@ -100,7 +109,7 @@ export async function runCommand(db: LedgerDb, command: Command, io: Io = stdio)
     }
     const report = await rebuildBalances(db, { repair: command.repair });
     io.out(`${command.json ? JSON.stringify(report, null, 2) : formatRebuild(report)}\n`);
-    return report.differences.length === 0 || report.repaired ? 0 : 1;
+    return report.differences.length + report.grantDifferences.length === 0 || report.repaired ? 0 : 1;
   } catch (error) {
     io.err(`ledger ${command.name}: ${errorText(error)}\n`);
     return 2;

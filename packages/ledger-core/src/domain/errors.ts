@@ -8,6 +8,7 @@ export type LedgerErrorCode =
   | "AMOUNT_MISMATCH"
   | "AMOUNT_OUT_OF_RANGE"
   | "INVALID_CURSOR"
+  | "EXPIRY_NOT_ALLOWED"
   | "NONCE_CONFLICT"
   | "INSUFFICIENT_BALANCE"
   | "BALANCE_LIMIT_EXCEEDED"
@@ -82,6 +83,13 @@ export class InvalidCursorError extends LedgerError {
   readonly code = "INVALID_CURSOR";
   constructor() {
     super("The cursor is not one this ledger issued");
+  }
+}
+
+export class ExpiryNotAllowedError extends LedgerError {
+  readonly code = "EXPIRY_NOT_ALLOWED";
+  constructor(operation: string) {
+    super(`Operation ${operation} does not take expires_at`, { operation });
   }
 }
 

@@ -1,6 +1,7 @@
 // The shape of every input the ledger accepts, as zod schemas. The service validates with these, and
 // the HTTP edge builds its OpenAPI schemas from the same ones, so the two can never disagree.
 import { z } from "zod";
+import { instantSchema } from "./instant.js";
 import {
   AMOUNT_MAX,
   NONCE_LENGTH_MAX,
@@ -36,6 +37,8 @@ export const postOperationInputSchema = z.strictObject({
   operation: operationNameSchema,
   amount: amountSchema.optional(),
   nonce: nonceSchema,
+  /** RFC 3339, in the future, at most ten years ahead; only for operations that allow it. */
+  expires_at: instantSchema.optional(),
 });
 export type PostOperationInput = z.infer<typeof postOperationInputSchema>;
 

@@ -11,3 +11,5 @@ export const PAGE_SIZE_DEFAULT = 50;
 export const PAGE_SIZE_MAX = 200;
 /** Request bodies are tiny (four fields); anything larger is refused before it is parsed. */
 export const BODY_SIZE_MAX_BYTES = 16 * 1024;
+/** Most expiry instants a balance read lists in `expiring`. */
+export const EXPIRING_SUMMARY_MAX = 50;

@@ -8,21 +8,17 @@ import { AMOUNT_MAX, OPERATION_NAME_LENGTH_MAX } from "./limits.js";
 export type OperationLimit = "once" | "daily";
 
 /** Moves the same signed amount every time; 0 records an event without moving credits. */
-export interface FixedOperation {
+export interface FixedOperation extends OperationExtras {
   readonly kind: "fixed";
   readonly amount: number;
-  readonly limit?: OperationLimit;
-  readonly description?: string;
 }
 
 /** Moves an amount the caller chooses, within [min, max], in one direction. */
-export interface VariableOperation {
+export interface VariableOperation extends OperationExtras {
   readonly kind: "variable";
   readonly direction: "credit" | "debit";
   readonly min: number;
   readonly max: number;
-  readonly limit?: OperationLimit;
-  readonly description?: string;
 }
 
 export type OperationDefinition = FixedOperation | VariableOperation;
@@ -32,7 +28,39 @@ export type OperationMap = Readonly<Record<string, OperationDefinition>>;
 export interface OperationExtras {
   readonly limit?: OperationLimit;
   readonly description?: string;
+  /** A credit whose request may say when its credits expire (`expires_at`). */
+  readonly allowsExpiresAt?: boolean;
+  /** A credit whose credits expire this many seconds after they are granted. */
+  readonly expiresAfterS?: number;
 }
+
+type ExtraKey = keyof OperationExtras;
+
+/** Longest an expiry may reach into the future: ten calendar years (UTC). */
+export const EXPIRY_HORIZON_YEARS = 10;
+
+/** The latest instant an expiry may name, seen from `now`. */
+export function expiryHorizon(now: Date): Date {
+  const d = new Date(now);
+  d.setUTCFullYear(d.getUTCFullYear() + EXPIRY_HORIZON_YEARS);
+  return d;
+}
+
+/** The longest expiresAfterS a catalog may declare: ten years of 365 days. */
+const EXPIRES_AFTER_S_MAX = EXPIRY_HORIZON_YEARS * 365 * 86_400;
+
+/**
+ * Operations the ledger itself writes (expiry now; reversals, transfers and suspension next). No catalog
+ * may define them, so an entry's operation always says who wrote it.
+ */
+export const RESERVED_OPERATIONS: readonly string[] = [
+  "EXPIRY",
+  "REVERSAL",
+  "TRANSFER_OUT",
+  "TRANSFER_IN",
+  "SUSPENSION",
+  "REINSTATEMENT",
+];
 
 /** A fixed-amount operation; the literal amount and extras are kept in the type, so changing one is a type error. */
 export function fixed<const A extends number, const E extends OperationExtras = Record<never, never>>(
@@ -59,7 +87,10 @@ export const sharedOperations = {
   }),
   SIGNUP_CREDIT: fixed(3, { limit: "once", description: "Sign-up credit: +3 credits, once per owner" }),
   CREDIT_SPEND: fixed(-1, { description: "Spend one credit" }),
-  CREDIT_ADD: fixed(10, { description: "Add ten credits" }),
+  CREDIT_ADD: fixed(10, {
+    allowsExpiresAt: true,
+    description: "Add ten credits; the request may say when they expire (expires_at)",
+  }),
 } as const;
 
 export type SharedOperations = typeof sharedOperations;
@@ -86,7 +117,17 @@ const NAME_PATTERN = /^[A-Z][A-Z0-9_]*$/;
  *
  * @throws CatalogError when a shared operation is missing or changed, or a definition is invalid.
  */
-export function defineCatalog<const T extends SharedOperations & OperationMap>(
+/**
+ * Each shared operation exactly as defined: its own fields with their literal values, and none of the
+ * extras it does not have (so adding an expiry to DAILY_REWARD does not compile either).
+ */
+type SharedExactly = {
+  readonly [K in keyof SharedOperations]: SharedOperations[K] & {
+    readonly [X in Exclude<ExtraKey, keyof SharedOperations[K]>]?: never;
+  };
+};
+
+export function defineCatalog<const T extends SharedExactly & OperationMap>(
   operations: T,
 ): OperationCatalog<T> {
   const problems: string[] = [];
@@ -119,6 +160,7 @@ function definitionProblems(name: string, def: unknown): string[] {
   }
   if (typeof def !== "object" || def === null) return [...problems, `${name}: not a definition`];
   const d = def as Partial<FixedOperation> & Partial<VariableOperation> & { kind?: unknown; limit?: unknown };
+  if (RESERVED_OPERATIONS.includes(name)) problems.push(`${name}: the ledger writes this operation itself`);
   if (d.limit !== undefined && d.limit !== "once" && d.limit !== "daily") {
     problems.push(`${name}: limit must be "once" or "daily"`);
   }
@@ -133,6 +175,21 @@ function definitionProblems(name: string, def: unknown): string[] {
     }
   } else {
     problems.push(`${name}: kind must be "fixed" or "variable"`);
+  }
+  const credits = (d.kind === "fixed" && typeof d.amount === "number" && d.amount > 0) ||
+    (d.kind === "variable" && d.direction === "credit");
+  if (d.allowsExpiresAt !== undefined && typeof d.allowsExpiresAt !== "boolean") {
+    problems.push(`${name}: allowsExpiresAt must be a boolean`);
+  }
+  if (d.expiresAfterS !== undefined &&
+    (!Number.isSafeInteger(d.expiresAfterS) || d.expiresAfterS < 1 || d.expiresAfterS > EXPIRES_AFTER_S_MAX)) {
+    problems.push(`${name}: expiresAfterS must be a whole number of seconds from 1 to ten years`);
+  }
+  if ((d.allowsExpiresAt === true || d.expiresAfterS !== undefined) && !credits) {
+    problems.push(`${name}: only an operation that grants credits can make them expire`);
+  }
+  if (d.allowsExpiresAt === true && d.expiresAfterS !== undefined) {
+    problems.push(`${name}: an operation either lets the request say expires_at or sets its own expiry, not both`);
   }
   return problems;
 }

@@ -12,6 +12,8 @@ export interface LedgerEntry {
   sequence: number;
   nonce: string;
   created_at: string;
+  /** A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it enforced. */
+  expires_at?: string;
 }
 
 export interface PostResult {
@@ -24,7 +26,22 @@ export interface PostResult {
 
 export interface Balance {
   owner_id: string;
+  /** Credits that count now: expired remainders never do, whether or not their EXPIRY entry is written yet. */
   balance: number;
+  /** The balance less credits under active holds (equal to balance until holds exist). */
+  available: number;
+  /** Credits under active holds. */
+  held: number;
+  status: "active" | "suspended";
+  /** Unexpired credits that have an expiry, summed by instant, soonest first (at most 50). */
+  expiring: { amount: number; expires_at: string }[];
+}
+
+export interface BalanceAt {
+  owner_id: string;
+  /** The running balance right after the owner's last entry at or before `at`. */
+  balance: number;
+  at: string;
 }
 
 export interface EntryPage {

@@ -176,6 +176,12 @@ export interface AppDeps {
   clock?: () => Date;
   /** Most posts in one transaction (LedgerService's batchSizeMax); 1 turns group commit off. */
   batchSizeMax?: number;
+  /**
+   * LEDGER_EXPIRY_SWEEP_S: sweep this app's due grants this often (unset: no sweeper; tests sweep by
+   * hand). The sweeper's stop is handed to onStop, to run before the database closes.
+   */
+  expirySweepS?: number;
+  onStop?: (stop: () => Promise<void>) => void;
 }
 
 /** What an app is: its name (recorded on entries, scope of its nonces), its catalog, its API title. */
@@ -188,18 +194,24 @@ export interface AppSpec {
 
 /** An app's factory: give it a database and a logger, get its Hono app. */
 export function ledgerAppFactory(spec: AppSpec) {
-  return (deps: AppDeps) =>
-    createLedgerApp({
-      service: new LedgerService({
-        db: deps.db,
-        app: spec.name,
-        catalog: spec.catalog,
-        clock: deps.clock,
-        batchSizeMax: deps.batchSizeMax,
-      }),
+  return (deps: AppDeps) => {
+    const service = new LedgerService({
+      db: deps.db,
+      app: spec.name,
+      catalog: spec.catalog,
+      clock: deps.clock,
+      batchSizeMax: deps.batchSizeMax,
+    });
+    if (deps.expirySweepS !== undefined) {
+      const stop = service.startExpirySweeper(deps.expirySweepS, deps.logger);
+      deps.onStop?.(stop);
+    }
+    return createLedgerApp({
+      service,
       ping: deps.ping,
       logger: deps.logger,
       title: spec.title,
       version: spec.version,
     });
+  };
 }

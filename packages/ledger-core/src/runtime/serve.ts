@@ -34,6 +34,8 @@ export function appEnvSchema(defaultPort: number) {
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     /** Most posts written in one transaction (group commit); 1 turns batching off. */
     LEDGER_BATCH_SIZE_MAX: z.coerce.number().int().min(1).max(10_000).default(500),
+    /** How often each app sweeps its grants that are due (a write for the owner expires them sooner). */
+    LEDGER_EXPIRY_SWEEP_S: z.coerce.number().int().min(1).max(86_400).default(60),
     /**
      * Server processes sharing the port (node:cluster): a number, or "auto" for one per core. Above 1
      * it needs DATABASE_URL: embedded PGlite has a single writer.
@@ -145,6 +147,10 @@ export interface BootDeps {
   logger: Logger;
   /** LEDGER_BATCH_SIZE_MAX: most posts in one transaction; 1 turns group commit off. */
   batchSizeMax: number;
+  /** LEDGER_EXPIRY_SWEEP_S: each app's expiry sweep interval. */
+  expirySweepS: number;
+  /** Registers what must stop before the database closes (the sweepers). */
+  onStop: (stop: () => Promise<void>) => void;
 }
 
 export interface BootedApp {
@@ -167,6 +173,7 @@ export async function boot(
     | "LOG_LEVEL"
     | "HOST"
     | "LEDGER_BATCH_SIZE_MAX"
+    | "LEDGER_EXPIRY_SWEEP_S"
     | "LEDGER_WORKERS"
   >,
   name: string,
@@ -189,16 +196,22 @@ export async function boot(
     database = await openWithRetry(env, logger);
     logger.info({ driver: database.driver }, "database ready, migrations applied");
     const opened = database;
+    const stops: (() => Promise<void>)[] = [];
     const deps: BootDeps = {
       db: opened.db,
       ping: () => opened.ping(),
       logger,
       batchSizeMax: env.LEDGER_BATCH_SIZE_MAX,
+      expirySweepS: env.LEDGER_EXPIRY_SWEEP_S,
+      onStop: (stop) => stops.push(stop),
     };
     await serveAll(
       apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
       logger,
-      () => opened.close(),
+      async () => {
+        await Promise.all(stops.map((stop) => stop()));
+        await opened.close();
+      },
     );
   } catch (error) {
     logger.fatal({ err: error }, "could not start");

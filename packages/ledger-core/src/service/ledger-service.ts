@@ -1,20 +1,28 @@
-// The one place that owns a write: validation, the owner's row lock, idempotency, the balance rule,
-// the audit row. HTTP and the CLI call this; nothing else writes the ledger.
+// The ledger of one app: its features' commands submitted to the engine (group commit), and its reads.
+// HTTP and the CLI call this; nothing else writes the ledger.
+import type { Logger } from "pino";
 import type { z } from "zod";
 import type { LedgerDb } from "../store/client.js";
-import { getBalance, listEntries, OPERATION_TIMEOUT_MS_DEFAULT, read, toLedgerEntry } from "../store/reads.js";
 import {
-  InvalidCursorError,
-  UnknownOperationError,
-  ValidationError,
-  type ValidationIssue,
-} from "../domain/errors.js";
+  getBalanceAt,
+  getOwner,
+  listEntries,
+  OPERATION_TIMEOUT_MS_DEFAULT,
+  read,
+  toLedgerEntry,
+  type EntryFilter,
+} from "../store/reads.js";
+import { sqlClientOf } from "../store/sql-client.js";
+import { InvalidCursorError, ValidationError, type ValidationIssue } from "../domain/errors.js";
+import { expiringSummary, isDue, remainderOf } from "../domain/grants.js";
+import { parseInstant } from "../domain/instant.js";
 import { ownerIdSchema, pageSizeSchema, postOperationInputSchema } from "../domain/input.js";
-import { PAGE_SIZE_DEFAULT } from "../domain/limits.js";
+import { EXPIRING_SUMMARY_MAX, PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
-import { resolveAmount } from "../domain/rules.js";
-import type { Balance, EntryPage, PostResult } from "../domain/types.js";
+import type { Balance, BalanceAt, EntryPage, PostResult } from "../domain/types.js";
 import { GroupCommitter, type GroupCommitStats } from "../engine/group-commit.js";
+import { postOperation, validatePost } from "../features/operations/command.js";
+import { startSweeper, sweepOnce, type SweepReport } from "../features/grants/sweeper.js";
 
 export interface LedgerServiceOptions {
   db: LedgerDb;
@@ -29,15 +37,23 @@ export interface LedgerServiceOptions {
   batchSizeMax?: number;
   /** Batches in flight at once per service. */
   batchesInFlightMax?: number;
+  /** With a batch in flight, another starts only once this many writes wait. */
+  queueLongMin?: number;
 }
 
 export const BATCH_SIZE_MAX_DEFAULT = 500;
 export const BATCHES_IN_FLIGHT_MAX_DEFAULT = 2;
+export const QUEUE_LONG_MIN_DEFAULT = 8;
 
 export interface ListEntriesInput {
   owner_id: string;
   cursor?: string | undefined;
   limit?: number | undefined;
+  /** RFC 3339 instants, inclusive. */
+  from?: string | undefined;
+  to?: string | undefined;
+  app?: string | undefined;
+  operation?: string | undefined;
 }
 
 export class LedgerService {
@@ -57,6 +73,7 @@ export class LedgerService {
     this.#committer = new GroupCommitter(this.#db, this.app, this.#clock, {
       batchSizeMax: opts.batchSizeMax ?? BATCH_SIZE_MAX_DEFAULT,
       batchesInFlightMax: opts.batchesInFlightMax ?? BATCHES_IN_FLIGHT_MAX_DEFAULT,
+      queueLongMin: opts.queueLongMin ?? QUEUE_LONG_MIN_DEFAULT,
       timeoutMs: this.#timeoutMs,
     });
   }
@@ -67,8 +84,10 @@ export class LedgerService {
    * Errors, in order of precedence:
    * @throws ValidationError (VALIDATION_FAILED) the input is malformed
    * @throws UnknownOperationError (UNKNOWN_OPERATION) this app's catalog has no such operation
+   * @throws ExpiryNotAllowedError (EXPIRY_NOT_ALLOWED) expires_at on an operation that does not take it
    * @throws AmountMismatchError / AmountRequiredError / AmountOutOfRangeError the amount does not fit the operation
    * @throws NonceConflictError (NONCE_CONFLICT) the nonce was used by this app for a different request
+   * @throws ValidationError (VALIDATION_FAILED) expires_at is past, or more than ten years ahead
    * @throws InsufficientBalanceError (INSUFFICIENT_BALANCE) the owner's balance would go below zero
    * @throws BalanceLimitExceededError (BALANCE_LIMIT_EXCEEDED) the balance would pass 2^53-1
    * @throws LimitReachedError (LIMIT_REACHED) the operation's once / daily limit is used up
@@ -82,10 +101,27 @@ export class LedgerService {
    */
   async post(input: unknown): Promise<PostResult> {
     const req = parse(postOperationInputSchema, input);
-    const def = this.catalog.get(req.operation);
-    if (!def) throw new UnknownOperationError(req.operation, this.catalog.names);
-    const amount = resolveAmount(req.operation, def, req.amount);
-    return this.#committer.submit({ req, def, amount });
+    return this.#committer.submit(postOperation(this.app, validatePost(this.catalog, req)));
+  }
+
+  /** Expires every grant of this app that is due now (the sweeper's work, on demand). */
+  sweepExpired(): Promise<SweepReport> {
+    return sweepOnce(this.#sweeperOptions());
+  }
+
+  /** Sweeps due grants every intervalS seconds; returns the function that stops it. */
+  startExpirySweeper(intervalS: number, logger: Logger): () => Promise<void> {
+    return startSweeper({ ...this.#sweeperOptions(), intervalS, logger });
+  }
+
+  #sweeperOptions() {
+    return {
+      db: sqlClientOf(this.#db),
+      app: this.app,
+      committer: this.#committer,
+      clock: this.#clock,
+      timeoutMs: this.#timeoutMs,
+    };
   }
 
   /** Group commit so far: how many batches carried how many posts. */
@@ -93,10 +129,38 @@ export class LedgerService {
     return this.#committer.stats();
   }
 
-  /** @throws ValidationError, DatabaseUnavailableError. An owner with no entries has balance 0. */
+  /**
+   * The owner's balance now: expired remainders never count, whether their EXPIRY entry is written yet
+   * or not. An owner with no entries has balance 0.
+   * @throws ValidationError, DatabaseUnavailableError
+   */
   async balance(ownerId: string): Promise<Balance> {
     const owner_id = parse(ownerIdSchema, ownerId);
-    return { owner_id, balance: await read(() => getBalance(this.#db, owner_id), this.#timeoutMs) };
+    const owner = await read(() => getOwner(this.#db, owner_id), this.#timeoutMs);
+    const now = this.#clock();
+    const balance = owner.balance - remainderOf(owner.grants.filter((g) => isDue(g, now)));
+    return {
+      owner_id,
+      balance,
+      available: balance,
+      held: 0,
+      status: owner.status,
+      expiring: expiringSummary(owner.grants, now, EXPIRING_SUMMARY_MAX),
+    };
+  }
+
+  /**
+   * The running balance right after the owner's last entry at or before `at` (RFC 3339, not in the future).
+   * @throws ValidationError, DatabaseUnavailableError
+   */
+  async balanceAt(ownerId: string, at: string): Promise<BalanceAt> {
+    const owner_id = parse(ownerIdSchema, ownerId);
+    const instant = parseInstantParam(at, "at");
+    if (instant.getTime() > this.#clock().getTime()) {
+      throw new ValidationError([{ path: "at", message: "at must not be in the future" }]);
+    }
+    const balance = await read(() => getBalanceAt(this.#db, owner_id, instant), this.#timeoutMs);
+    return { owner_id, balance, at: instant.toISOString() };
   }
 
   /**
@@ -107,8 +171,17 @@ export class LedgerService {
     const owner_id = parse(ownerIdSchema, input.owner_id);
     const limit = parse(pageSizeSchema, input.limit ?? PAGE_SIZE_DEFAULT, "limit");
     const before = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
+    const filter: EntryFilter = {
+      from: input.from === undefined ? undefined : parseInstantParam(input.from, "from"),
+      to: input.to === undefined ? undefined : parseInstantParam(input.to, "to"),
+      app: input.app,
+      operation: input.operation,
+    };
+    if (filter.from && filter.to && filter.from.getTime() > filter.to.getTime()) {
+      throw new ValidationError([{ path: "from", message: "from must not be after to" }]);
+    }
     // One extra row tells whether an older page exists without a second query.
-    const rows = await read(() => listEntries(this.#db, owner_id, before, limit + 1), this.#timeoutMs);
+    const rows = await read(() => listEntries(this.#db, owner_id, before, limit + 1, filter), this.#timeoutMs);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
@@ -127,6 +200,12 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, path = ""): z.inf
     message: i.message,
   }));
   throw new ValidationError(issues);
+}
+
+function parseInstantParam(text: string, path: string): Date {
+  const parsed = parseInstant(text);
+  if (typeof parsed === "string") throw new ValidationError([{ path, message: parsed }]);
+  return parsed;
 }
 
 /** Cursors are opaque to callers: the base64url of "s:<sequence>". */

@@ -49,7 +49,7 @@ const CHECKS: Check[] = [
     description: "every owner's balance equals the sum of its entries",
     offenders: sql`select coalesce(b.owner_id, e.owner_id) || ': balance ' || coalesce(b.balance::text, 'missing')
                           || ', entries sum to ' || coalesce(e.total, 0) as example
-                   from ledger_balances b
+                   from ledger_owners b
                    full join (select owner_id, sum(amount) as total from ledger_entries group by owner_id) e
                      using (owner_id)
                    where coalesce(b.balance, 0) <> coalesce(e.total, 0)`,
@@ -59,7 +59,7 @@ const CHECKS: Check[] = [
     description: "every owner's balance equals the sum of its account's postings",
     offenders: sql`select coalesce(b.owner_id, p.owner_id) || ': balance ' || coalesce(b.balance::text, 'missing')
                           || ', postings sum to ' || coalesce(p.total, 0) as example
-                   from ledger_balances b
+                   from ledger_owners b
                    full join (select substr(account, 7) as owner_id, sum(amount) as total
                               from ledger_postings where account like 'owner:%' group by account) p
                      using (owner_id)
@@ -82,14 +82,14 @@ const CHECKS: Check[] = [
     name: "projection-head",
     description: "each balance row's last sequence is its owner's newest entry",
     offenders: sql`select b.owner_id || ': last_sequence ' || b.last_sequence || ', newest entry #' || coalesce(e.head, 0) as example
-                   from ledger_balances b
+                   from ledger_owners b
                    left join (select owner_id, max(sequence) as head from ledger_entries group by owner_id) e using (owner_id)
                    where b.last_sequence <> coalesce(e.head, 0)`,
   },
   {
     name: "no-negative-balance",
     description: "no owner's balance, nor any running balance, is below zero",
-    offenders: sql`select owner_id || ': balance ' || balance as example from ledger_balances where balance < 0
+    offenders: sql`select owner_id || ': balance ' || balance as example from ledger_owners where balance < 0
                    union all
                    select owner_id || ' entry ' || id || ': balance after ' || balance_after from ledger_entries where balance_after < 0`,
   },
@@ -107,12 +107,97 @@ const CHECKS: Check[] = [
                    group by owner_id, operation, limit_period having count(*) > 1`,
   },
   {
+    name: "grant-per-expiring-credit",
+    description:
+      "every credit entry with an expiry has its grant, of the same app, amount and expiry, and every grant has its entry",
+    offenders: sql`select coalesce(e.owner_id, g.owner_id) || ' #' || coalesce(e.sequence, g.sequence) || ': ' ||
+                          case when g.owner_id is null then 'credit with expiry but no grant'
+                               when e.owner_id is null then 'grant without its entry'
+                               else 'grant differs from its entry' end as example
+                   from (select * from ledger_entries where expires_at is not null and amount > 0 and operation <> 'EXPIRY') e
+                   full join ledger_grants g on g.owner_id = e.owner_id and g.sequence = e.sequence
+                   where g.owner_id is null or e.owner_id is null
+                      or g.amount <> e.amount or g.app <> e.app or g.expires_at <> e.expires_at`,
+  },
+  {
+    name: "grant-remaining",
+    description: "every grant's remainder is its amount less its allocations, and never below zero",
+    offenders: sql`select g.owner_id || ' grant #' || g.sequence || ': remaining ' || g.remaining || ', amount ' || g.amount
+                          || ' less allocations ' || coalesce(a.taken, 0) as example
+                   from ledger_grants g
+                   left join (select owner_id, grant_sequence, sum(amount) as taken from ledger_allocations
+                              group by owner_id, grant_sequence) a
+                     on a.owner_id = g.owner_id and a.grant_sequence = g.sequence
+                   where g.remaining <> g.amount - coalesce(a.taken, 0) or g.remaining < 0`,
+  },
+  {
+    name: "allocations-match-entries",
+    description:
+      "every allocation belongs to a debit or EXPIRY entry of its owner, made after its grant; an entry takes no more than it debits, an EXPIRY exactly that",
+    offenders: sql`select a.owner_id || ' #' || a.sequence || ': ' ||
+                          case when e.id is null then 'allocation without its entry'
+                               when e.amount >= 0 then 'allocation of an entry that debits nothing'
+                               when a.last_grant >= a.sequence then 'allocation from a later grant'
+                               else 'allocations of ' || a.taken || ' for an entry of ' || e.amount end as example
+                   from (select owner_id, sequence, max(grant_sequence) as last_grant,
+                                sum(amount) as taken
+                         from ledger_allocations group by owner_id, sequence) a
+                   left join ledger_entries e on e.owner_id = a.owner_id and e.sequence = a.sequence
+                   where e.id is null or e.amount >= 0 or a.last_grant >= a.sequence
+                      or a.taken > -e.amount or (e.operation = 'EXPIRY' and a.taken <> -e.amount)`,
+  },
+  {
+    name: "no-spend-after-expiry",
+    description: "no debit takes credits from a grant at or after the grant's expiry",
+    offenders: sql`select a.owner_id || ' #' || a.sequence || ' took ' || a.amount || ' from grant #' || g.sequence
+                          || ' expired at ' || g.expires_at as example
+                   from ledger_allocations a
+                   join ledger_entries e on e.owner_id = a.owner_id and e.sequence = a.sequence
+                   join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence
+                   where e.operation <> 'EXPIRY' and e.created_at >= g.expires_at`,
+  },
+  {
+    name: "expired-once",
+    description:
+      "every grant expires at most once, by one EXPIRY entry at or after its expiry, for its whole remainder, and is marked with it",
+    offenders: sql`select g.owner_id || ' grant #' || g.sequence || ': ' || count(e.id) || ' expiry entries, marked #'
+                          || coalesce(g.expired_sequence::text, 'none') as example
+                   from ledger_grants g
+                   left join ledger_allocations a on a.owner_id = g.owner_id and a.grant_sequence = g.sequence
+                   left join ledger_entries e on e.owner_id = a.owner_id and e.sequence = a.sequence and e.operation = 'EXPIRY'
+                   group by g.owner_id, g.sequence, g.expired_sequence, g.remaining, g.expires_at
+                   having count(e.id) > 1
+                       or (count(e.id) = 1) <> (g.expired_sequence is not null)
+                       or (g.expired_sequence is not null and g.remaining <> 0)
+                       or coalesce(max(e.sequence), g.expired_sequence) is distinct from g.expired_sequence
+                       or bool_or(e.created_at < g.expires_at)`,
+  },
+  {
+    name: "balance-is-credits-plus-remainders",
+    description:
+      "every owner's balance is its credits without expiry (never below zero) plus the remainders of its open grants",
+    offenders: sql`select o.owner_id || ': balance ' || o.balance || ', credits without expiry ' || coalesce(f.free, 0)
+                          || ' + remainders ' || coalesce(g.open, 0) as example
+                   from ledger_owners o
+                   left join (select owner_id, sum(remaining) as open from ledger_grants group by owner_id) g using (owner_id)
+                   left join (select e.owner_id,
+                                     sum(case when e.operation = 'EXPIRY' or (e.expires_at is not null and e.amount > 0) then 0
+                                              else e.amount + coalesce(a.taken, 0) end) as free
+                              from ledger_entries e
+                              left join (select owner_id, sequence, sum(amount) as taken from ledger_allocations
+                                         group by owner_id, sequence) a
+                                on a.owner_id = e.owner_id and a.sequence = e.sequence
+                              group by e.owner_id) f using (owner_id)
+                   where o.balance <> coalesce(f.free, 0) + coalesce(g.open, 0) or coalesce(f.free, 0) < 0`,
+  },
+  {
     name: "append-only-triggers",
     description:
-      "triggers refusing UPDATE, DELETE and TRUNCATE are installed and enabled on entries and postings",
+      "triggers refusing UPDATE, DELETE and TRUNCATE are installed and enabled on entries, allocations and the postings view",
     offenders: sql`select t.tbl || ': no enabled ' || t.ev || ' guard' as example
                    from (values ('ledger_entries', 'UPDATE'), ('ledger_entries', 'DELETE'), ('ledger_entries', 'TRUNCATE'),
-                                ('ledger_postings', 'UPDATE'), ('ledger_postings', 'DELETE'), ('ledger_postings', 'TRUNCATE')) t(tbl, ev)
+                                ('ledger_allocations', 'UPDATE'), ('ledger_allocations', 'DELETE'), ('ledger_allocations', 'TRUNCATE'),
+                                ('ledger_postings', 'UPDATE'), ('ledger_postings', 'DELETE')) t(tbl, ev)
                    where not exists (
                      select 1 from pg_trigger g
                      join pg_proc p on p.oid = g.tgfoid
@@ -127,7 +212,7 @@ async function requireSchema(db: LedgerDb): Promise<void> {
   const rows = await queryRows<{ missing: string | null }>(
     db,
     sql`select string_agg(t, ', ') as missing
-        from unnest(array['ledger_entries', 'ledger_postings', 'ledger_balances']) t
+        from unnest(array['ledger_entries', 'ledger_postings', 'ledger_owners', 'ledger_grants', 'ledger_allocations']) t
         where to_regclass(t) is null`,
   );
   const missing = rows[0]?.missing;
@@ -216,9 +301,60 @@ export interface BalanceDifference {
   computed: { balance: number; last_sequence: number };
 }
 
+export interface GrantDifference {
+  owner_id: string;
+  sequence: number;
+  stored: { remaining: number; expired_sequence: number | null } | null;
+  computed: { remaining: number; expired_sequence: number | null };
+}
+
 export interface RebuildReport {
   differences: BalanceDifference[];
+  grantDifferences: GrantDifference[];
   repaired: boolean;
+}
+
+// Each grant as the entries and allocations say it is: its amount less what allocations took, expired by
+// the EXPIRY entry that took from it.
+const COMPUTED_GRANTS = sql`
+  select e.owner_id, e.sequence, e.app, e.amount, e.expires_at, e.created_at,
+         e.amount - coalesce(sum(a.amount), 0) as remaining,
+         max(a.sequence) filter (where x.operation = 'EXPIRY') as expired_sequence
+  from ledger_entries e
+  left join ledger_allocations a on a.owner_id = e.owner_id and a.grant_sequence = e.sequence
+  left join ledger_entries x on x.owner_id = a.owner_id and x.sequence = a.sequence
+  where e.expires_at is not null and e.amount > 0 and e.operation <> 'EXPIRY'
+  group by e.owner_id, e.sequence, e.app, e.amount, e.expires_at, e.created_at`;
+
+async function grantDifferences(tx: LedgerDb): Promise<GrantDifference[]> {
+  const rows = await queryRows<{
+    owner_id: string;
+    sequence: string;
+    stored_remaining: string | null;
+    stored_expired: string | null;
+    computed_remaining: string;
+    computed_expired: string | null;
+  }>(
+    tx,
+    sql`select c.owner_id, c.sequence::text as sequence, g.remaining::text as stored_remaining,
+               g.expired_sequence::text as stored_expired, c.remaining::text as computed_remaining,
+               c.expired_sequence::text as computed_expired
+        from (${COMPUTED_GRANTS}) c
+        left join ledger_grants g on g.owner_id = c.owner_id and g.sequence = c.sequence
+        where g.owner_id is null or g.remaining <> c.remaining
+           or g.expired_sequence is distinct from c.expired_sequence
+        order by 1, 2`,
+  );
+  const num = (v: string | null) => (v === null ? null : Number(v));
+  return rows.map((r) => ({
+    owner_id: r.owner_id,
+    sequence: Number(r.sequence),
+    stored:
+      r.stored_remaining === null
+        ? null
+        : { remaining: Number(r.stored_remaining), expired_sequence: num(r.stored_expired) },
+    computed: { remaining: Number(r.computed_remaining), expired_sequence: num(r.computed_expired) },
+  }));
 }
 
 /**
@@ -229,7 +365,18 @@ export interface RebuildReport {
 export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): Promise<RebuildReport> {
   await requireSchema(db);
   return db.transaction(async (tx) => {
-    if (opts.repair) await tx.execute(sql`lock table ledger_balances in exclusive mode`);
+    if (opts.repair) {
+      await tx.execute(sql`lock table ledger_owners in exclusive mode`);
+      await tx.execute(sql`lock table ledger_grants in exclusive mode`);
+    }
+    const grants = await grantDifferences(tx);
+    if (opts.repair && grants.length > 0) {
+      await tx.execute(sql`
+        insert into ledger_grants (owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence)
+        select owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence from (${COMPUTED_GRANTS}) c
+        on conflict (owner_id, sequence) do update
+          set remaining = excluded.remaining, expired_sequence = excluded.expired_sequence`);
+    }
     const rows = await queryRows<{
       owner_id: string;
       stored_balance: string | null;
@@ -241,7 +388,7 @@ export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): 
       sql`select coalesce(b.owner_id, e.owner_id) as owner_id,
                  b.balance::text as stored_balance, b.last_sequence::text as stored_last,
                  coalesce(e.total, 0)::text as computed_balance, coalesce(e.head, 0)::text as computed_last
-          from ledger_balances b
+          from ledger_owners b
           full join (select owner_id, sum(amount) as total, max(sequence) as head
                      from ledger_entries group by owner_id) e using (owner_id)
           where b.owner_id is null
@@ -261,7 +408,7 @@ export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): 
       // The differences were computed under the table lock: write them as they are, without
       // aggregating every entry a second time.
       await tx.execute(sql`
-        insert into ledger_balances (owner_id, balance, last_sequence, updated_at)
+        insert into ledger_owners (owner_id, balance, last_sequence, updated_at)
         select owner_id, balance, last_sequence, now()
         from unnest(${sql.param(rows.map((r) => r.owner_id))}::text[],
                     ${sql.param(rows.map((r) => r.computed_balance))}::bigint[],
@@ -269,6 +416,10 @@ export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): 
         on conflict (owner_id) do update
           set balance = excluded.balance, last_sequence = excluded.last_sequence, updated_at = excluded.updated_at`);
     }
-    return { differences, repaired: opts.repair && differences.length > 0 };
+    return {
+      differences,
+      grantDifferences: grants,
+      repaired: opts.repair && (differences.length > 0 || grants.length > 0),
+    };
   });
 }

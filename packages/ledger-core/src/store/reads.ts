@@ -1,13 +1,53 @@
 // The ledger's reads, the bounds every database call runs under, and the mapping of stored rows to the
-// ledger's entries. Writes are in batch.ts (group commit).
-import { and, desc, eq, lt } from "drizzle-orm";
+// ledger's entries. Writes are in write.ts (group commit).
+import { and, desc, eq, gte, lt, lte, type SQL } from "drizzle-orm";
 import { DatabaseUnavailableError } from "../domain/errors.js";
 import type { LedgerEntry } from "../domain/types.js";
 import type { LedgerDb } from "./client.js";
 import { translateDriverError } from "./errors.js";
-import { ledgerBalances, ledgerEntries } from "./schema.js";
+import { ledgerEntries } from "./schema.js";
+import type { OpenGrant } from "../domain/grants.js";
+import type { OwnerStatus } from "../engine/state.js";
+import { sqlClientOf } from "./sql-client.js";
 
 export type EntryRow = typeof ledgerEntries.$inferSelect;
+
+const UTC_MS = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** The entry columns as the write path reads them back: numbers as text, times in UTC to the millisecond. */
+export const ENTRY_COLUMNS = `id::text as id, app, operation, owner_id, amount::text as amount,
+  balance_after::text as balance_after, sequence::text as sequence, nonce, limit_period,
+  ${UTC_MS("created_at")} as created_at, ${UTC_MS("expires_at")} as expires_at`;
+
+export interface RawEntry {
+  id: string;
+  app: string;
+  operation: string;
+  owner_id: string;
+  amount: string;
+  balance_after: string;
+  sequence: string;
+  nonce: string;
+  limit_period: string | null;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export function toEntryRow(r: RawEntry): EntryRow {
+  return {
+    id: Number(r.id),
+    app: r.app,
+    operation: r.operation,
+    ownerId: r.owner_id,
+    amount: BigInt(r.amount),
+    balanceAfter: BigInt(r.balance_after),
+    sequence: Number(r.sequence),
+    nonce: r.nonce,
+    limitPeriod: r.limit_period,
+    createdAt: new Date(r.created_at),
+    expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
+  };
+}
 
 /** How long one read or write may take, end to end, before its caller is told the database is unavailable. */
 export const OPERATION_TIMEOUT_MS_DEFAULT = 5_000;
@@ -41,29 +81,80 @@ export async function read<T>(fn: () => Promise<T>, timeoutMs = OPERATION_TIMEOU
   }
 }
 
-export async function getBalance(db: LedgerDb, ownerId: string): Promise<number> {
+export interface OwnerRecord {
+  balance: number;
+  status: OwnerStatus;
+  /** Open grants: something left and not expired by an entry yet (some may be past their expiry). */
+  grants: OpenGrant[];
+}
+
+const OWNER_ROW = `select balance::text as balance, status from ledger_owners where owner_id = $1`;
+const OWNER_GRANTS = `select sequence::text as sequence, app, amount::text as amount, remaining::text as remaining,
+    ${UTC_MS("expires_at")} as expires_at
+  from ledger_grants where owner_id = $1 and remaining > 0 order by expires_at, sequence`;
+
+/** The owner's row and open grants, read together; an owner with no entries has balance 0. */
+export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {
+  const [owner = [], grants = []] = await sqlClientOf(db).run([
+    { text: OWNER_ROW, params: [ownerId] },
+    { text: OWNER_GRANTS, params: [ownerId] },
+  ]);
+  const row = owner[0] as { balance: string; status: OwnerStatus } | undefined;
+  return {
+    balance: row ? Number(row.balance) : 0,
+    status: row?.status ?? "active",
+    grants: (grants as { sequence: string; app: string; amount: string; remaining: string; expires_at: string }[]).map(
+      (g) => ({
+        sequence: Number(g.sequence),
+        app: g.app,
+        amount: Number(g.amount),
+        remaining: Number(g.remaining),
+        expiresAt: new Date(g.expires_at),
+      }),
+    ),
+  };
+}
+
+/** The running balance after the owner's newest entry at or before `at` (0 before the first). */
+export async function getBalanceAt(db: LedgerDb, ownerId: string, at: Date): Promise<number> {
   const rows = await db
-    .select({ balance: ledgerBalances.balance })
-    .from(ledgerBalances)
-    .where(eq(ledgerBalances.ownerId, ownerId));
+    .select({ balance: ledgerEntries.balanceAfter })
+    .from(ledgerEntries)
+    .where(and(eq(ledgerEntries.ownerId, ownerId), lte(ledgerEntries.createdAt, at)))
+    .orderBy(desc(ledgerEntries.sequence))
+    .limit(1);
   return rows[0] ? toSafeNumber(rows[0].balance) : 0;
 }
 
-/** The owner's entries, newest first, strictly older than beforeSequence when given. */
+export interface EntryFilter {
+  /** Entries created at or after this instant. */
+  from?: Date | undefined;
+  /** Entries created at or before this instant. */
+  to?: Date | undefined;
+  app?: string | undefined;
+  operation?: string | undefined;
+}
+
+/** The owner's entries, newest first, strictly older than beforeSequence when given, matching the filter. */
 export async function listEntries(
   db: LedgerDb,
   ownerId: string,
   beforeSequence: number | undefined,
   limit: number,
+  filter: EntryFilter = {},
 ): Promise<EntryRow[]> {
+  const conditions: (SQL | undefined)[] = [
+    eq(ledgerEntries.ownerId, ownerId),
+    beforeSequence === undefined ? undefined : lt(ledgerEntries.sequence, beforeSequence),
+    filter.from ? gte(ledgerEntries.createdAt, filter.from) : undefined,
+    filter.to ? lte(ledgerEntries.createdAt, filter.to) : undefined,
+    filter.app === undefined ? undefined : eq(ledgerEntries.app, filter.app),
+    filter.operation === undefined ? undefined : eq(ledgerEntries.operation, filter.operation),
+  ];
   return db
     .select()
     .from(ledgerEntries)
-    .where(
-      beforeSequence === undefined
-        ? eq(ledgerEntries.ownerId, ownerId)
-        : and(eq(ledgerEntries.ownerId, ownerId), lt(ledgerEntries.sequence, beforeSequence)),
-    )
+    .where(and(...conditions))
     .orderBy(desc(ledgerEntries.sequence))
     .limit(limit);
 }
@@ -79,11 +170,12 @@ export function toLedgerEntry(row: EntryRow): LedgerEntry {
     sequence: row.sequence,
     nonce: row.nonce,
     created_at: row.createdAt.toISOString(),
+    ...(row.expiresAt ? { expires_at: row.expiresAt.toISOString() } : {}),
   };
 }
 
 /** Storage holds bigint; the CHECK constraints keep every balance within 2^53-1, so this is exact. */
-function toSafeNumber(value: bigint): number {
+export function toSafeNumber(value: bigint): number {
   if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
     throw new RangeError(`stored value ${value} is outside the safe integer range`);
   }

@@ -1,18 +1,24 @@
-// The ledger's tables. Entries and postings are the truth and are append-only (a trigger in the
-// migrations refuses UPDATE, DELETE and TRUNCATE on them); balances are a projection of the entries,
-// written in the same transaction and rebuildable from them.
+// The ledger's tables. Entries and allocations are the truth and are append-only (triggers in the
+// migrations refuse UPDATE, DELETE and TRUNCATE on them); owners' balances and grants' remainders are
+// projections of them, written in the same transaction and rebuildable from them.
 //
-// Double entry: each entry writes two postings that sum to zero, the owner's account against the
-// system account of the operation ("owner:<id>" / "operation:<NAME>"). Only owner accounts have a
-// stored balance row. A system account's balance is the sum of its postings, computed when asked:
-// no write ever updates (and so locks) a system row, so there is no hot row that every write in the
-// system would queue on.
+// Double entry: each entry has two postings that sum to zero, the owner's account against the system
+// account of the operation ("owner:<id>" / "operation:<NAME>"). The postings are a function of the
+// entry, so they are not stored: `ledger_postings` is a view over the entries (a plain operation writes
+// one heap row, not three). Only owner accounts have a stored balance. A system account's balance is the
+// sum of its postings, computed when asked: no write ever updates (and so locks) a system row.
+//
+// What a plain operation writes (no expiring credits involved): one entry row with three index entries
+// (its id, (app, nonce), (owner_id, sequence); a limited one a fourth, its period), plus, once per owner
+// per batch, the owner row's new version (a HOT update: no index entry).
 import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
   check,
+  index,
   pgTable,
+  pgView,
   primaryKey,
   text,
   timestamp,
@@ -25,8 +31,8 @@ export const constraints = {
   appNonce: "ledger_entries_app_nonce_key",
   ownerSequence: "ledger_entries_owner_sequence_key",
   limitPeriod: "ledger_entries_limit_period_key",
-  balanceNonNegative: "ledger_balances_balance_non_negative",
-  balanceMax: "ledger_balances_balance_max",
+  balanceNonNegative: "ledger_owners_balance_non_negative",
+  balanceMax: "ledger_owners_balance_max",
 } as const;
 
 const MAX_SAFE = sql.raw("9007199254740991");
@@ -45,6 +51,8 @@ export const ledgerEntries = pgTable(
     /** For limited operations: "once", or the UTC date for daily ones. Null for unlimited ones. */
     limitPeriod: text("limit_period"),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    /** A credit that expires: when. An EXPIRY entry: the expiry of the grant it expired. */
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
   },
   (t) => [
     unique(constraints.appNonce).on(t.app, t.nonce),
@@ -61,36 +69,85 @@ export const ledgerEntries = pgTable(
   ],
 );
 
-export const ledgerPostings = pgTable(
-  "ledger_postings",
-  {
-    entryId: bigint("entry_id", { mode: "number" })
-      .notNull()
-      .references(() => ledgerEntries.id),
-    account: text("account").notNull(),
-    amount: bigint("amount", { mode: "bigint" }).notNull(),
-  },
-  // No index on account: system accounts are only ever summed by audits, and an index keyed on a
-  // handful of system accounts would concentrate every insert on the same few index pages.
-  (t) => [primaryKey({ name: "ledger_postings_pkey", columns: [t.entryId, t.account] })],
-);
+/** Two rows per entry, derived from it (a view, see the migration 0002): nothing to write or keep in step. */
+export const ledgerPostings = pgView("ledger_postings", {
+  entryId: bigint("entry_id", { mode: "number" }).notNull(),
+  account: text("account").notNull(),
+  amount: bigint("amount", { mode: "bigint" }).notNull(),
+}).existing();
 
-export const ledgerBalances = pgTable(
-  "ledger_balances",
+/**
+ * One row per owner that has ever had an entry: the row a write locks (every write for an owner locks it
+ * first, in one global order), with what is projected of the owner's history.
+ */
+export const ledgerOwners = pgTable(
+  "ledger_owners",
   {
     ownerId: text("owner_id").primaryKey(),
+    /** The running balance of the newest entry: credits without expiry plus the open grants' remainders. */
     balance: bigint("balance", { mode: "bigint" }).notNull(),
     /** The sequence of the owner's newest entry (0 before the first). */
     lastSequence: bigint("last_sequence", { mode: "number" }).notNull(),
+    status: text("status").notNull().default("active"),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
   },
   (t) => [
     check(constraints.balanceNonNegative, sql`${t.balance} >= 0`),
     check(constraints.balanceMax, sql`${t.balance} <= ${MAX_SAFE}`),
+    check("ledger_owners_status_known", sql`${t.status} in ('active', 'suspended')`),
+  ],
+);
+
+/**
+ * Credits that expire: one row per credit entry with an expiry, keeping its unspent remainder (a
+ * projection: amount less what allocations took from it). Credits without expiry have no row.
+ */
+export const ledgerGrants = pgTable(
+  "ledger_grants",
+  {
+    ownerId: text("owner_id").notNull(),
+    /** The owner's sequence of the granting entry. */
+    sequence: bigint("sequence", { mode: "number" }).notNull(),
+    app: text("app").notNull(),
+    amount: bigint("amount", { mode: "bigint" }).notNull(),
+    remaining: bigint("remaining", { mode: "bigint" }).notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    /** The sequence of the EXPIRY entry that expired its remainder. */
+    expiredSequence: bigint("expired_sequence", { mode: "number" }),
+  },
+  (t) => [
+    primaryKey({ name: "ledger_grants_pkey", columns: [t.ownerId, t.sequence] }),
+    // A write loads its owners' open grants; the sweeper finds the due ones. Both only look at grants
+    // with something left, so fully spent or expired grants drop out of both indexes.
+    index("ledger_grants_open").on(t.ownerId, t.expiresAt, t.sequence).where(sql`${t.remaining} > 0`),
+    index("ledger_grants_due").on(t.app, t.expiresAt).where(sql`${t.remaining} > 0`),
+    check("ledger_grants_amount_positive", sql`${t.amount} > 0`),
+    check("ledger_grants_remaining_range", sql`${t.remaining} >= 0 and ${t.remaining} <= ${t.amount}`),
+  ],
+);
+
+/**
+ * What each entry took from each grant: a debit's draws in burn order, an expiry's remainder. Append-only.
+ * A debit that spends no expiring credit writes none.
+ */
+export const ledgerAllocations = pgTable(
+  "ledger_allocations",
+  {
+    ownerId: text("owner_id").notNull(),
+    /** The entry that took the credits. */
+    sequence: bigint("sequence", { mode: "number" }).notNull(),
+    grantSequence: bigint("grant_sequence", { mode: "number" }).notNull(),
+    amount: bigint("amount", { mode: "bigint" }).notNull(),
+  },
+  (t) => [
+    primaryKey({ name: "ledger_allocations_pkey", columns: [t.ownerId, t.sequence, t.grantSequence] }),
+    index("ledger_allocations_grant").on(t.ownerId, t.grantSequence),
+    check("ledger_allocations_amount_positive", sql`${t.amount} > 0`),
   ],
 );
 
 export const ownerAccount = (ownerId: string) => `owner:${ownerId}`;
 export const operationAccount = (operation: string) => `operation:${operation}`;
 
-export const schema = { ledgerEntries, ledgerPostings, ledgerBalances };
+export const schema = { ledgerEntries, ledgerPostings, ledgerOwners, ledgerGrants, ledgerAllocations };

@@ -3,7 +3,14 @@
 // compare against to prove that a refused request wrote nothing.
 import type { LedgerDb } from "../store/client.js";
 import { problemSchema, type HttpErrorCode, type Problem } from "../http/problem.js";
-import { ledgerBalances, ledgerEntries, ledgerPostings } from "../store/schema.js";
+import {
+  balanceAtSchema as balanceAtContract,
+  balanceSchema as balanceContract,
+  entryPageSchema as entryPageContract,
+  entrySchema as entryContract,
+  postResultSchema as postResultContract,
+} from "../http/router.js";
+import { ledgerAllocations, ledgerEntries, ledgerGrants, ledgerOwners, ledgerPostings } from "../store/schema.js";
 import {
   AMOUNT_MAX,
   BODY_SIZE_MAX_BYTES,
@@ -27,37 +34,18 @@ export const silentLogger = pino({ level: "silent" });
 
 export const JSON_HEADERS: Readonly<Record<string, string>> = { "content-type": "application/json" };
 
-export const entrySchema = z.strictObject({
-  id: z.number().int().positive(),
-  app: z.string(),
-  operation: z.string(),
-  owner_id: z.string(),
-  amount: z.number().int(),
-  balance_after: z.number().int().nonnegative(),
-  sequence: z.number().int().positive(),
-  nonce: z.string(),
-  created_at: z.iso.datetime(),
-});
+// The response contracts are the router's own schemas (the ones the OpenAPI document is made from),
+// made strict here: a test fails on any field the contract does not name.
+export const entrySchema = entryContract.strict();
 export type EntryBody = z.infer<typeof entrySchema>;
 
-export const postResultSchema = z.strictObject({
-  owner_id: z.string(),
-  balance: z.number().int().nonnegative(),
-  replayed: z.boolean(),
-  entry: entrySchema,
-});
+export const postResultSchema = postResultContract.extend({ entry: entrySchema }).strict();
 export type PostResultBody = z.infer<typeof postResultSchema>;
 
-export const balanceSchema = z.strictObject({
-  owner_id: z.string(),
-  balance: z.number().int().nonnegative(),
-});
+export const balanceSchema = balanceContract.strict();
+export const balanceAtSchema = balanceAtContract.strict();
 
-export const entryPageSchema = z.strictObject({
-  owner_id: z.string(),
-  entries: z.array(entrySchema),
-  next_cursor: z.string().nullable(),
-});
+export const entryPageSchema = entryPageContract.extend({ entries: z.array(entrySchema) }).strict();
 export type EntryPageBody = z.infer<typeof entryPageSchema>;
 
 /** POST /ledger with a JSON body. */
@@ -159,7 +147,9 @@ export async function ownerState(app: RequestApp, ownerId: string): Promise<Owne
 export interface TableCounts {
   entries: number;
   postings: number;
-  balances: number;
+  owners: number;
+  grants: number;
+  allocations: number;
 }
 
 /**
@@ -170,7 +160,9 @@ export async function tableCounts(db: LedgerDb): Promise<TableCounts> {
   return {
     entries: await db.$count(ledgerEntries),
     postings: await db.$count(ledgerPostings),
-    balances: await db.$count(ledgerBalances),
+    owners: await db.$count(ledgerOwners),
+    grants: await db.$count(ledgerGrants),
+    allocations: await db.$count(ledgerAllocations),
   };
 }
 
@@ -1167,8 +1159,8 @@ export interface LedgerTotals extends TableCounts {
 /** Row counts of every table and the sum of all balances: a refused request changes none of them. */
 export async function ledgerTotals(db: LedgerDb): Promise<LedgerTotals> {
   const [row] = await db
-    .select({ total: sql<string>`coalesce(sum(${ledgerBalances.balance}), 0)::text` })
-    .from(ledgerBalances);
+    .select({ total: sql<string>`coalesce(sum(${ledgerOwners.balance}), 0)::text` })
+    .from(ledgerOwners);
   return { ...(await tableCounts(db)), balanceTotal: row?.total ?? "0" };
 }
 

@@ -90,3 +90,12 @@ export function freshOwner(prefix = "owner"): string {
 export function freshNonce(): string {
   return `n-${randomBytes(12).toString("hex")}`;
 }
+
+/** The balance read of an active owner without holds: what `GET /ledger/{owner_id}` answers. */
+export function expectedBalance(
+  owner_id: string,
+  balance: number,
+  expiring: { amount: number; expires_at: string }[] = [],
+) {
+  return { owner_id, balance, available: balance, held: 0, status: "active", expiring };
+}

@@ -1,0 +1,50 @@
+// A kind of write. The engine (group commit) runs any mix of commands in one batch and knows no rule of
+// its own: each command says what it must lock and load, how its nonce is recorded, and decides, purely,
+// against the state loaded under the locks (formance/ledger's log processor is the model: one runner
+// owning transaction, locks and idempotency for every command).
+import type { LedgerError, LedgerErrorCode } from "../domain/errors.js";
+import type { EntryRow } from "../store/reads.js";
+import type { Draft, LimitKey } from "./state.js";
+
+/** What a command needs loaded (and locked) before it can be decided. */
+export interface Needs {
+  /** Owners whose rows are locked (in one global order) and loaded with their open grants. */
+  owners: readonly string[];
+  /** Limit periods whose use is read under the locks. */
+  limits?: readonly LimitKey[];
+}
+
+export type Decision<A> =
+  | {
+      ok: true;
+      /** The answer, from the rows the database gave the entries this command appended, in order. */
+      answer: (rows: readonly EntryRow[]) => A;
+    }
+  | { ok: false; error: LedgerError };
+
+/**
+ * A command instance: one request of one kind, already validated against everything that needs no
+ * database. Built by its feature; submitted to group commit.
+ */
+export interface Command<A> {
+  /** The feature and kind, for logs and metrics: "operations.post". */
+  readonly kind: string;
+  /**
+   * The client's nonce. Its record is the entry written under it (unique per app across every kind of
+   * write): a later request with it is a replay or a conflict, decided by `replay`. Undefined for the
+   * ledger's own writes (the expiry sweeper), which need no idempotency record of their own.
+   */
+  readonly nonce: string | undefined;
+  /** What to lock and load. `now` is the clock read before the locks (limit periods depend on it). */
+  needs(now: Date): Needs;
+  /**
+   * Decides against the batch so far, appending its effects to the draft. Pure: the same state, input
+   * and instant give the same effects and answer; a refusal's draft is dropped.
+   */
+  decide(draft: Draft, now: Date): Decision<A>;
+  /** The answer to a request whose nonce already has this entry: the original answer, or null (conflict). */
+  replay(recorded: EntryRow): A | null;
+}
+
+/** How a feature documents what its command can refuse with, in order of precedence. */
+export type ErrorList = readonly LedgerErrorCode[];
