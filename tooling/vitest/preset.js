@@ -36,7 +36,12 @@ export function ledgerVitestConfig(opts = {}) {
       extends: true,
       test: {
         name: "postgres",
-        include: ["src/**/*.db.test.ts", "test/**/*.db.test.ts", "src/**/*.pg.test.ts", "test/**/*.pg.test.ts"],
+        include: [
+          "src/**/*.db.test.ts",
+          "test/**/*.db.test.ts",
+          "src/**/*.pg.test.ts",
+          "test/**/*.pg.test.ts",
+        ],
         env: { LEDGER_TEST_DRIVER: "postgres", TEST_DATABASE_URL: testDatabaseUrl },
       },
     });

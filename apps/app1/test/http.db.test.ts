@@ -1,7 +1,13 @@
 // app1's HTTP suite, run once on PGlite and once on real Postgres (see the vitest preset). Every request
 // goes through app.request(): the whole app (middleware, validation, service, database), no port
 // opened. One fresh database for the file; every test works on fresh owner ids.
-import { expectedBalance, expectLedgerInvariants, freshOwner, openTestDatabase, testDriver } from "@ledger/core/testing";
+import {
+  expectedBalance,
+  expectLedgerInvariants,
+  freshOwner,
+  openTestDatabase,
+  testDriver,
+} from "@ledger/core/testing";
 import type { TestDatabase } from "@ledger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { APP_NAME, createApp } from "../src/app.js";

@@ -25,6 +25,8 @@ import {
   getBalance,
   getEntries,
   invalid,
+  manualClock,
+  readOwner,
   named,
   op,
   ownerState,
@@ -84,6 +86,7 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
         { operation: "TOKEN_USAGE", amount: 7, signed: -7, balance: 6 },
         { operation: "USAGE_REFUND", amount: 4, signed: 4, balance: 10 },
         { operation: "REFERRAL_BONUS", amount: undefined, signed: 5, balance: 15 },
+        { operation: "PROMO_CREDIT", amount: undefined, signed: 20, balance: 35 },
       ];
       // The table covers the whole catalog, so a new operation in app2 needs a line here.
       expect(steps.map((s) => s.operation).sort()).toEqual([...app2Catalog.names].sort());
@@ -105,7 +108,34 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
           },
         });
       }
-      expect(await ownerState(app, owner)).toEqual({ balance: 15, entryCount: steps.length });
+      expect(await ownerState(app, owner)).toEqual({ balance: 35, entryCount: steps.length });
+    });
+
+    it("grants PROMO_CREDIT's 20 credits expiring 30 days after the write, and takes them away then", async () => {
+      const clock = manualClock("2026-05-10T08:00:00.000Z");
+      const clocked = createApp({
+        db: tdb.db,
+        ping: () => tdb.ping(),
+        logger: silentLogger,
+        clock: clock.now,
+      });
+      const owner = freshOwner();
+      const promo = await apply(clocked, op(owner, "PROMO_CREDIT"));
+      expect(promo.entry).toMatchObject({ amount: 20, expires_at: "2026-06-09T08:00:00.000Z" });
+      await apply(clocked, op(owner, "CREDIT_ADD"));
+      await apply(clocked, op(owner, "TOKEN_USAGE", { amount: 15 }));
+      expect(await readOwner(clocked, owner)).toMatchObject({
+        balance: 15,
+        expiring: [{ amount: 5, expires_at: "2026-06-09T08:00:00.000Z" }],
+      });
+      clock.set("2026-06-09T08:00:00.000Z");
+      expect(await readOwner(clocked, owner)).toMatchObject({ balance: 10, expiring: [] });
+      // PROMO_CREDIT sets its own expiry: a request cannot choose one.
+      await expectProblem(
+        await postJson(clocked, op(owner, "PROMO_CREDIT", { expires_at: "2026-07-01T00:00:00Z" })),
+        400,
+        "EXPIRY_NOT_ALLOWED",
+      );
     });
 
     it("accepts an amount equal to a fixed operation's magnitude", async () => {

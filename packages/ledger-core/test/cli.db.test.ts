@@ -156,12 +156,16 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       expect(off.text).toContain("FAIL append-only-refuses");
       expect(off.text).toContain("UPDATE ledger_entries was accepted (and rolled back)");
     });
-    await tdb().db.execute(sql`alter table ledger_allocations disable trigger ledger_allocations_append_only`);
+    await tdb().db.execute(
+      sql`alter table ledger_allocations disable trigger ledger_allocations_append_only`,
+    );
     try {
       const off = await run("verify");
       expect(off.text).toContain("ledger_allocations: no enabled UPDATE guard");
     } finally {
-      await tdb().db.execute(sql`alter table ledger_allocations enable trigger ledger_allocations_append_only`);
+      await tdb().db.execute(
+        sql`alter table ledger_allocations enable trigger ledger_allocations_append_only`,
+      );
     }
     expect((await run("verify")).code).toBe(0);
   });
@@ -193,7 +197,12 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     const owner = freshOwner();
     const expires_at = new Date(Date.now() + 86_400_000).toISOString();
     await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
-    const { entry } = await ledger.post({ owner_id: owner, operation: "TEST_DEBIT", amount: 4, nonce: freshNonce() });
+    const { entry } = await ledger.post({
+      owner_id: owner,
+      operation: "TEST_DEBIT",
+      amount: 4,
+      nonce: freshNonce(),
+    });
     await tamper(() =>
       tdb().db.execute(
         sql`update ledger_entries set created_at = ${expires_at}::timestamptz + interval '1 second' where id = ${entry.id}`,
@@ -202,7 +211,9 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     const verify = await run("verify");
     expect(verify.text).toContain("FAIL no-spend-after-expiry");
     expect(verify.text).toContain(`${owner} #2 took 4 from grant #1`);
-    await tamper(() => tdb().db.execute(sql`update ledger_entries set created_at = now() where id = ${entry.id}`));
+    await tamper(() =>
+      tdb().db.execute(sql`update ledger_entries set created_at = now() where id = ${entry.id}`),
+    );
     expect((await run("verify")).code).toBe(0);
   });
 });

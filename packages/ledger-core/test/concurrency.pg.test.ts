@@ -1,9 +1,11 @@
 // Concurrency and locking, on real Postgres only (PGlite has a single connection). Two separate
 // connection pools stand in for two app processes.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openDatabase, queryRows, type LedgerDatabase } from "../src/store/index.js";
+import { MIGRATIONS_FOLDER, openDatabase, queryRows, type LedgerDatabase } from "../src/store/index.js";
 import { LedgerService, type PostResult } from "../src/index.js";
 import {
   expectLedgerInvariants,
@@ -64,7 +66,7 @@ describe("concurrency on real Postgres, two pools", () => {
     const holder = postgres(tdb.url, { max: 1, onnotice: () => {} });
     try {
       await holder.begin(async (tx) => {
-        await tx`select 1 from ledger_balances where owner_id = ${owner} for update`;
+        await tx`select 1 from ledger_owners where owner_id = ${owner} for update`;
         const quick = new LedgerService({
           db: tdb.db,
           app: "app-a",
@@ -126,6 +128,85 @@ describe("concurrency on real Postgres, two pools", () => {
     const page = await a.entries({ owner_id: owner, limit: 200 });
     expect(page.entries).toHaveLength(44);
     expect(page.entries.map((e) => e.sequence)).toEqual(Array.from({ length: 44 }, (_, i) => 44 - i));
+  });
+
+  it("100 concurrent debits across two pools against three grants: exact successes, each remainder exact", async () => {
+    const owner = freshOwner();
+    const day = 86_400_000;
+    // Three grants of 10, expiring in 3, 1 and 2 days: burn order is the 1-day one, then 2, then 3.
+    for (const days of [3, 1, 2]) {
+      const expires_at = new Date(Date.now() + days * day).toISOString();
+      await a.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+    }
+    const amounts = Array.from({ length: 100 }, (_, i) => 2 + ((i * 7) % 4));
+    const outcomes = await Promise.all(
+      amounts.map((amount, i) =>
+        attempt(
+          serviceFor(i).post({ owner_id: owner, operation: "TEST_DEBIT", amount, nonce: freshNonce() }),
+        ),
+      ),
+    );
+    const spent = outcomes.reduce((sum, o, i) => sum + (o.ok ? (amounts[i] ?? 0) : 0), 0);
+    const refusedAmounts = outcomes.flatMap((o, i) => (o.ok ? [] : [amounts[i] ?? 0]));
+    expect(new Set(outcomes.flatMap((o) => (o.ok ? [] : [o.code])))).toEqual(
+      new Set(["INSUFFICIENT_BALANCE"]),
+    );
+    const left = (await b.balance(owner)).balance;
+    expect(spent + left).toBe(30);
+    // A refusal means the balance was below that amount then; balances only went down since.
+    expect(left).toBeLessThan(Math.min(...refusedAmounts));
+    // Whatever order they came in, burn order spends the soonest grant first: the remainders follow.
+    const expected = [1, 2, 3].map((days, i) => ({
+      days,
+      remaining: Math.min(10, Math.max(0, 30 - spent - (2 - i) * 10)),
+    }));
+    const rows = await queryRows<{ remaining: string; sequence: string }>(
+      tdb.db,
+      sql`select remaining::text as remaining, sequence::text as sequence from ledger_grants
+          where owner_id = ${owner} order by expires_at`,
+    );
+    expect(rows.map((r) => Number(r.remaining))).toEqual(expected.map((e) => e.remaining));
+    expect(rows.map((r) => Number(r.sequence))).toEqual([2, 3, 1]);
+    const allocated = await queryRows<{ total: string }>(
+      tdb.db,
+      sql`select coalesce(sum(amount), 0)::text as total from ledger_allocations where owner_id = ${owner}`,
+    );
+    expect(allocated).toEqual([{ total: String(spent) }]);
+  });
+
+  it("two sweepers racing on 1,000 due grants, one per pool, expire each exactly once", async () => {
+    const app = `sweep-${freshNonce().slice(2, 10)}`;
+    const writer = new LedgerService({ db: tdb.db, app, catalog: testCatalog });
+    const owners = Array.from({ length: 500 }, () => freshOwner("sweep"));
+    const expires_at = new Date(Date.now() + 3_600_000).toISOString();
+    const later = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    await Promise.all(
+      owners.flatMap((owner) => [
+        writer.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at }),
+        writer.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at: later }),
+      ]),
+    );
+    // Both grants of every owner are due three hours from now, as both sweepers' clocks say.
+    const clock = () => new Date(Date.now() + 3 * 3_600_000);
+    const sweepers = [tdb, second].map(
+      (d) => new LedgerService({ db: d.db, app, catalog: testCatalog, clock }),
+    );
+    const reports = await Promise.all(sweepers.map((s) => s.sweepExpired()));
+    expect(reports.reduce((sum, r) => sum + r.grants, 0)).toBe(1_000);
+    const expiries = await queryRows<{ n: number; owners: number }>(
+      tdb.db,
+      sql`select count(*)::int as n, count(distinct owner_id)::int as owners from ledger_entries
+          where app = ${app} and operation = 'EXPIRY'`,
+    );
+    expect(expiries).toEqual([{ n: 1_000, owners: 500 }]);
+    const open = await queryRows<{ n: number }>(
+      tdb.db,
+      sql`select count(*)::int as n from ledger_grants where app = ${app} and (remaining > 0 or expired_sequence is null)`,
+    );
+    expect(open).toEqual([{ n: 0 }]);
+    for (const owner of owners.slice(0, 5)) expect((await sweepers[0]?.balance(owner))?.balance).toBe(0);
+    // Nothing is left to expire: a third sweep finds nothing.
+    expect(await sweepers[1]?.sweepExpired()).toEqual({ owners: 0, grants: 0 });
   });
 
   it("one nonce sent 20 times at once: one entry, 20 identical answers", async () => {
@@ -207,7 +288,12 @@ describe("start-up on real Postgres", () => {
         first.db,
         sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
       );
-      expect(rows).toEqual([{ n: 2 }]);
+      // Each migration of the journal applied once.
+      const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8")) as {
+        entries: unknown[];
+      };
+      expect(journal.entries.length).toBeGreaterThanOrEqual(3);
+      expect(rows).toEqual([{ n: journal.entries.length }]);
       await Promise.all(opened.map((d) => d.close()));
     } finally {
       await dropDatabase(testDatabaseUrl(), name);

@@ -193,7 +193,8 @@ const dueSum = (m: Model, owner: string) =>
     .reduce((sum, g) => sum + g.remaining, 0);
 /** The balance that counts now: expired remainders do not, whether their EXPIRY entry is written or not. */
 const balanceOf = (m: Model, owner: string) => storedBalanceOf(m, owner) - dueSum(m, owner);
-const byBurnOrder = (a: ModelGrant, b: ModelGrant) => a.expiresAtMs - b.expiresAtMs || a.sequence - b.sequence;
+const byBurnOrder = (a: ModelGrant, b: ModelGrant) =>
+  a.expiresAtMs - b.expiresAtMs || a.sequence - b.sequence;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The EXPIRY entries the next write for this owner (or a sweep) writes, soonest expiry first. */
@@ -247,7 +248,14 @@ function expiringOf(m: Model, owner: string): { amount: number; expires_at: stri
 
 const expectedRead = (m: Model, owner: string) => {
   const balance = balanceOf(m, owner);
-  return { owner_id: owner, balance, available: balance, held: 0, status: "active", expiring: expiringOf(m, owner) };
+  return {
+    owner_id: owner,
+    balance,
+    available: balance,
+    held: 0,
+    status: "active",
+    expiring: expiringOf(m, owner),
+  };
 };
 const ownerAt = (m: Model, index: number) => m.owners[index % m.owners.length] ?? "";
 
@@ -295,7 +303,10 @@ function predict(m: Model, app: AppIndex, input: PostInput): Prediction {
       !(spec.kind === "fixed" && spec.allowsExpiresAt) ||
       instantMs(m.requestedExpiry.get(nonceKey(app, nonce))) === instantMs(input.expires_at);
     const same =
-      earlier.owner_id === owner_id && earlier.operation === operation && earlier.amount === signed && sameExpiry;
+      earlier.owner_id === owner_id &&
+      earlier.operation === operation &&
+      earlier.amount === signed &&
+      sameExpiry;
     return same ? { kind: "replayed", entry: earlier } : { kind: "refused", code: "NONCE_CONFLICT" };
   }
 
@@ -526,7 +537,12 @@ class ReplayCommand implements fc.AsyncCommand<Model, Real> {
       r,
       app,
       withAmount(
-        { owner_id: entry.owner_id, operation: entry.operation, nonce: entry.nonce, ...(expires_at ? { expires_at } : {}) },
+        {
+          owner_id: entry.owner_id,
+          operation: entry.operation,
+          nonce: entry.nonce,
+          ...(expires_at ? { expires_at } : {}),
+        },
         amount,
       ),
     );
@@ -575,7 +591,10 @@ class NonceReuseCommand implements fc.AsyncCommand<Model, Real> {
       m,
       r,
       original.app,
-      withAmount({ owner_id: owner, operation, nonce: entry.nonce, ...(expires_at ? { expires_at } : {}) }, amount),
+      withAmount(
+        { owner_id: owner, operation, nonce: entry.nonce, ...(expires_at ? { expires_at } : {}) },
+        amount,
+      ),
     );
   }
   toString(): string {
@@ -827,7 +846,10 @@ const expiringCreditArb = fc
     fc.boolean(),
     nonceArb,
   )
-  .map(([app, owner, offset, withOffset, nonce]) => new ExpiringCreditCommand(app, owner, offset, withOffset, nonce));
+  .map(
+    ([app, owner, offset, withOffset, nonce]) =>
+      new ExpiringCreditCommand(app, owner, offset, withOffset, nonce),
+  );
 const sweepArb = appArb.map((app) => new SweepCommand(app));
 const toExpiryArb = fc.constant(null).map(() => new AdvanceToExpiryCommand());
 const badAmountCommandArb = postArb("badAmount", fc.tuple(fc.constantFrom(...OPERATIONS), badAmountArb));

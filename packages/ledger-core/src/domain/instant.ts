@@ -18,7 +18,12 @@ export function parseInstant(text: string): Date | string {
   if (!m) return "not an RFC 3339 date-time with an offset, such as 2026-03-01T12:00:00Z";
   const [, y, mo, d, h, mi, s, frac = "", z, sign, oh, om] = m;
   const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as [
-    number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   if (second === 60) return "leap seconds (:60) are not accepted";
   if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) return "a field is out of range";
@@ -34,9 +39,7 @@ export function parseInstant(text: string): Date | string {
     offsetMin = (sign === "-" ? -1 : 1) * (offH * 60 + offM);
   }
   const ms = Number(frac.padEnd(3, "0").slice(0, 3));
-  return new Date(
-    Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000,
-  );
+  return new Date(Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000);
 }
 
 /** A string that parses as an instant; the domain checks whether it is a sensible one. */

@@ -176,20 +176,25 @@ function definitionProblems(name: string, def: unknown): string[] {
   } else {
     problems.push(`${name}: kind must be "fixed" or "variable"`);
   }
-  const credits = (d.kind === "fixed" && typeof d.amount === "number" && d.amount > 0) ||
+  const credits =
+    (d.kind === "fixed" && typeof d.amount === "number" && d.amount > 0) ||
     (d.kind === "variable" && d.direction === "credit");
   if (d.allowsExpiresAt !== undefined && typeof d.allowsExpiresAt !== "boolean") {
     problems.push(`${name}: allowsExpiresAt must be a boolean`);
   }
-  if (d.expiresAfterS !== undefined &&
-    (!Number.isSafeInteger(d.expiresAfterS) || d.expiresAfterS < 1 || d.expiresAfterS > EXPIRES_AFTER_S_MAX)) {
+  if (
+    d.expiresAfterS !== undefined &&
+    (!Number.isSafeInteger(d.expiresAfterS) || d.expiresAfterS < 1 || d.expiresAfterS > EXPIRES_AFTER_S_MAX)
+  ) {
     problems.push(`${name}: expiresAfterS must be a whole number of seconds from 1 to ten years`);
   }
   if ((d.allowsExpiresAt === true || d.expiresAfterS !== undefined) && !credits) {
     problems.push(`${name}: only an operation that grants credits can make them expire`);
   }
   if (d.allowsExpiresAt === true && d.expiresAfterS !== undefined) {
-    problems.push(`${name}: an operation either lets the request say expires_at or sets its own expiry, not both`);
+    problems.push(
+      `${name}: an operation either lets the request say expires_at or sets its own expiry, not both`,
+    );
   }
   return problems;
 }

@@ -19,7 +19,12 @@ const catalog = defineCatalog({
   PROMO: fixed(20, { expiresAfterS: 30 * 86_400 }),
 });
 
-function post(owner: string, operation: string, nonce: string, extra: { amount?: number; expires_at?: string } = {}) {
+function post(
+  owner: string,
+  operation: string,
+  nonce: string,
+  extra: { amount?: number; expires_at?: string } = {},
+) {
   return postOperation("app", validatePost(catalog, { owner_id: owner, operation, nonce, ...extra }));
 }
 
@@ -71,7 +76,13 @@ describe("decideBatch", () => {
       post("b", "CREDIT_ADD", "n5"),
     ];
     const { plans, effects } = run(batch, locked({ a: 0, b: 5 }));
-    expect(kinds(plans, effects)).toEqual(["INSUFFICIENT_BALANCE", "ok 10#1", "ok 0#2", "INSUFFICIENT_BALANCE", "ok 15#1"]);
+    expect(kinds(plans, effects)).toEqual([
+      "INSUFFICIENT_BALANCE",
+      "ok 10#1",
+      "ok 0#2",
+      "INSUFFICIENT_BALANCE",
+      "ok 15#1",
+    ]);
     expect(effects.owners).toEqual([
       { ownerId: "a", balance: 0, lastSequence: 2, status: "active" },
       { ownerId: "b", balance: 15, lastSequence: 1, status: "active" },
@@ -86,26 +97,53 @@ describe("decideBatch", () => {
       post("a", "SIGNUP_CREDIT", "n1"),
     ];
     const { plans } = run(batch, locked({ a: 0, b: 0 }));
-    expect(plans.map((p) => p.kind)).toEqual(["accepted", "replay-in-batch", "replay-in-batch", "replay-in-batch"]);
+    expect(plans.map((p) => p.kind)).toEqual([
+      "accepted",
+      "replay-in-batch",
+      "replay-in-batch",
+      "replay-in-batch",
+    ]);
     expect(plans[1]).toEqual({ kind: "replay-in-batch", of: 0 });
     // Whether a replay in the batch is the same request is decided against the first one's entry.
     const row: EntryRow = {
-      id: 1, app: "app", operation: "CREDIT_ADD", ownerId: "a", amount: 10n, balanceAfter: 10n, sequence: 1,
-      nonce: "n1", limitPeriod: null, createdAt: NOW, expiresAt: null,
+      id: 1,
+      app: "app",
+      operation: "CREDIT_ADD",
+      ownerId: "a",
+      amount: 10n,
+      balanceAfter: 10n,
+      sequence: 1,
+      nonce: "n1",
+      limitPeriod: null,
+      createdAt: NOW,
+      expiresAt: null,
     };
     expect(batch.map((c) => c.replay(row) !== null)).toEqual([true, true, false, false]);
   });
 
   it("lets a nonce whose first use was refused be used again later in the batch", () => {
-    const batch = [post("a", "CREDIT_SPEND", "n1"), post("a", "CREDIT_ADD", "n2"), post("a", "CREDIT_SPEND", "n1")];
+    const batch = [
+      post("a", "CREDIT_SPEND", "n1"),
+      post("a", "CREDIT_ADD", "n2"),
+      post("a", "CREDIT_SPEND", "n1"),
+    ];
     const { plans, effects } = run(batch, locked({ a: 0 }));
     expect(kinds(plans, effects)).toEqual(["INSUFFICIENT_BALANCE", "ok 10#1", "ok 9#2"]);
   });
 
   it("replays or refuses nonces already in the database, without deciding them", () => {
     const row: EntryRow = {
-      id: 7, app: "app", operation: "CREDIT_ADD", ownerId: "a", amount: 10n, balanceAfter: 10n, sequence: 1,
-      nonce: "old", limitPeriod: null, createdAt: NOW, expiresAt: null,
+      id: 7,
+      app: "app",
+      operation: "CREDIT_ADD",
+      ownerId: "a",
+      amount: 10n,
+      balanceAfter: 10n,
+      sequence: 1,
+      nonce: "old",
+      limitPeriod: null,
+      createdAt: NOW,
+      expiresAt: null,
     };
     const batch = [post("a", "CREDIT_ADD", "old"), post("a", "CREDIT_SPEND", "old")];
     const { plans, effects } = run(batch, locked({ a: 10 }), { existing: new Map([["old", row]]) });
@@ -124,7 +162,13 @@ describe("decideBatch", () => {
       post("a", "DAILY_REWARD", "n5"),
     ];
     const { plans, effects } = run(batch, locked({ a: 0, b: 0 }), { used });
-    expect(kinds(plans, effects)).toEqual(["ok 3#1", "LIMIT_REACHED", "LIMIT_REACHED", "ok 4#2", "LIMIT_REACHED"]);
+    expect(kinds(plans, effects)).toEqual([
+      "ok 3#1",
+      "LIMIT_REACHED",
+      "LIMIT_REACHED",
+      "ok 4#2",
+      "LIMIT_REACHED",
+    ]);
     expect(effects.entries[1]).toMatchObject({ limitPeriod: "2026-03-01" });
   });
 
@@ -199,7 +243,10 @@ describe("credits that expire", () => {
         ],
       },
     );
-    const { effects } = run([post("a", "TEST_DEBIT", "n1", { amount: 18 }), post("a", "TEST_DEBIT", "n2", { amount: 5 })], owners);
+    const { effects } = run(
+      [post("a", "TEST_DEBIT", "n1", { amount: 18 }), post("a", "TEST_DEBIT", "n2", { amount: 5 })],
+      owners,
+    );
     expect(effects.allocations).toEqual([
       { ownerId: "a", sequence: 4, grantSequence: 2, amount: 7 },
       { ownerId: "a", sequence: 4, grantSequence: 3, amount: 8 },
@@ -223,10 +270,15 @@ describe("credits that expire", () => {
   it("a write for an owner first expires its due grants, each by an EXPIRY entry under its app", () => {
     // balance 15: 5 without expiry, grant #1 (4 left, due) of app "other", grant #2 (6 left, due at NOW).
     const owners = () =>
-      locked({ a: 15 }, { a: [grant(1, 4, "2026-03-01T11:00:00Z", "other"), grant(2, 6, "2026-03-01T12:00:00Z")] });
+      locked(
+        { a: 15 },
+        { a: [grant(1, 4, "2026-03-01T11:00:00Z", "other"), grant(2, 6, "2026-03-01T12:00:00Z")] },
+      );
     const { plans, effects } = run([post("a", "TEST_DEBIT", "n1", { amount: 5 })], owners());
     expect(plans[0]?.kind).toBe("accepted");
-    expect(effects.entries.map((e) => [e.app, e.operation, e.amount, e.balanceAfter, e.sequence, e.nonce])).toEqual([
+    expect(
+      effects.entries.map((e) => [e.app, e.operation, e.amount, e.balanceAfter, e.sequence, e.nonce]),
+    ).toEqual([
       ["other", "EXPIRY", -4, 11, 3, "expiry 1 a"],
       ["app", "EXPIRY", -6, 5, 4, "expiry 2 a"],
       ["app", "TEST_DEBIT", -5, 0, 5, "n1"],
@@ -246,7 +298,10 @@ describe("credits that expire", () => {
   });
 
   it("the sweeper's command expires what is due and nothing else, once", () => {
-    const owners = locked({ a: 9 }, { a: [grant(1, 4, "2026-03-01T11:00:00Z"), grant(2, 5, "2026-03-02T00:00:00Z")] });
+    const owners = locked(
+      { a: 9 },
+      { a: [grant(1, 4, "2026-03-01T11:00:00Z"), grant(2, 5, "2026-03-02T00:00:00Z")] },
+    );
     const { plans, effects } = run([expireDue("a"), expireDue("a")], owners);
     const answers = plans.map((p) => (p.kind === "accepted" ? p.answer([]) : p.kind));
     expect(answers).toEqual([1, 0]);

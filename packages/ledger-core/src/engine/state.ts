@@ -185,7 +185,12 @@ export class BatchState {
       ),
       owners: owners
         .filter((o) => o.touched)
-        .map((o) => ({ ownerId: o.ownerId, balance: o.balance, lastSequence: o.lastSequence, status: o.status })),
+        .map((o) => ({
+          ownerId: o.ownerId,
+          balance: o.balance,
+          lastSequence: o.lastSequence,
+          status: o.status,
+        })),
       unusedOwners: owners.filter((o) => o.created && !o.touched).map((o) => o.ownerId),
     };
   }
@@ -270,7 +275,12 @@ export class Draft {
         expiresAt: g.expiresAt,
         now,
       });
-      this.#allocations.push({ ownerId, sequence: entry.sequence, grantSequence: g.sequence, amount: g.remaining });
+      this.#allocations.push({
+        ownerId,
+        sequence: entry.sequence,
+        grantSequence: g.sequence,
+        amount: g.remaining,
+      });
       g.remaining = 0;
       g.expiredSequence = entry.sequence;
       expired += 1;

@@ -21,7 +21,11 @@ export const entrySchema = z
       .int()
       .nonnegative()
       .openapi({ description: "The owner's balance right after this entry" }),
-    sequence: z.number().int().positive().openapi({ description: "Position in the owner's history: 1, 2, 3, ..." }),
+    sequence: z
+      .number()
+      .int()
+      .positive()
+      .openapi({ description: "Position in the owner's history: 1, 2, 3, ..." }),
     nonce: z.string(),
     created_at: z.iso.datetime().openapi({ format: "date-time" }),
     expires_at: z.iso.datetime().optional().openapi({
@@ -40,14 +44,23 @@ export const balanceSchema = z
       .int()
       .nonnegative()
       .openapi({ description: "Credits that count now: expired remainders never do, swept or not" }),
-    available: z.number().int().nonnegative().openapi({ description: "The balance less credits under active holds" }),
+    available: z
+      .number()
+      .int()
+      .nonnegative()
+      .openapi({ description: "The balance less credits under active holds" }),
     held: z.number().int().nonnegative().openapi({ description: "Credits under active holds" }),
     status: z.enum(["active", "suspended"]),
     expiring: z
       .array(
-        z.strictObject({ amount: z.number().int().positive(), expires_at: z.iso.datetime().openapi({ format: "date-time" }) }),
+        z.strictObject({
+          amount: z.number().int().positive(),
+          expires_at: z.iso.datetime().openapi({ format: "date-time" }),
+        }),
       )
-      .openapi({ description: "Unexpired credits with an expiry, summed by instant, soonest first (at most 50)" }),
+      .openapi({
+        description: "Unexpired credits with an expiry, summed by instant, soonest first (at most 50)",
+      }),
   })
   .openapi("Balance", {
     example: {
@@ -192,12 +205,16 @@ export function createLedgerRouter(service: LedgerService) {
     request: {
       params: ownerParams,
       query: z.object({
-        at: z.string().max(INSTANT_LENGTH_MAX).optional().openapi({
-          format: "date-time",
-          description:
-            "An instant (RFC 3339, not in the future): answer `{owner_id, balance, at}`, the running balance " +
-            "right after the owner's last entry at or before it",
-        }),
+        at: z
+          .string()
+          .max(INSTANT_LENGTH_MAX)
+          .optional()
+          .openapi({
+            format: "date-time",
+            description:
+              "An instant (RFC 3339, not in the future): answer `{owner_id, balance, at}`, the running balance " +
+              "right after the owner's last entry at or before it",
+          }),
       }),
     },
     responses: {
@@ -227,8 +244,16 @@ export function createLedgerRouter(service: LedgerService) {
           format: "date-time",
           description: "Only entries created at or before this instant (RFC 3339)",
         }),
-        app: z.string().min(1).max(64).optional().openapi({ description: "Only entries written by this app" }),
-        operation: operationNameSchema.clone().optional().openapi({ description: "Only entries of this operation" }),
+        app: z
+          .string()
+          .min(1)
+          .max(64)
+          .optional()
+          .openapi({ description: "Only entries written by this app" }),
+        operation: operationNameSchema
+          .clone()
+          .optional()
+          .openapi({ description: "Only entries of this operation" }),
         limit: z
           .string()
           .regex(/^[1-9][0-9]{0,2}$/, `limit is a whole number from 1 to ${PAGE_SIZE_MAX}`)
@@ -273,7 +298,10 @@ export function createLedgerRouter(service: LedgerService) {
     .openapi(balanceRoute, async (c) => {
       const { owner_id } = c.req.valid("param");
       const { at } = c.req.valid("query");
-      return c.json(at === undefined ? await service.balance(owner_id) : await service.balanceAt(owner_id, at), 200);
+      return c.json(
+        at === undefined ? await service.balance(owner_id) : await service.balanceAt(owner_id, at),
+        200,
+      );
     })
     .openapi(entriesRoute, async (c) => {
       const { owner_id } = c.req.valid("param");

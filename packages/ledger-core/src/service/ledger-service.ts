@@ -181,7 +181,10 @@ export class LedgerService {
       throw new ValidationError([{ path: "from", message: "from must not be after to" }]);
     }
     // One extra row tells whether an older page exists without a second query.
-    const rows = await read(() => listEntries(this.#db, owner_id, before, limit + 1, filter), this.#timeoutMs);
+    const rows = await read(
+      () => listEntries(this.#db, owner_id, before, limit + 1, filter),
+      this.#timeoutMs,
+    );
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {

@@ -103,15 +103,15 @@ export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerReco
   return {
     balance: row ? Number(row.balance) : 0,
     status: row?.status ?? "active",
-    grants: (grants as { sequence: string; app: string; amount: string; remaining: string; expires_at: string }[]).map(
-      (g) => ({
-        sequence: Number(g.sequence),
-        app: g.app,
-        amount: Number(g.amount),
-        remaining: Number(g.remaining),
-        expiresAt: new Date(g.expires_at),
-      }),
-    ),
+    grants: (
+      grants as { sequence: string; app: string; amount: string; remaining: string; expires_at: string }[]
+    ).map((g) => ({
+      sequence: Number(g.sequence),
+      app: g.app,
+      amount: Number(g.amount),
+      remaining: Number(g.remaining),
+      expiresAt: new Date(g.expires_at),
+    })),
   };
 }
 

@@ -120,8 +120,12 @@ export const ledgerGrants = pgTable(
     primaryKey({ name: "ledger_grants_pkey", columns: [t.ownerId, t.sequence] }),
     // A write loads its owners' open grants; the sweeper finds the due ones. Both only look at grants
     // with something left, so fully spent or expired grants drop out of both indexes.
-    index("ledger_grants_open").on(t.ownerId, t.expiresAt, t.sequence).where(sql`${t.remaining} > 0`),
-    index("ledger_grants_due").on(t.app, t.expiresAt).where(sql`${t.remaining} > 0`),
+    index("ledger_grants_open")
+      .on(t.ownerId, t.expiresAt, t.sequence)
+      .where(sql`${t.remaining} > 0`),
+    index("ledger_grants_due")
+      .on(t.app, t.expiresAt)
+      .where(sql`${t.remaining} > 0`),
     check("ledger_grants_amount_positive", sql`${t.amount} > 0`),
     check("ledger_grants_remaining_range", sql`${t.remaining} >= 0 and ${t.remaining} <= ${t.amount}`),
   ],

@@ -108,7 +108,8 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
   } catch (error) {
     const { code, constraint } = pgErrorFacts(error);
     const first = entries[0];
-    if (first && code === "23505" && constraint === constraints.appNonce) throw new NonceConflictError(first.nonce);
+    if (first && code === "23505" && constraint === constraints.appNonce)
+      throw new NonceConflictError(first.nonce);
     throw translateDriverError(error);
   }
   const byKey = new Map((rows as unknown as RawEntry[]).map((r) => [`${r.app} ${r.nonce}`, toEntryRow(r)]));

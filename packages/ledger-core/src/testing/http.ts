@@ -10,7 +10,13 @@ import {
   entrySchema as entryContract,
   postResultSchema as postResultContract,
 } from "../http/router.js";
-import { ledgerAllocations, ledgerEntries, ledgerGrants, ledgerOwners, ledgerPostings } from "../store/schema.js";
+import {
+  ledgerAllocations,
+  ledgerEntries,
+  ledgerGrants,
+  ledgerOwners,
+  ledgerPostings,
+} from "../store/schema.js";
 import {
   AMOUNT_MAX,
   BODY_SIZE_MAX_BYTES,
@@ -112,6 +118,25 @@ export async function expectProblem(res: Response, status: number, code: HttpErr
   return problem;
 }
 
+/** GET /ledger/{owner_id}: the whole checked body. */
+export async function readOwner(app: RequestApp, ownerId: string): Promise<z.infer<typeof balanceSchema>> {
+  const res = await app.request(`/ledger/${encodeURIComponent(ownerId)}`);
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  return balanceSchema.parse(JSON.parse(text));
+}
+
+/** GET /ledger/{owner_id}?at=: the balance at an instant. */
+export async function balanceAt(app: RequestApp, ownerId: string, at: string): Promise<number> {
+  const res = await app.request(`/ledger/${encodeURIComponent(ownerId)}?at=${encodeURIComponent(at)}`);
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  const body = balanceAtSchema.parse(JSON.parse(text));
+  expect(body.owner_id).toBe(ownerId);
+  expect(body.at).toBe(new Date(at).toISOString());
+  return body.balance;
+}
+
 export async function getBalance(app: RequestApp, ownerId: string): Promise<number> {
   const res = await app.request(`/ledger/${encodeURIComponent(ownerId)}`);
   const text = await res.text();
@@ -187,19 +212,21 @@ export interface PostInput {
   operation: string;
   nonce: string;
   amount?: number;
+  expires_at?: string;
 }
 
 /** A request body for an operation, with a fresh nonce unless one is given. */
 export function op(
   owner: string,
   operation: string,
-  opts: { amount?: number; nonce?: string } = {},
+  opts: { amount?: number; nonce?: string; expires_at?: string } = {},
 ): PostInput {
   return {
     owner_id: owner,
     operation,
     nonce: opts.nonce ?? freshNonce(),
     ...(opts.amount === undefined ? {} : { amount: opts.amount }),
+    ...(opts.expires_at === undefined ? {} : { expires_at: opts.expires_at }),
   };
 }
 
@@ -932,6 +959,72 @@ function oversized(): HostileBody[] {
   ];
 }
 
+/**
+ * expires_at of every wrong shape, on CREDIT_ADD (which takes one): numbers, other types, instants in the
+ * past or over ten years ahead, bad offsets, leap seconds, impossible dates, 10,000 characters; and a
+ * valid one on operations that take none.
+ */
+function badExpiries(): HostileBody[] {
+  const credit = (expiresAt: unknown) => (v: PostInput) =>
+    JSON.stringify({ ...v, operation: "CREDIT_ADD", expires_at: expiresAt });
+  const rawCredit = (raw: string) => (v: PostInput) =>
+    `${JSON.stringify({ ...v, operation: "CREDIT_ADD" }).slice(0, -1)},"expires_at":${raw}}`;
+  const future = new Date(Date.now() + 86_400_000).toISOString();
+  const texts: [string, string][] = [
+    ["in the past", "2000-01-01T00:00:00Z"],
+    ["at the epoch", "1970-01-01T00:00:00Z"],
+    ["a second ago", new Date(Date.now() - 1_000).toISOString()],
+    ["in 2100 (over ten years ahead)", "2100-01-01T00:00:00Z"],
+    ["in 9999", "9999-12-31T23:59:59Z"],
+    ["with a six-digit year", "+010000-01-01T00:00:00Z"],
+    ["without an offset", "2030-01-01T00:00:00"],
+    ["with offset +24:00", "2030-01-01T00:00:00+24:00"],
+    ["with offset +02:60", "2030-01-01T00:00:00+02:60"],
+    ["with offset +0200 (no colon)", "2030-01-01T00:00:00+0200"],
+    ["with offset +2", "2030-01-01T00:00:00+2"],
+    ["with a space before the offset", "2030-01-01T00:00:00 +02:00"],
+    ["with UTC for Z", "2030-01-01T00:00:00UTC"],
+    ["with GMT+2", "2030-01-01T00:00:00GMT+2"],
+    ["with a leap second", "2030-06-30T23:59:60Z"],
+    ["with a past leap second", "2016-12-31T23:59:60Z"],
+    ["on February 30", "2030-02-30T00:00:00Z"],
+    ["on February 29 of a common year", "2031-02-29T00:00:00Z"],
+    ["in month 13", "2030-13-01T00:00:00Z"],
+    ["at hour 24", "2030-01-01T24:00:00Z"],
+    ["with a ten-digit fraction", "2030-01-01T00:00:00.0000000001Z"],
+    ["as a date only", "2030-01-01"],
+    ["with a space for T", "2030-01-01 00:00:00Z"],
+    ["as a word", "tomorrow"],
+    ["empty", ""],
+    ["with a leading space", ` ${future}`],
+    ["with a trailing newline", `${future}\n`],
+    ["with a NUL", `${future}\u0000`],
+    ["of 10,000 characters", `${future}${"0".repeat(10_000 - future.length)}`],
+    ["of 10,000 digits", "9".repeat(10_000)],
+  ];
+  return [
+    ...texts.map(([label, text]) => bad(`expires_at ${label}`, credit(text))),
+    bad("expires_at as seconds since the epoch", rawCredit("1767225600")),
+    bad("expires_at as milliseconds since the epoch", rawCredit("1767225600000")),
+    bad("expires_at 0", rawCredit("0")),
+    bad("expires_at -1", rawCredit("-1")),
+    bad("expires_at null", rawCredit("null")),
+    bad("expires_at true", rawCredit("true")),
+    bad("expires_at as an object", credit({ at: future })),
+    bad("expires_at as an array", credit([future])),
+    bad(
+      "expires_at on CREDIT_SPEND, which takes none",
+      (v) => JSON.stringify({ ...v, expires_at: future }),
+      "EXPIRY_NOT_ALLOWED",
+    ),
+    bad(
+      "expires_at on DAILY_REWARD, which takes none",
+      (v) => JSON.stringify({ ...v, operation: "DAILY_REWARD", expires_at: future }),
+      "EXPIRY_NOT_ALLOWED",
+    ),
+  ];
+}
+
 function postCases(catalogs: HostileCatalogs): HostileCase[] {
   const bodies: HostileBody[] = [
     ...badSyntax(),
@@ -946,6 +1039,7 @@ function postCases(catalogs: HostileCatalogs): HostileCase[] {
     ...badOperations(catalogs),
     ...extraKeys(),
     ...duplicateKeys(),
+    ...badExpiries(),
   ];
   return ["/ledger", "/ledger/"].flatMap((path) =>
     bodies.map((spec): HostileCase => ({
@@ -1065,13 +1159,59 @@ function pageQueryCases(): HostileCase[] {
     ["a forged cursor with a NUL", `cursor=${forgeCursor("s:1\u0000")}`, "INVALID_CURSOR"],
     ["a forged cursor past 2^53", `cursor=${forgeCursor("s:99999999999999999")}`, "INVALID_CURSOR"],
     ["a forged cursor of another format", `cursor=${forgeCursor("id:1")}`, "INVALID_CURSOR"],
+    ...badInstantQueries("from"),
+    ...badInstantQueries("to"),
+    ["from after to", "from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", "VALIDATION_FAILED"],
+    ["an empty app", "app=", "VALIDATION_FAILED"],
+    ["an app of 65 characters", `app=${"a".repeat(65)}`, "VALIDATION_FAILED"],
+    ["an empty operation", "operation=", "VALIDATION_FAILED"],
+    ["an operation of 65 characters", `operation=${"A".repeat(65)}`, "VALIDATION_FAILED"],
+    ["operation twice", "operation=CREDIT_ADD&operation=CREDIT_SPEND", "VALIDATION_FAILED"],
   ];
-  return queries.map(([label, query, code]) => ({
-    name: `GET /ledger/{owner_id}/entries: ${label}`,
-    request: (owner) => get(`/ledger/${owner}/entries?${query}`),
-    status: 400,
-    code,
-  }));
+  const balanceQueries: [string, string, HttpErrorCode][] = [
+    ...badInstantQueries("at"),
+    [
+      "at in the future",
+      `at=${encodeURIComponent(new Date(Date.now() + 86_400_000).toISOString())}`,
+      "VALIDATION_FAILED",
+    ],
+    ["at in 9999", "at=9999-12-31T23:59:59Z", "VALIDATION_FAILED"],
+  ];
+  return [
+    ...queries.map(([label, query, code]): HostileCase => ({
+      name: `GET /ledger/{owner_id}/entries: ${label}`,
+      request: (owner) => get(`/ledger/${owner}/entries?${query}`),
+      status: 400,
+      code,
+    })),
+    ...balanceQueries.map(([label, query, code]): HostileCase => ({
+      name: `GET /ledger/{owner_id}: ${label}`,
+      request: (owner) => get(`/ledger/${owner}?${query}`),
+      status: 400,
+      code,
+    })),
+  ];
+}
+
+/** Query values that are not an instant, for a parameter that takes one. */
+function badInstantQueries(name: string): [string, string, HttpErrorCode][] {
+  const values: [string, string][] = [
+    ["empty", ""],
+    ["a number", "1767225600"],
+    ["without an offset", "2026-01-01T00:00:00"],
+    ["with a leap second", "2016-12-31T23:59:60Z"],
+    ["on February 30", "2026-02-30T00:00:00Z"],
+    ["a word", "yesterday"],
+    ["of 10,000 characters", "9".repeat(10_000)],
+  ];
+  return [
+    ...values.map(([label, value]): [string, string, HttpErrorCode] => [
+      `${name} ${label}`,
+      `${name}=${encodeURIComponent(value)}`,
+      "VALIDATION_FAILED",
+    ]),
+    [`${name} twice`, `${name}=2026-01-01T00:00:00Z&${name}=2026-01-02T00:00:00Z`, "VALIDATION_FAILED"],
+  ];
 }
 
 /** Routes that do not exist and methods a route does not take: 404, even with a valid body. */

@@ -24,7 +24,7 @@ import {
   tableCounts,
   type PostInput,
 } from "./http.js";
-import type { AppSurface } from "./surface.js";
+import type { AppSurface } from "./app-surface.js";
 
 /** The catalog's operations limited to once per owner, with the credits each gives. */
 function onceOperations(catalog: OperationCatalogView): [string, number][] {

@@ -5,7 +5,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { LedgerDb } from "../store/client.js";
-import type { OperationCatalogView } from "../domain/operations.js";
 import type { AppDeps } from "../http/app.js";
 import { freshOwner, useTestDatabase } from "./index.js";
 import {
@@ -17,24 +16,11 @@ import {
   unknownRoutes,
   type RequestApp,
 } from "./http.js";
+import type { AppSurface } from "./app-surface.js";
+import { describeExpiringCredits } from "./grants.js";
 import { describeSharedOperations } from "./shared-operations.js";
 
-export interface AppSurface {
-  /** The app under test and its database, read when the tests run (they are opened in beforeAll). */
-  app: () => RequestApp;
-  db: () => LedgerDb;
-  ping: () => Promise<void>;
-  /** The app's factory, to build variants: a database that does not answer, a clock that throws. */
-  createApp: (deps: AppDeps) => RequestApp;
-  name: string;
-  title: string;
-  /** The app's whole catalog, and another app's own operations, which it must not offer. */
-  catalog: OperationCatalogView;
-  foreignApp: string;
-  foreignOperations: readonly string[];
-  /** A valid write for an owner, used to show a failing write writes nothing. */
-  validPost: (owner: string) => object;
-}
+export type { AppSurface } from "./app-surface.js";
 
 const openApiSchema = z.object({
   openapi: z.literal("3.1.0"),
@@ -51,6 +37,7 @@ const openApiSchema = z.object({
 
 export function describeAppSurface(s: AppSurface): void {
   describeSharedOperations(s);
+  describeExpiringCredits(s);
 
   const snapshot = async (owner: string) => ({
     owner: await ownerState(s.app(), owner),

@@ -60,7 +60,9 @@ export async function sweepOnce(opts: SweeperOptions): Promise<SweepReport> {
 }
 
 /** Sweeps every `intervalS` seconds until stopped; a failed sweep is logged and tried again next time. */
-export function startSweeper(opts: SweeperOptions & { intervalS: number; logger: Logger }): () => Promise<void> {
+export function startSweeper(
+  opts: SweeperOptions & { intervalS: number; logger: Logger },
+): () => Promise<void> {
   let stopped = false;
   let running: Promise<unknown> = Promise.resolve();
   const tick = () => {
@@ -69,7 +71,8 @@ export function startSweeper(opts: SweeperOptions & { intervalS: number; logger:
       (r) => {
         if (r.grants > 0) opts.logger.info({ app: opts.app, ...r }, "expiry sweep");
       },
-      (error: unknown) => opts.logger.warn({ app: opts.app, err: error }, "expiry sweep failed; next one will retry"),
+      (error: unknown) =>
+        opts.logger.warn({ app: opts.app, err: error }, "expiry sweep failed; next one will retry"),
     );
   };
   const timer = setInterval(tick, opts.intervalS * 1000);

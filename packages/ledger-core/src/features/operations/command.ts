@@ -9,7 +9,11 @@ import {
 } from "../../domain/errors.js";
 import { parseInstant } from "../../domain/instant.js";
 import type { PostOperationInput } from "../../domain/input.js";
-import { expiryHorizon, type OperationCatalogView, type OperationDefinition } from "../../domain/operations.js";
+import {
+  expiryHorizon,
+  type OperationCatalogView,
+  type OperationDefinition,
+} from "../../domain/operations.js";
 import { limitPeriod, nextBalance, resolveAmount } from "../../domain/rules.js";
 import type { PostResult } from "../../domain/types.js";
 import type { Command, ErrorList } from "../../engine/command.js";
@@ -95,12 +99,23 @@ export function postOperation(app: string, post: ValidatedPost): Command<PostRes
       if (period !== null) {
         const key = { ownerId: req.owner_id, operation: req.operation, period };
         if (draft.limitUsed(key)) {
-          return { ok: false, error: new LimitReachedError(req.owner_id, req.operation, def.limit ?? "once", period) };
+          return {
+            ok: false,
+            error: new LimitReachedError(req.owner_id, req.operation, def.limit ?? "once", period),
+          };
         }
         draft.takeLimit(key);
       }
       draft.append(
-        { app, operation: req.operation, ownerId: req.owner_id, amount, nonce: req.nonce, limitPeriod: period, expiresAt },
+        {
+          app,
+          operation: req.operation,
+          ownerId: req.owner_id,
+          amount,
+          nonce: req.nonce,
+          limitPeriod: period,
+          expiresAt,
+        },
         now,
       );
       return {
@@ -117,7 +132,8 @@ export function postOperation(app: string, post: ValidatedPost): Command<PostRes
         recorded.ownerId === req.owner_id &&
         recorded.operation === req.operation &&
         Number(recorded.amount) === amount &&
-        (def.allowsExpiresAt !== true || (recorded.expiresAt?.getTime() ?? null) === (post.expiresAt?.getTime() ?? null));
+        (def.allowsExpiresAt !== true ||
+          (recorded.expiresAt?.getTime() ?? null) === (post.expiresAt?.getTime() ?? null));
       return same ? resultOf(recorded, true) : null;
     },
   };
