@@ -674,7 +674,7 @@ class SweepCommand implements fc.AsyncCommand<Model, Real> {
 /** Moves the clock to exactly the soonest expiry still ahead: the instant a grant stops counting. */
 class AdvanceToExpiryCommand implements fc.AsyncCommand<Model, Real> {
   check(m: Readonly<Model>): boolean {
-    return m.owners.some((o) => grantsOf(m as Model, o).some((g) => g.expiresAtMs > m.nowMs));
+    return m.owners.some((o) => grantsOf(m, o).some((g) => g.expiresAtMs > m.nowMs));
   }
   run(m: Model, r: Real): Promise<void> {
     const next = Math.min(
