@@ -230,6 +230,7 @@ describe(`ledger service [${testDriver()}]`, () => {
           unusedOwners: [],
           grants: [],
           allocations: [],
+          rows: new Map(),
         },
         clock.now(),
       );

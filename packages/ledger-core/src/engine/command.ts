@@ -4,7 +4,27 @@
 // owning transaction, locks and idempotency for every command).
 import type { LedgerError, LedgerErrorCode } from "../domain/errors.js";
 import type { EntryRow } from "../store/reads.js";
+import type { Rows, Statement } from "../store/sql-client.js";
 import type { Draft, LimitKey } from "./state.js";
+
+/**
+ * A feature's own facts, read under the batch's locks in the same round trip as the locks (a hold by
+ * its id, say). One statement for all the keys of a batch; the facts come back keyed by string.
+ */
+export interface FactLoader<F = unknown> {
+  readonly name: string;
+  statement(keys: readonly string[]): Statement;
+  parse(rows: Rows): Map<string, F>;
+}
+
+/**
+ * A feature's own rows, written in the batch's write round trip, after the ledger's statement and
+ * before COMMIT. One statement for all the rows of a batch (arrays, so its text never changes).
+ */
+export interface RowWriter<R = unknown> {
+  readonly name: string;
+  statement(rows: readonly R[]): Statement;
+}
 
 /** What a command needs loaded (and locked) before it can be decided. */
 export interface Needs {
@@ -12,6 +32,8 @@ export interface Needs {
   owners: readonly string[];
   /** Limit periods whose use is read under the locks. */
   limits?: readonly LimitKey[];
+  /** A feature's facts, by key. */
+  facts?: readonly { loader: FactLoader; keys: readonly string[] }[];
 }
 
 export type Decision<A> =

@@ -16,7 +16,7 @@ import { findEntriesByNonces, findUsedLimits, lockOwners } from "../store/load.j
 import { read, withDeadline, type EntryRow } from "../store/reads.js";
 import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
 import { writeAndCommit } from "../store/write.js";
-import type { Command } from "./command.js";
+import type { Command, FactLoader } from "./command.js";
 import { BatchState, type LimitKey } from "./state.js";
 
 export interface GroupCommitOptions {
@@ -162,15 +162,21 @@ export class GroupCommitter {
       const needsAt = (at: Date) => {
         const owners: string[] = [];
         const limits: LimitKey[] = [];
+        const facts = new Map<FactLoader, Set<string>>();
         for (const c of toWrite) {
           const needs = c.needs(at);
           owners.push(...needs.owners);
           limits.push(...(needs.limits ?? []));
+          for (const { loader, keys } of needs.facts ?? []) {
+            const set = facts.get(loader) ?? new Set<string>();
+            for (const k of keys) set.add(k);
+            facts.set(loader, set);
+          }
         }
-        return { owners, limits };
+        return { owners, limits, facts };
       };
       const before = needsAt(this.#clock());
-      const locked = await lockOwners(tx, before.owners, before.limits);
+      const locked = await lockOwners(tx, before.owners, before.limits, before.facts);
       const now = this.#clock();
       const after = needsAt(now);
       const samePeriods =
@@ -178,7 +184,7 @@ export class GroupCommitter {
         after.limits.every((k, i) => before.limits[i]?.period === k.period);
       const used = samePeriods ? locked.usedLimits : await findUsedLimits(tx, after.limits);
 
-      const state = new BatchState(locked.owners, used);
+      const state = new BatchState(locked.owners, used, locked.facts);
       const plans = decideBatch(batch, existing, state, now);
       const rows = await writeAndCommit(tx, state.effects(), now);
       const rowsOf = (plan: Plan) =>

@@ -20,6 +20,7 @@ import {
   type OpenGrant,
 } from "../domain/grants.js";
 import { nextBalance } from "../domain/rules.js";
+import type { FactLoader, RowWriter } from "./command.js";
 
 export type OwnerStatus = "active" | "suspended";
 
@@ -89,7 +90,12 @@ export interface Effects {
   owners: { ownerId: string; balance: number; lastSequence: number; status: OwnerStatus }[];
   /** Rows the lock created for owners nothing was written for: removed again. */
   unusedOwners: string[];
+  /** Features' own rows, by writer, in decision order. */
+  rows: Map<RowWriter, unknown[]>;
 }
+
+/** Facts loaded for a batch, by loader and key. */
+export type LoadedFacts = ReadonlyMap<FactLoader, ReadonlyMap<string, unknown>>;
 
 interface GrantState extends Omit<OpenGrant, "remaining"> {
   remaining: number;
@@ -127,8 +133,11 @@ export class BatchState {
   readonly #usedLimits: Set<string>;
   readonly #entries: NewEntry[] = [];
   readonly #allocations: Allocation[] = [];
+  readonly #facts = new Map<FactLoader, Map<string, unknown>>();
+  readonly #rows = new Map<RowWriter, unknown[]>();
 
-  constructor(owners: Iterable<LockedOwner>, usedLimits: Iterable<string>) {
+  constructor(owners: Iterable<LockedOwner>, usedLimits: Iterable<string>, facts: LoadedFacts = new Map()) {
+    for (const [loader, byKey] of facts) this.#facts.set(loader, new Map(byKey));
     for (const o of owners) {
       this.#owners.set(o.ownerId, {
         ownerId: o.ownerId,
@@ -151,16 +160,22 @@ export class BatchState {
 
   /** A draft over the current state, for one command. */
   draft(): Draft {
-    return new Draft(this.#owners, this.#usedLimits);
+    return new Draft(this.#owners, this.#usedLimits, this.#facts);
   }
 
   /** Folds an accepted draft in. */
   commit(draft: Draft): void {
-    const { owners, limits, entries, allocations } = draft.changes();
+    const { owners, limits, entries, allocations, facts, rows } = draft.changes();
     for (const [id, owner] of owners) this.#owners.set(id, owner);
     for (const key of limits) this.#usedLimits.add(key);
     this.#entries.push(...entries);
     this.#allocations.push(...allocations);
+    for (const [loader, byKey] of facts) {
+      const target = this.#facts.get(loader) ?? new Map<string, unknown>();
+      for (const [key, value] of byKey) target.set(key, value);
+      this.#facts.set(loader, target);
+    }
+    for (const [writer, list] of rows) this.#rows.set(writer, [...(this.#rows.get(writer) ?? []), ...list]);
   }
 
   effects(): Effects {
@@ -192,6 +207,7 @@ export class BatchState {
           status: o.status,
         })),
       unusedOwners: owners.filter((o) => o.created && !o.touched).map((o) => o.ownerId),
+      rows: new Map(this.#rows),
     };
   }
 }
@@ -212,14 +228,43 @@ export interface EntrySpec {
 export class Draft {
   readonly #base: ReadonlyMap<string, OwnerState>;
   readonly #baseLimits: ReadonlySet<string>;
+  readonly #baseFacts: ReadonlyMap<FactLoader, ReadonlyMap<string, unknown>>;
   readonly #owners = new Map<string, OwnerState>();
   readonly #limits = new Set<string>();
   readonly #entries: NewEntry[] = [];
   readonly #allocations: Allocation[] = [];
+  readonly #facts = new Map<FactLoader, Map<string, unknown>>();
+  readonly #rows = new Map<RowWriter, unknown[]>();
 
-  constructor(base: ReadonlyMap<string, OwnerState>, baseLimits: ReadonlySet<string>) {
+  constructor(
+    base: ReadonlyMap<string, OwnerState>,
+    baseLimits: ReadonlySet<string>,
+    baseFacts: ReadonlyMap<FactLoader, ReadonlyMap<string, unknown>>,
+  ) {
     this.#base = base;
     this.#baseLimits = baseLimits;
+    this.#baseFacts = baseFacts;
+  }
+
+  /** A feature's fact as the batch so far left it (undefined: none under that key). */
+  fact<F>(loader: FactLoader<F>, key: string): F | undefined {
+    const mine = this.#facts.get(loader);
+    if (mine?.has(key)) return mine.get(key) as F | undefined;
+    return this.#baseFacts.get(loader)?.get(key) as F | undefined;
+  }
+
+  /** Changes a fact for the commands decided after this one (with the row that makes it so, emitted). */
+  setFact<F>(loader: FactLoader<F>, key: string, value: F): void {
+    const mine = this.#facts.get(loader) ?? new Map<string, unknown>();
+    mine.set(key, value);
+    this.#facts.set(loader, mine);
+  }
+
+  /** A feature's row to write with the batch. */
+  emit<R>(writer: RowWriter<R>, row: R): void {
+    const list = this.#rows.get(writer) ?? [];
+    list.push(row);
+    this.#rows.set(writer, list);
   }
 
   #owner(ownerId: string): OwnerState {
@@ -363,6 +408,8 @@ export class Draft {
       limits: this.#limits,
       entries: this.#entries,
       allocations: this.#allocations,
+      facts: this.#facts,
+      rows: this.#rows,
     };
   }
 }

@@ -14,7 +14,8 @@ import { LedgerService } from "../service/ledger-service.js";
 import { docsRoutes } from "./docs.js";
 import type { LedgerEnv } from "./env.js";
 import { problem, STATUS_BY_CODE } from "./problem.js";
-import { createLedgerRouter, validationHook } from "./router.js";
+import { createLedgerRouter, validationHook, WRITE_PATHS } from "./router.js";
+import { FEATURES } from "../features/index.js";
 import { findStrictJsonProblem } from "./strict-json.js";
 
 export interface LedgerAppOptions {
@@ -48,7 +49,8 @@ export function createLedgerApp(opts: LedgerAppOptions) {
     );
   });
   // Before the route's own validation; strict: false makes "/ledger/" match too.
-  app.post("/ledger", writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES));
+  const guard = writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES);
+  for (const path of WRITE_PATHS) app.post(path, guard);
   app.route("/", createLedgerRouter(service));
 
   app.get("/health", async (c) => {
@@ -202,9 +204,9 @@ export function ledgerAppFactory(spec: AppSpec) {
       clock: deps.clock,
       batchSizeMax: deps.batchSizeMax,
     });
-    if (deps.expirySweepS !== undefined) {
-      const stop = service.startExpirySweeper(deps.expirySweepS, deps.logger);
-      deps.onStop?.(stop);
+    for (const feature of FEATURES) {
+      const stop = feature.start?.(service, { logger: deps.logger, expirySweepS: deps.expirySweepS });
+      if (stop) deps.onStop?.(stop);
     }
     return createLedgerApp({
       service,

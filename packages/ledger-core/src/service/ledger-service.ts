@@ -20,6 +20,7 @@ import { ownerIdSchema, pageSizeSchema, postOperationInputSchema } from "../doma
 import { EXPIRING_SUMMARY_MAX, PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { Balance, BalanceAt, EntryPage, PostResult } from "../domain/types.js";
+import type { Command } from "../engine/command.js";
 import { GroupCommitter, type GroupCommitStats } from "../engine/group-commit.js";
 import { postOperation, validatePost } from "../features/operations/command.js";
 import { startSweeper, sweepOnce, type SweepReport } from "../features/grants/sweeper.js";
@@ -102,6 +103,14 @@ export class LedgerService {
   async post(input: unknown): Promise<PostResult> {
     const req = parse(postOperationInputSchema, input);
     return this.#committer.submit(postOperation(this.app, validatePost(this.catalog, req)));
+  }
+
+  /**
+   * Runs a command of any kind through group commit: the one way a feature writes the ledger. Its
+   * answer, or its refusal (a LedgerError), or DatabaseUnavailableError when the outcome is unknown.
+   */
+  submit<A>(command: Command<A>): Promise<A> {
+    return this.#committer.submit(command);
   }
 
   /** Expires every grant of this app that is due now (the sweeper's work, on demand). */

@@ -1,7 +1,8 @@
 // What a batch reads: the entries already recorded under its nonces (no lock: an entry never changes
 // once written), then, under the owners' locks, each owner's row, its open grants and the limits used.
 // Fixed statement texts, prepared once per connection; arrays go over the wire as text[]/bigint[].
-import type { LimitKey, LockedOwner, OwnerStatus } from "../engine/state.js";
+import type { FactLoader } from "../engine/command.js";
+import type { LimitKey, LoadedFacts, LockedOwner, OwnerStatus } from "../engine/state.js";
 import { limitKeyString } from "../engine/state.js";
 import { ENTRY_COLUMNS, toEntryRow, type EntryRow, type RawEntry } from "./reads.js";
 import type { Rows, SqlRunner, Statement } from "./sql-client.js";
@@ -78,13 +79,22 @@ export async function lockOwners(
   tx: SqlRunner,
   ownerIds: readonly string[],
   limitKeys: readonly LimitKey[] = [],
-): Promise<{ owners: LockedOwner[]; usedLimits: Set<string> }> {
+  factKeys: ReadonlyMap<FactLoader, ReadonlySet<string>> = new Map(),
+): Promise<{ owners: LockedOwner[]; usedLimits: Set<string>; facts: LoadedFacts }> {
   const sorted = [...new Set(ownerIds)].sort();
-  const [locked = [], grants = [], used = []] = await tx.run([
+  const loaders = [...factKeys].filter(([, keys]) => keys.size > 0);
+  const results = await tx.run([
     { text: LOCK_OWNERS, params: [sorted] },
     { text: OPEN_GRANTS, params: [sorted] },
     ...(limitKeys.length > 0 ? [usedLimitsStatement(limitKeys)] : []),
+    ...loaders.map(([loader, keys]) => loader.statement([...keys])),
   ]);
+  const [locked = [], grants = []] = results;
+  const used = limitKeys.length > 0 ? (results[2] ?? []) : [];
+  const first = limitKeys.length > 0 ? 3 : 2;
+  const facts = new Map(
+    loaders.map(([loader], i) => [loader, loader.parse(results[first + i] ?? [])] as const),
+  );
   const owners = new Map<string, LockedOwner>();
   for (const r of locked as {
     owner_id: string;
@@ -111,7 +121,7 @@ export async function lockOwners(
       expiresAt: new Date(g.expires_at),
     });
   }
-  return { owners: [...owners.values()], usedLimits: toUsedLimits(used) };
+  return { owners: [...owners.values()], usedLimits: toUsedLimits(used), facts };
 }
 
 // The sweeper's question: which owners have grants of this app that are due. Served by the partial

@@ -58,7 +58,11 @@ const str = (n: number | null) => (n === null ? null : String(n));
  */
 export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: Date): Promise<EntryRow[]> {
   const { entries, owners, unusedOwners, grants, allocations } = effects;
-  if (entries.length === 0 && unusedOwners.length === 0 && grants.length === 0) {
+  // Features' own rows go in the same round trip, after the ledger's statement, before COMMIT.
+  const extra = [...effects.rows]
+    .filter(([, rows]) => rows.length > 0)
+    .map(([writer, rows]) => writer.statement(rows));
+  if (entries.length === 0 && unusedOwners.length === 0 && grants.length === 0 && extra.length === 0) {
     await tx.runAndCommit([]);
     return [];
   }
@@ -104,6 +108,7 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
           allocations.map((a) => String(a.amount)),
         ],
       },
+      ...extra,
     ]);
   } catch (error) {
     const { code, constraint } = pgErrorFacts(error);

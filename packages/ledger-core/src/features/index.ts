@@ -1,0 +1,11 @@
+// Every feature of the ledger, one line each. Adding a kind of write is a folder under features/ (its
+// command, routes, migration and tests) and a line here; the engine, the SQL writer and the other
+// features do not change.
+import { accounts } from "./accounts/index.js";
+import type { Feature } from "./feature.js";
+import { grants } from "./grants/index.js";
+import { operations } from "./operations/index.js";
+
+export const FEATURES: readonly Feature[] = [operations, accounts, grants];
+
+export type { Feature, FeatureRuntime } from "./feature.js";

@@ -1,0 +1,124 @@
+// The HTTP contract the features share: the response schemas (the OpenAPI document is made from them,
+// and the tests check every body against them), the owner path parameter, and the validation hook
+// that gives every schema failure the same 400 problem.
+import { z } from "@hono/zod-openapi";
+import { ownerIdSchema } from "../domain/input.js";
+import { problem } from "./problem.js";
+
+export const entrySchema = z
+  .object({
+    id: z.number().int().positive(),
+    app: z.string(),
+    operation: z.string(),
+    owner_id: z.string(),
+    amount: z.number().int().openapi({ description: "Signed: what this entry did to the owner's balance" }),
+    balance_after: z
+      .number()
+      .int()
+      .nonnegative()
+      .openapi({ description: "The owner's balance right after this entry" }),
+    sequence: z
+      .number()
+      .int()
+      .positive()
+      .openapi({ description: "Position in the owner's history: 1, 2, 3, ..." }),
+    nonce: z.string(),
+    created_at: z.iso.datetime().openapi({ format: "date-time" }),
+    expires_at: z.iso.datetime().optional().openapi({
+      format: "date-time",
+      description:
+        "A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it recorded.",
+    }),
+  })
+  .openapi("Entry");
+
+export const balanceSchema = z
+  .object({
+    owner_id: z.string(),
+    balance: z
+      .number()
+      .int()
+      .nonnegative()
+      .openapi({ description: "Credits that count now: expired remainders never do, swept or not" }),
+    available: z
+      .number()
+      .int()
+      .nonnegative()
+      .openapi({ description: "The balance less credits under active holds" }),
+    held: z.number().int().nonnegative().openapi({ description: "Credits under active holds" }),
+    status: z.enum(["active", "suspended"]),
+    expiring: z
+      .array(
+        z.strictObject({
+          amount: z.number().int().positive(),
+          expires_at: z.iso.datetime().openapi({ format: "date-time" }),
+        }),
+      )
+      .openapi({
+        description: "Unexpired credits with an expiry, summed by instant, soonest first (at most 50)",
+      }),
+  })
+  .openapi("Balance", {
+    example: {
+      owner_id: "test_user",
+      balance: 30,
+      available: 30,
+      held: 0,
+      status: "active",
+      expiring: [{ amount: 20, expires_at: "2026-12-31T00:00:00.000Z" }],
+    },
+  });
+
+export const balanceAtSchema = z
+  .object({
+    owner_id: z.string(),
+    balance: z
+      .number()
+      .int()
+      .nonnegative()
+      .openapi({ description: "The running balance after the last entry at or before `at`" }),
+    at: z.iso.datetime().openapi({ format: "date-time" }),
+  })
+  .openapi("BalanceAt", { example: { owner_id: "test_user", balance: 10, at: "2026-03-01T12:00:00.000Z" } });
+
+export const postResultSchema = z
+  .object({
+    owner_id: z.string(),
+    balance: z.number().int().nonnegative().openapi({ description: "The owner's balance after the entry" }),
+    replayed: z
+      .boolean()
+      .openapi({ description: "True when this nonce was applied before: the original answer" }),
+    entry: entrySchema,
+  })
+  .openapi("PostResult");
+
+export const entryPageSchema = z
+  .object({
+    owner_id: z.string(),
+    entries: z.array(entrySchema),
+    next_cursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next, older page" }),
+  })
+  .openapi("EntryPage");
+
+// The domain's schemas are created before @hono/zod-openapi extends zod, so they have no .openapi()
+// of their own: each is cloned (after the extension) before metadata is attached.
+export const ownerParams = z.object({
+  owner_id: ownerIdSchema.clone().openapi({ param: { name: "owner_id", in: "path" }, example: "test_user" }),
+});
+
+/** Every request that fails its zod schema gets the same 400 problem. */
+export function validationHook(
+  result: { success: true } | { success: false; error: z.ZodError },
+  c: Parameters<typeof problem>[0],
+): Response | undefined {
+  if (result.success) return undefined;
+  const errors = result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+  return problem(
+    c,
+    "VALIDATION_FAILED",
+    errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; "),
+    {
+      errors,
+    },
+  );
+}
