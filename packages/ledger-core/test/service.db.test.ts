@@ -12,7 +12,7 @@ import {
   testDriver,
   useTestDatabase,
 } from "../src/testing/index.js";
-import { manualClock } from "../src/testing/http.js";
+import { manualClock } from "../src/testing/deps.js";
 import { testCatalog } from "./fixtures.js";
 
 const tdb = useTestDatabase();

@@ -3,7 +3,7 @@
 import type { LedgerDb } from "../store/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { AppDeps } from "../http/app.js";
-import type { RequestApp } from "./http.js";
+import type { RequestApp } from "./requests.js";
 
 export interface AppSurface {
   /** The app under test and its database, read when the tests run (they are opened in beforeAll). */

@@ -3,20 +3,10 @@
 // expires_at, the balance at an instant, and the entries' filters. describeAppSurface runs it.
 import { describe, expect, it, onTestFinished } from "vitest";
 import { freshNonce, freshOwner } from "./index.js";
-import {
-  apply,
-  balanceAt,
-  expectProblem,
-  expectReplayed,
-  getEntries,
-  manualClock,
-  op,
-  ownerState,
-  postJson,
-  readOwner,
-  silentLogger,
-  tableCounts,
-} from "./http.js";
+import { manualClock, silentLogger } from "./deps.js";
+import { expectProblem } from "./problems.js";
+import { apply, balanceAt, expectReplayed, getEntries, op, postJson, readOwner } from "./requests.js";
+import { ownerState, tableCounts } from "./snapshots.js";
 import type { AppSurface } from "./app-surface.js";
 
 const DAY_MS = 86_400_000;

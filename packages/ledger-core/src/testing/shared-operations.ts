@@ -6,24 +6,21 @@ import { describe, expect, it } from "vitest";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { HttpErrorCode } from "../http/problem.js";
 import { expectedBalance, freshNonce, freshOwner } from "./index.js";
+import { badOwnerPaths, badPageQueries } from "./hostile.js";
+import { manualClock, silentLogger } from "./deps.js";
+import { expectProblem } from "./problems.js";
 import {
   apply,
-  badOwnerPaths,
-  badPageQueries,
   expectApplied,
-  expectProblem,
   expectReplayed,
   getBalance,
   getEntries,
-  manualClock,
-  named,
   op,
-  ownerState,
   postJson,
-  silentLogger,
-  tableCounts,
   type PostInput,
-} from "./http.js";
+} from "./requests.js";
+import { ownerState, tableCounts } from "./snapshots.js";
+import { named } from "./tables.js";
 import type { AppSurface } from "./app-surface.js";
 
 /** The catalog's operations limited to once per owner, with the credits each gives. */

@@ -7,15 +7,12 @@ import { z } from "zod";
 import type { LedgerDb } from "../store/client.js";
 import type { AppDeps } from "../http/app.js";
 import { freshOwner, useTestDatabase } from "./index.js";
-import {
-  expectProblem,
-  named,
-  ownerState,
-  silentLogger,
-  tableCounts,
-  unknownRoutes,
-  type RequestApp,
-} from "./http.js";
+import { silentLogger } from "./deps.js";
+import { unknownRoutes } from "./hostile.js";
+import { expectProblem } from "./problems.js";
+import type { RequestApp } from "./requests.js";
+import { ownerState, tableCounts } from "./snapshots.js";
+import { named } from "./tables.js";
 import type { AppSurface } from "./app-surface.js";
 import { describeExpiringCredits } from "./grants.js";
 import { describeSharedOperations } from "./shared-operations.js";
