@@ -1,0 +1,150 @@
+// Migration 0002 on a ledger that already has history: the balance rows become owner rows, the stored
+// postings are checked against their entries and then derived from them, and the ledger goes on as
+// before. A ledger whose stored postings disagree with their entries is not migrated, and says why.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { sql } from "drizzle-orm";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { LedgerService } from "../src/index.js";
+import {
+  errorText,
+  MIGRATIONS_FOLDER,
+  queryRows,
+  schema,
+  verifyLedger,
+  type LedgerDb,
+} from "../src/store/index.js";
+import {
+  createDatabase,
+  dropDatabase,
+  freshNonce,
+  testDatabaseUrl,
+  testDriver,
+} from "../src/testing/index.js";
+import { testCatalog } from "./fixtures.js";
+
+/** A migrations folder holding only the first `count` migrations of the journal. */
+function firstMigrations(count: number): string {
+  const dir = mkdtempSync(join(tmpdir(), "ledger-migrations-"));
+  cpSync(MIGRATIONS_FOLDER, dir, { recursive: true });
+  const journalPath = join(dir, "meta", "_journal.json");
+  const journal = JSON.parse(readFileSync(journalPath, "utf8")) as { entries: unknown[] };
+  journal.entries = journal.entries.slice(0, count);
+  writeFileSync(journalPath, JSON.stringify(journal));
+  return dir;
+}
+
+interface Opened {
+  db: LedgerDb;
+  migrate: (folder: string) => Promise<void>;
+}
+
+/** A new, empty database on this run's driver, closed (and dropped) when the test ends. */
+async function emptyDatabase(): Promise<Opened> {
+  if (testDriver() === "pglite") {
+    const client = await PGlite.create("memory://");
+    const db = drizzlePglite({ client, schema });
+    onTestFinished(() => client.close());
+    return { db, migrate: (folder) => migratePglite(db, { migrationsFolder: folder }) };
+  }
+  const admin = testDatabaseUrl();
+  const { name, url } = await createDatabase(admin, "ledger_migration");
+  const client = postgres(url, { max: 1, onnotice: () => {} });
+  const db = drizzlePostgres({ client, schema });
+  onTestFinished(async () => {
+    await client.end({ timeout: 5 });
+    await dropDatabase(admin, name);
+  });
+  return { db, migrate: (folder) => migratePostgres(db, { migrationsFolder: folder }) };
+}
+
+/** Two owners' history as migration 0001 left it: entries, two postings each, balance rows. */
+async function seedOldLedger(db: LedgerDb, opts: { damagePosting?: boolean } = {}) {
+  await db.execute(sql`insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, limit_period, created_at)
+    values ('app1', 'CREDIT_ADD', 'alice', 10, 10, 1, 'n1', null, '2026-01-01T00:00:00Z'),
+           ('app1', 'CREDIT_SPEND', 'alice', -1, 9, 2, 'n2', null, '2026-01-01T00:01:00Z'),
+           ('app2', 'SIGNUP_CREDIT', 'bob', 3, 3, 1, 'n1', 'once', '2026-01-01T00:02:00Z')`);
+  await db.execute(sql`insert into ledger_postings (entry_id, account, amount)
+    select id, 'owner:' || owner_id, amount from ledger_entries
+    union all select id, 'operation:' || operation, -amount from ledger_entries`);
+  if (opts.damagePosting) {
+    await db.execute(sql`alter table ledger_postings disable trigger ledger_postings_append_only`);
+    await db.execute(sql`update ledger_postings set amount = amount + 1 where account = 'owner:bob'`);
+  }
+  await db.execute(sql`insert into ledger_balances (owner_id, balance, last_sequence, updated_at)
+    values ('alice', 9, 2, now()), ('bob', 3, 1, now())`);
+}
+
+describe(`migration 0002 on an existing ledger [${testDriver()}]`, () => {
+  it("keeps every entry and balance, derives the same postings, and the ledger goes on", async () => {
+    const { db, migrate } = await emptyDatabase();
+    const old = firstMigrations(2);
+    onTestFinished(() => rmSync(old, { recursive: true, force: true }));
+    await migrate(old);
+    await seedOldLedger(db);
+    const postingsBefore = await queryRows(
+      db,
+      sql`select entry_id, account, amount::text as amount from ledger_postings order by 1, 2`,
+    );
+    await migrate(MIGRATIONS_FOLDER);
+
+    expect(
+      await queryRows(
+        db,
+        sql`select entry_id, account, amount::text as amount from ledger_postings order by 1, 2`,
+      ),
+    ).toEqual(postingsBefore);
+    expect(
+      await queryRows(
+        db,
+        sql`select owner_id, balance::text as balance, last_sequence::text as last_sequence, status from ledger_owners order by 1`,
+      ),
+    ).toEqual([
+      { owner_id: "alice", balance: "9", last_sequence: "2", status: "active" },
+      { owner_id: "bob", balance: "3", last_sequence: "1", status: "active" },
+    ]);
+    const report = await verifyLedger(db);
+    expect(report.checks.filter((c) => c.violations > 0)).toEqual([]);
+
+    const ledger = new LedgerService({ db, app: "app1", catalog: testCatalog });
+    const next = await ledger.post({
+      owner_id: "alice",
+      operation: "CREDIT_ADD",
+      nonce: freshNonce(),
+      expires_at: new Date(Date.now() + 60_000).toISOString(),
+    });
+    expect(next.entry).toMatchObject({ sequence: 3, balance_after: 19 });
+    await expect(
+      ledger.post({ owner_id: "alice", operation: "CREDIT_ADD", nonce: "n1" }),
+    ).resolves.toMatchObject({
+      replayed: true,
+      entry: { sequence: 1 },
+    });
+    expect((await verifyLedger(db)).ok).toBe(true);
+  });
+
+  it("refuses to migrate a ledger whose stored postings disagree with their entries, changing nothing", async () => {
+    const { db, migrate } = await emptyDatabase();
+    const old = firstMigrations(2);
+    onTestFinished(() => rmSync(old, { recursive: true, force: true }));
+    await migrate(old);
+    await seedOldLedger(db, { damagePosting: true });
+    const error = await migrate(MIGRATIONS_FOLDER).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(errorText(error)).toMatch(/ledger_postings disagree with their entries \(1 entries\)/);
+    // Still the old schema, with its data.
+    expect(await queryRows(db, sql`select count(*)::int as n from ledger_balances`)).toEqual([{ n: 2 }]);
+    expect(await queryRows(db, sql`select to_regclass('ledger_owners') is null as gone`)).toEqual([
+      { gone: true },
+    ]);
+  });
+});
