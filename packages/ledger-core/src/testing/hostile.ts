@@ -1,5 +1,6 @@
-// Requests the ledger must refuse, each with the status and code it must answer: the bad POSTs, owner
-// paths, page queries and routes of the route suites, and the hostile table the hostile suites run.
+// Requests the ledger must refuse, each with the status and code it must answer: the hostile table the
+// hostile suites run (every route), whose body vocabulary the apps' own tables of bad POSTs use too,
+// and the bad owner paths, page queries and routes of the shared route suites.
 import { expect } from "vitest";
 import type { LedgerDb } from "../store/client.js";
 import type { HttpErrorCode } from "../http/problem.js";
@@ -20,157 +21,6 @@ import { ledgerTotals, ownerState } from "./snapshots.js";
 export function forgeCursor(payload: string): string {
   return Buffer.from(payload).toString("base64url");
 }
-
-/** A POST the ledger must refuse, and how. */
-export interface BadPost {
-  name: string;
-  /** The raw body, built around a valid request that would move the owner's balance if accepted. */
-  body: (valid: PostInput) => string;
-  /** null: no content-type header at all. Default application/json. */
-  contentType?: string | null;
-  /** Send without a content-length header, as a chunked upload would. */
-  streamed?: boolean;
-  status: number;
-  code: HttpErrorCode;
-}
-
-export const patched =
-  (patch: Record<string, unknown>) =>
-  (valid: PostInput): string =>
-    JSON.stringify({ ...valid, ...patch });
-
-const without =
-  (key: keyof PostInput) =>
-  (valid: PostInput): string =>
-    JSON.stringify(Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key)));
-
-const asIs = (valid: PostInput): string => JSON.stringify(valid);
-
-export const invalid = (name: string, body: BadPost["body"]): BadPost => ({
-  name,
-  body,
-  status: 400,
-  code: "VALIDATION_FAILED",
-});
-
-/** Sends a bad POST as bytes: a string body would get an implicit text/plain content type. */
-export function sendBadPost(app: RequestApp, bad: BadPost, valid: PostInput): Promise<Response> {
-  const bytes = new TextEncoder().encode(bad.body(valid));
-  const headers = new Headers();
-  if (bad.contentType !== null) headers.set("content-type", bad.contentType ?? "application/json");
-  if (!bad.streamed) headers.set("content-length", String(bytes.byteLength));
-  return Promise.resolve(app.request("/ledger", { method: "POST", headers, body: bytes }));
-}
-
-/**
- * Bad POSTs that every app refuses the same way, whatever its catalog: the transport, the shape, and the
- * owner_id, nonce and operation fields. Amounts and operations that depend on the catalog are the app's.
- */
-export const commonBadPosts: readonly BadPost[] = [
-  // The transport: body syntax, media type, size.
-  {
-    name: "malformed JSON",
-    body: (v) => JSON.stringify(v).slice(0, -1),
-    status: 400,
-    code: "MALFORMED_JSON",
-  },
-  { name: "an empty body", body: () => "", status: 400, code: "MALFORMED_JSON" },
-  {
-    name: "a text/plain body",
-    body: asIs,
-    contentType: "text/plain",
-    status: 415,
-    code: "UNSUPPORTED_MEDIA_TYPE",
-  },
-  { name: "no content type", body: asIs, contentType: null, status: 415, code: "UNSUPPORTED_MEDIA_TYPE" },
-  {
-    name: "a form-encoded body",
-    body: (v) =>
-      new URLSearchParams({ owner_id: v.owner_id, operation: v.operation, nonce: v.nonce }).toString(),
-    contentType: "application/x-www-form-urlencoded",
-    status: 415,
-    code: "UNSUPPORTED_MEDIA_TYPE",
-  },
-  {
-    name: "a body over 16 KiB (valid JSON padded with spaces)",
-    body: (v) => JSON.stringify(v) + " ".repeat(16 * 1024),
-    status: 413,
-    code: "PAYLOAD_TOO_LARGE",
-  },
-  {
-    name: "a body over 16 KiB sent without a content-length",
-    body: (v) => JSON.stringify(v) + " ".repeat(16 * 1024),
-    streamed: true,
-    status: 413,
-    code: "PAYLOAD_TOO_LARGE",
-  },
-  // The shape.
-  invalid("a JSON array", (v) => JSON.stringify([v])),
-  invalid("JSON null", () => "null"),
-  invalid("a JSON string", (v) => JSON.stringify(JSON.stringify(v))),
-  invalid("owner_id as a number", patched({ owner_id: 42 })),
-  invalid("operation as a number", patched({ operation: 1 })),
-  invalid("operation as an array", (v) => JSON.stringify({ ...v, operation: [v.operation] })),
-  invalid("nonce as a number", patched({ nonce: 12345 })),
-  // The amount's type: a non-negative integer of at most 10^9, whatever the operation.
-  invalid("amount -1", patched({ amount: -1 })),
-  invalid("amount 1.5", patched({ amount: 1.5 })),
-  invalid("amount 2^53", patched({ amount: 2 ** 53 })),
-  invalid("amount 1e400 (Infinity once parsed)", (v) =>
-    JSON.stringify({ ...v, amount: undefined }).replace(/}$/, ',"amount":1e400}'),
-  ),
-  invalid("amount null", patched({ amount: null })),
-  invalid("amount true", patched({ amount: true })),
-  // owner_id: 1..128 of letters, digits, _ . : @ -, not starting with . : @ -.
-  invalid("owner_id missing", without("owner_id")),
-  invalid("owner_id empty", patched({ owner_id: "" })),
-  invalid("owner_id of 129 characters", patched({ owner_id: "a".repeat(129) })),
-  invalid("owner_id with a NUL", patched({ owner_id: "a\u0000b" })),
-  invalid("owner_id with a newline", patched({ owner_id: "a\nb" })),
-  invalid("owner_id with a DEL", patched({ owner_id: "a\u007fb" })),
-  invalid("owner_id with a slash", patched({ owner_id: "a/b" })),
-  invalid('owner_id ".."', patched({ owner_id: ".." })),
-  invalid('owner_id "../admin"', patched({ owner_id: "../admin" })),
-  invalid('owner_id "a/../b"', patched({ owner_id: "a/../b" })),
-  invalid("owner_id starting with -", patched({ owner_id: "-a" })),
-  invalid("owner_id with a space", patched({ owner_id: "a b" })),
-  invalid("owner_id with SQL in it", patched({ owner_id: "x' OR '1'='1" })),
-  invalid("owner_id with non-ASCII letters", patched({ owner_id: "jürgen" })),
-  // nonce: 1..128 printable ASCII, no spaces.
-  invalid("nonce missing", without("nonce")),
-  invalid("nonce empty", patched({ nonce: "" })),
-  invalid("nonce of 129 characters", patched({ nonce: "n".repeat(129) })),
-  invalid("nonce with a space", patched({ nonce: "n 1" })),
-  invalid("nonce with a control character", patched({ nonce: "n\u00011" })),
-  invalid("nonce with non-ASCII characters", patched({ nonce: "nönce" })),
-  // operation.
-  invalid("operation missing", without("operation")),
-  invalid("operation empty", patched({ operation: "" })),
-  invalid("operation of 65 characters", patched({ operation: "A".repeat(65) })),
-  {
-    name: "an unknown operation",
-    body: patched({ operation: "FREE_MONEY" }),
-    status: 400,
-    code: "UNKNOWN_OPERATION",
-  },
-  {
-    name: "an operation in lower case",
-    body: (v) => JSON.stringify({ ...v, operation: v.operation.toLowerCase() }),
-    status: 400,
-    code: "UNKNOWN_OPERATION",
-  },
-  {
-    name: "an operation named after an Object.prototype member",
-    body: patched({ operation: "constructor" }),
-    status: 400,
-    code: "UNKNOWN_OPERATION",
-  },
-  // Unknown keys: the body is a strict object.
-  invalid("an unknown key", patched({ extra: true })),
-  invalid("a balance key (trying to set the balance)", patched({ balance: 1_000_000 })),
-  invalid("an app key (trying to write as another app)", patched({ app: "another-app" })),
-  invalid("a __proto__ key", (v) => JSON.stringify(v).replace(/}$/, ',"__proto__":{"amount":1}}')),
-];
 
 export interface BadPath {
   name: string;
@@ -280,10 +130,13 @@ export interface HostileCatalogs {
   otherAppOperations: readonly string[];
 }
 
-type RawBody = string | Uint8Array;
+export type RawBody = string | Uint8Array;
 
-/** A hostile POST body and how it is sent. */
-interface HostileBody {
+/**
+ * A hostile POST body and how it is sent. The body is built around a valid request that would move
+ * the owner's balance if accepted, so a body the ledger wrongly accepts shows up as a write.
+ */
+export interface HostileBody {
   name: string;
   body: (valid: PostInput) => RawBody;
   /** null: no content-type header. Default application/json. */
@@ -292,8 +145,8 @@ interface HostileBody {
   padToBytes?: number;
   /** Sent as a stream of 1 KiB chunks, transfer-encoding: chunked, no content-length. */
   chunked?: boolean;
-  /** A content-length header to send instead of the true one: a lie about the size. */
-  contentLength?: string;
+  /** A content-length header to send instead of the true one (a lie about the size); null: none at all. */
+  contentLength?: string | null;
   status: number;
   code: HttpErrorCode;
 }
@@ -322,7 +175,8 @@ function chunkedStream(head: Uint8Array, totalBytes: number): ReadableStream<Uin
   });
 }
 
-function postRequest(path: string, spec: HostileBody, valid: PostInput): HostileRequest {
+/** The request that sends a hostile body, as bytes: a string body would get an implicit text/plain type. */
+export function hostilePost(path: string, spec: HostileBody, valid: PostInput): HostileRequest {
   const head = bytesOf(spec.body(valid));
   const totalBytes = Math.max(head.byteLength, spec.padToBytes ?? 0);
   const headers = new Headers();
@@ -334,12 +188,23 @@ function postRequest(path: string, spec: HostileBody, valid: PostInput): Hostile
   }
   const bytes = new Uint8Array(totalBytes).fill(0x20);
   bytes.set(head);
-  headers.set("content-length", spec.contentLength ?? String(totalBytes));
+  if (spec.contentLength !== null) headers.set("content-length", spec.contentLength ?? String(totalBytes));
   return { path, init: { method: "POST", headers, body: bytes } };
 }
 
+/** Sends a hostile body to POST {path}, built around `valid`. */
+export async function sendHostileBody(
+  app: RequestApp,
+  spec: HostileBody,
+  valid: PostInput,
+  path = "/ledger",
+): Promise<Response> {
+  const request = hostilePost(path, spec, valid);
+  return app.request(request.path, request.init);
+}
+
 /** The valid request as JSON text with one member's value replaced by raw JSON text (or added). */
-const rawMember =
+export const rawMember =
   (key: string, raw: string) =>
   (valid: PostInput): string => {
     const rest = JSON.stringify(Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key)));
@@ -347,18 +212,25 @@ const rawMember =
   };
 
 /** The valid request with one member dropped. */
-const omitted =
+export const omitted =
   (key: string) =>
   (valid: PostInput): string =>
     JSON.stringify(Object.fromEntries(Object.entries(valid).filter(([k]) => k !== key)));
 
 /** The valid request preceded by members repeating some of its keys with other values: JSON.parse keeps the last. */
-const duplicated =
+export const duplicated =
   (first: Record<string, unknown>) =>
   (valid: PostInput): string =>
     `{${JSON.stringify(first).slice(1, -1)},${JSON.stringify(valid).slice(1)}`;
 
-const bad = (
+/** The valid request with some members replaced (or added). */
+export const withMembers =
+  (patch: Record<string, unknown>) =>
+  (valid: PostInput): string =>
+    JSON.stringify({ ...valid, ...patch });
+
+/** A body answered 400 with this code (VALIDATION_FAILED unless told). */
+export const badBody = (
   name: string,
   body: HostileBody["body"],
   code: HttpErrorCode = "VALIDATION_FAILED",
@@ -369,7 +241,8 @@ const bad = (
   code,
 });
 
-const malformed = (name: string, body: HostileBody["body"]): HostileBody => bad(name, body, "MALFORMED_JSON");
+const malformed = (name: string, body: HostileBody["body"]): HostileBody =>
+  badBody(name, body, "MALFORMED_JSON");
 
 const asJson = (valid: PostInput): string => JSON.stringify(valid);
 
@@ -387,33 +260,33 @@ function wrongTypes(): HostileBody[] {
   for (const key of ["owner_id", "operation", "nonce", "amount"] as const) {
     for (const [label, value] of values) {
       if (key === "amount" && label === "a number") continue;
-      rows.push(bad(`${key} as ${label}`, (v) => JSON.stringify({ ...v, [key]: value(v, key) })));
+      rows.push(badBody(`${key} as ${label}`, (v) => JSON.stringify({ ...v, [key]: value(v, key) })));
     }
   }
-  rows.push(bad('amount as the string "1"', (v) => JSON.stringify({ ...v, amount: "1" })));
-  rows.push(bad('amount as the string "10"', (v) => JSON.stringify({ ...v, amount: "10" })));
+  rows.push(badBody('amount as the string "1"', (v) => JSON.stringify({ ...v, amount: "1" })));
+  rows.push(badBody('amount as the string "10"', (v) => JSON.stringify({ ...v, amount: "10" })));
   return rows;
 }
 
 /** Amounts that are not a magnitude of credits, whatever the operation. */
 function badAmounts(): HostileBody[] {
   return [
-    bad("amount -1", rawMember("amount", "-1")),
-    bad("amount 1.5", rawMember("amount", "1.5")),
-    bad("amount 0.5", rawMember("amount", "0.5")),
-    bad(`amount ${AMOUNT_MAX + 1} (AMOUNT_MAX + 1)`, rawMember("amount", String(AMOUNT_MAX + 1))),
-    bad("amount 2^53", rawMember("amount", String(2 ** 53))),
-    bad("amount 2^53 + 1 (raw text)", rawMember("amount", "9007199254740993")),
-    bad("amount 2^63 (raw text)", rawMember("amount", "9223372036854775808")),
-    bad("amount -2^63 (raw text)", rawMember("amount", "-9223372036854775808")),
-    bad("amount 2^64 (raw text)", rawMember("amount", "18446744073709551616")),
-    bad("amount 1e400 (raw text: Infinity once parsed)", rawMember("amount", "1e400")),
-    bad("amount -1e400 (raw text)", rawMember("amount", "-1e400")),
-    bad("amount of 400 digits (raw text)", rawMember("amount", "9".repeat(400))),
+    badBody("amount -1", rawMember("amount", "-1")),
+    badBody("amount 1.5", rawMember("amount", "1.5")),
+    badBody("amount 0.5", rawMember("amount", "0.5")),
+    badBody(`amount ${AMOUNT_MAX + 1} (AMOUNT_MAX + 1)`, rawMember("amount", String(AMOUNT_MAX + 1))),
+    badBody("amount 2^53", rawMember("amount", String(2 ** 53))),
+    badBody("amount 2^53 + 1 (raw text)", rawMember("amount", "9007199254740993")),
+    badBody("amount 2^63 (raw text)", rawMember("amount", "9223372036854775808")),
+    badBody("amount -2^63 (raw text)", rawMember("amount", "-9223372036854775808")),
+    badBody("amount 2^64 (raw text)", rawMember("amount", "18446744073709551616")),
+    badBody("amount 1e400 (raw text: Infinity once parsed)", rawMember("amount", "1e400")),
+    badBody("amount -1e400 (raw text)", rawMember("amount", "-1e400")),
+    badBody("amount of 400 digits (raw text)", rawMember("amount", "9".repeat(400))),
     // Credits are integers in the text too: JSON.parse would read these as whole numbers.
-    bad("amount 10.0 (raw text)", rawMember("amount", "10.0")),
-    bad("amount 1e1 (raw text)", rawMember("amount", "1e1")),
-    bad("amount 9.99999999999999999 (raw text)", rawMember("amount", "9.99999999999999999")),
+    badBody("amount 10.0 (raw text)", rawMember("amount", "10.0")),
+    badBody("amount 1e1 (raw text)", rawMember("amount", "1e1")),
+    badBody("amount 9.99999999999999999 (raw text)", rawMember("amount", "9.99999999999999999")),
     malformed("amount NaN (raw text)", rawMember("amount", "NaN")),
     malformed("amount Infinity (raw text)", rawMember("amount", "Infinity")),
     malformed("amount -Infinity (raw text)", rawMember("amount", "-Infinity")),
@@ -435,12 +308,14 @@ function amountsPerOperation(catalog: OperationCatalogView): HostileBody[] {
       const magnitude = Math.abs(def.amount);
       const wrong = magnitude === 0 ? [1] : [0, magnitude + 1];
       for (const amount of wrong) {
-        rows.push(bad(`amount ${amount} for ${operation}`, withAmount(operation, amount), "AMOUNT_MISMATCH"));
+        rows.push(
+          badBody(`amount ${amount} for ${operation}`, withAmount(operation, amount), "AMOUNT_MISMATCH"),
+        );
       }
       if (magnitude !== 0) {
         // Numbers JSON.parse reads as 0: they must not slip past as "no amount".
         rows.push(
-          bad(
+          badBody(
             `amount -0 for ${operation}`,
             (v) => rawMember("amount", "-0")({ ...v, operation }),
             "AMOUNT_MISMATCH",
@@ -448,7 +323,7 @@ function amountsPerOperation(catalog: OperationCatalogView): HostileBody[] {
         );
         // Not an integer literal at all: refused before any amount rule is applied.
         rows.push(
-          bad(
+          badBody(
             `amount 1e-400 for ${operation}`,
             (v) => rawMember("amount", "1e-400")({ ...v, operation }),
             "VALIDATION_FAILED",
@@ -456,11 +331,11 @@ function amountsPerOperation(catalog: OperationCatalogView): HostileBody[] {
         );
       }
     } else {
-      rows.push(bad(`no amount for ${operation}`, withAmount(operation, undefined), "AMOUNT_REQUIRED"));
-      rows.push(bad(`amount 0 for ${operation}`, withAmount(operation, 0), "AMOUNT_OUT_OF_RANGE"));
+      rows.push(badBody(`no amount for ${operation}`, withAmount(operation, undefined), "AMOUNT_REQUIRED"));
+      rows.push(badBody(`amount 0 for ${operation}`, withAmount(operation, 0), "AMOUNT_OUT_OF_RANGE"));
       if (def.min > 1) {
         rows.push(
-          bad(
+          badBody(
             `amount ${def.min - 1} for ${operation}`,
             withAmount(operation, def.min - 1),
             "AMOUNT_OUT_OF_RANGE",
@@ -469,7 +344,7 @@ function amountsPerOperation(catalog: OperationCatalogView): HostileBody[] {
       }
       if (def.max < AMOUNT_MAX) {
         rows.push(
-          bad(
+          badBody(
             `amount ${def.max + 1} for ${operation}`,
             withAmount(operation, def.max + 1),
             "AMOUNT_OUT_OF_RANGE",
@@ -511,6 +386,7 @@ function badBodyOwnerIds(): HostileBody[] {
     ["starting with @", "@a"],
     ["with a quote", "a'b"],
     ["with a semicolon", "a;b"],
+    ["with SQL in it", "x' OR '1'='1"],
     ["with ? and #", "a?b#c"],
     ["with non-ASCII letters", "jürgen"],
     ["with a zero-width space", "a\u200bb"],
@@ -519,7 +395,9 @@ function badBodyOwnerIds(): HostileBody[] {
     ["with an emoji", "a\u{1F600}"],
     ["with a lone surrogate", "a\ud800b"],
   ];
-  return ids.map(([label, id]) => bad(`owner_id ${label}`, (v) => JSON.stringify({ ...v, owner_id: id })));
+  return ids.map(([label, id]) =>
+    badBody(`owner_id ${label}`, (v) => JSON.stringify({ ...v, owner_id: id })),
+  );
 }
 
 function badNonces(): HostileBody[] {
@@ -532,27 +410,28 @@ function badNonces(): HostileBody[] {
     ["with a tab", "n\t1"],
     ["with a newline", "n\n1"],
     ["with a NUL", "n\u00001"],
+    ["with a control character (U+0001)", "n\u00011"],
     ["with a DEL", "n\u007f1"],
     ["with non-ASCII letters", "nönce"],
     ["with an emoji", "n\u{1F600}"],
     ["with a lone surrogate", "n\ud800"],
   ];
   return [
-    bad("nonce missing", omitted("nonce")),
+    badBody("nonce missing", omitted("nonce")),
     ...nonces.map(([label, nonce]) =>
-      bad(`nonce ${label}`, (v: PostInput) => JSON.stringify({ ...v, nonce })),
+      badBody(`nonce ${label}`, (v: PostInput) => JSON.stringify({ ...v, nonce })),
     ),
   ];
 }
 
 function badOperations({ catalog, otherAppOperations }: HostileCatalogs): HostileBody[] {
   const unknown = (name: string, operation: string): HostileBody =>
-    bad(name, (v) => JSON.stringify({ ...v, operation }), "UNKNOWN_OPERATION");
+    badBody(name, (v) => JSON.stringify({ ...v, operation }), "UNKNOWN_OPERATION");
   return [
-    bad("operation missing", omitted("operation")),
-    bad("operation empty", (v) => JSON.stringify({ ...v, operation: "" })),
-    bad("operation of 65 characters", (v) => JSON.stringify({ ...v, operation: "A".repeat(65) })),
-    bad("operation of 10,000 characters", (v) => JSON.stringify({ ...v, operation: "A".repeat(10_000) })),
+    badBody("operation missing", omitted("operation")),
+    badBody("operation empty", (v) => JSON.stringify({ ...v, operation: "" })),
+    badBody("operation of 65 characters", (v) => JSON.stringify({ ...v, operation: "A".repeat(65) })),
+    badBody("operation of 10,000 characters", (v) => JSON.stringify({ ...v, operation: "A".repeat(10_000) })),
     unknown("an unknown operation", "FREE_MONEY"),
     ...catalog.names.map((name) => unknown(`${name} in lower case`, name.toLowerCase())),
     unknown("an operation in mixed case", "Credit_Add"),
@@ -564,7 +443,7 @@ function badOperations({ catalog, otherAppOperations }: HostileCatalogs): Hostil
     ),
     ...otherAppOperations.flatMap((name) => [
       unknown(`the other app's ${name}`, name),
-      bad(
+      badBody(
         `the other app's ${name} with an amount`,
         (v) => JSON.stringify({ ...v, operation: name, amount: 5 }),
         "UNKNOWN_OPERATION",
@@ -589,13 +468,16 @@ function extraKeys(): HostileBody[] {
   ];
   return [
     ...keys.map((key) =>
-      bad(`an unknown key ${JSON.stringify(key)}`, (v) => JSON.stringify({ ...v, [key]: 1 })),
+      badBody(`an unknown key ${JSON.stringify(key)}`, (v) => JSON.stringify({ ...v, [key]: 1 })),
     ),
-    bad("a __proto__ key", rawMember("__proto__", '{"amount":1,"polluted":true}')),
-    bad("a constructor.prototype key", rawMember("constructor", '{"prototype":{"polluted":true}}')),
-    bad("__proto__ inside amount", rawMember("amount", '{"__proto__":{"polluted":true}}')),
-    bad("__proto__ inside owner_id", rawMember("owner_id", '{"__proto__":{"toString":"x"}}')),
-    bad("1,500 unknown keys", (v) => {
+    badBody("an app key naming another app (trying to write as it)", (v) =>
+      JSON.stringify({ ...v, app: "another-app" }),
+    ),
+    badBody("a __proto__ key", rawMember("__proto__", '{"amount":1,"polluted":true}')),
+    badBody("a constructor.prototype key", rawMember("constructor", '{"prototype":{"polluted":true}}')),
+    badBody("__proto__ inside amount", rawMember("amount", '{"__proto__":{"polluted":true}}')),
+    badBody("__proto__ inside owner_id", rawMember("owner_id", '{"__proto__":{"toString":"x"}}')),
+    badBody("1,500 unknown keys", (v) => {
       const json = JSON.stringify(v);
       const keysText = Array.from({ length: 1500 }, (_, i) => `"k${i}":0`).join(",");
       return `${json.slice(0, -1)},${keysText}}`;
@@ -650,14 +532,14 @@ function badSyntax(): HostileBody[] {
       const [head = "", tail = ""] = asJson({ ...v, owner_id: "a\u0000b" }).split("\\u0000");
       return new Uint8Array([...encoder.encode(head), 0xc3, 0x28, ...encoder.encode(tail)]);
     }),
-    bad("JSON null", () => "null"),
-    bad("a JSON array", (v) => JSON.stringify([v])),
-    bad("an empty JSON array", () => "[]"),
-    bad("a JSON string", (v) => JSON.stringify(asJson(v))),
-    bad("a JSON number", () => "42"),
-    bad("JSON true", () => "true"),
-    bad("an empty JSON object", () => "{}"),
-    bad("owner_id missing", omitted("owner_id")),
+    badBody("JSON null", () => "null"),
+    badBody("a JSON array", (v) => JSON.stringify([v])),
+    badBody("an empty JSON array", () => "[]"),
+    badBody("a JSON string", (v) => JSON.stringify(asJson(v))),
+    badBody("a JSON number", () => "42"),
+    badBody("JSON true", () => "true"),
+    badBody("an empty JSON object", () => "{}"),
+    badBody("owner_id missing", omitted("owner_id")),
   ];
 }
 
@@ -668,11 +550,11 @@ function deepNesting(): HostileBody[] {
   return [
     malformed("10,000 unclosed [ levels", () => "[".repeat(10_000)),
     malformed("10,000 unclosed { levels", () => '{"a":'.repeat(3_000)),
-    bad("8,000 closed [ levels", () => closed(8_000)),
-    bad("2,500 nested objects", () => objects(2_500)),
-    bad("7,000 [ levels in amount", rawMember("amount", closed(7_000))),
-    bad("7,000 [ levels in owner_id", rawMember("owner_id", closed(7_000))),
-    bad("2,500 nested objects in an unknown key", rawMember("x", objects(2_500))),
+    badBody("8,000 closed [ levels", () => closed(8_000)),
+    badBody("2,500 nested objects", () => objects(2_500)),
+    badBody("7,000 [ levels in amount", rawMember("amount", closed(7_000))),
+    badBody("7,000 [ levels in owner_id", rawMember("owner_id", closed(7_000))),
+    badBody("2,500 nested objects in an unknown key", rawMember("x", objects(2_500))),
     malformed("7,000 unclosed [ levels in nonce", rawMember("nonce", "[".repeat(7_000))),
   ];
 }
@@ -733,6 +615,9 @@ function oversized(): HostileBody[] {
   return [
     tooLarge(`a body of ${overLimit} bytes (valid JSON, then spaces)`, overLimit),
     tooLarge("a body of 1 MiB", 1024 * 1024),
+    tooLarge(`a body of ${overLimit} bytes with neither content-length nor transfer-encoding`, overLimit, {
+      contentLength: null,
+    }),
     tooLarge(`a chunked body of ${overLimit} bytes, no content-length`, overLimit, { chunked: true }),
     tooLarge("a chunked body of 10 MiB, no content-length", 10 * 1024 * 1024, { chunked: true }),
     tooLarge("a small body whose content-length claims 1 GiB", 0, { contentLength: String(1024 ** 3) }),
@@ -789,21 +674,21 @@ function badExpiries(): HostileBody[] {
     ["of 10,000 digits", "9".repeat(10_000)],
   ];
   return [
-    ...texts.map(([label, text]) => bad(`expires_at ${label}`, credit(text))),
-    bad("expires_at as seconds since the epoch", rawCredit("1767225600")),
-    bad("expires_at as milliseconds since the epoch", rawCredit("1767225600000")),
-    bad("expires_at 0", rawCredit("0")),
-    bad("expires_at -1", rawCredit("-1")),
-    bad("expires_at null", rawCredit("null")),
-    bad("expires_at true", rawCredit("true")),
-    bad("expires_at as an object", credit({ at: future })),
-    bad("expires_at as an array", credit([future])),
-    bad(
+    ...texts.map(([label, text]) => badBody(`expires_at ${label}`, credit(text))),
+    badBody("expires_at as seconds since the epoch", rawCredit("1767225600")),
+    badBody("expires_at as milliseconds since the epoch", rawCredit("1767225600000")),
+    badBody("expires_at 0", rawCredit("0")),
+    badBody("expires_at -1", rawCredit("-1")),
+    badBody("expires_at null", rawCredit("null")),
+    badBody("expires_at true", rawCredit("true")),
+    badBody("expires_at as an object", credit({ at: future })),
+    badBody("expires_at as an array", credit([future])),
+    badBody(
       "expires_at on CREDIT_SPEND, which takes none",
       (v) => JSON.stringify({ ...v, expires_at: future }),
       "EXPIRY_NOT_ALLOWED",
     ),
-    bad(
+    badBody(
       "expires_at on DAILY_REWARD, which takes none",
       (v) => JSON.stringify({ ...v, operation: "DAILY_REWARD", expires_at: future }),
       "EXPIRY_NOT_ALLOWED",
@@ -830,7 +715,7 @@ function postCases(catalogs: HostileCatalogs): HostileCase[] {
   return ["/ledger", "/ledger/"].flatMap((path) =>
     bodies.map((spec): HostileCase => ({
       name: `POST ${path}: ${spec.name}`,
-      request: (owner) => postRequest(path, spec, op(owner, HOSTILE_BASE_OPERATION)),
+      request: (owner) => hostilePost(path, spec, op(owner, HOSTILE_BASE_OPERATION)),
       status: spec.status,
       code: spec.code,
     })),
@@ -1068,6 +953,8 @@ export async function expectHostileRefused(
   await apply(app, op(owner, "CREDIT_ADD"));
   const snapshot = async () => ({ owner: await ownerState(app, owner), totals: await ledgerTotals(db) });
   const before = await snapshot();
+  // CREDIT_ADD, a shared operation, gives 10: the CREDIT_SPEND each POST is built around is affordable.
+  expect(before.owner).toEqual({ balance: 10, entryCount: 1 });
   const prototypeKeys = Object.getOwnPropertyNames(Object.prototype);
 
   const { path, init } = hostile.request(owner);
