@@ -1,8 +1,11 @@
 // `pnpm chaos`: load against app1 and app2 on real Postgres while app processes are killed with
 // SIGKILL and restarted, and Postgres itself is stopped in immediate mode and started again. The client
 // records every request as acknowledged, refused or unknown, and sends every unknown one again (same
-// app, same nonce, same body) until its answer is definite. At the end, with everything up, the ledger
-// must agree with the client: see checkLedger in model.ts, plus `ledger verify`.
+// app, same nonce, same body) until its answer is definite. Part of the load are credits that expire
+// within seconds, and every app process sweeps due grants every second, so EXPIRY entries are written
+// both by writes and by the sweepers, under kills and Postgres restarts too. At the end, with
+// everything up and every such credit past its expiry, the ledger must agree with the client: see
+// checkLedger in model.ts, plus `ledger verify`.
 //
 //   pnpm chaos                     the full run: 20 kill cycles, 3 Postgres restarts
 //   pnpm chaos --quick             the short run CI does: 6 kill cycles, 1 Postgres restart
@@ -17,10 +20,18 @@ import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { adminUrlFrom, DEFAULT_ADMIN_URL, localPostgresUrl, parseCli } from "./cli-args.js";
-import { postUntilDefinite, readLedger, type RetryOptions } from "./client.js";
-import { checkLedger, countByKind, signedAmount, type OpRecord, type Violation } from "./model.js";
+import { postUntilDefinite, readLedger, type Entry, type LedgerRead, type RetryOptions } from "./client.js";
+import {
+  checkLedger,
+  countByKind,
+  EXPIRY,
+  lateExpiry,
+  signedAmount,
+  type OpRecord,
+  type Violation,
+} from "./model.js";
 import type { AppName } from "./paths.js";
-import { countEntries, createDatabase, dropDatabase, LocalCluster } from "./postgres.js";
+import { countEntries, countOverdueGrants, createDatabase, dropDatabase, LocalCluster } from "./postgres.js";
 import { AppProcess, freePort, runLedgerCli } from "./processes.js";
 import { EXPECTED_REFUSALS, seededRandom, Workload } from "./workload.js";
 
@@ -198,6 +209,19 @@ export interface ChaosSummary {
   };
   entriesChecked: number;
   databaseEntries: number;
+  grants: {
+    /** Acknowledged credits with an expiry (grants), by operation: CREDIT_ADD with expires_at, PROMO_CREDIT. */
+    granted: Record<string, number>;
+    /** EXPIRY entries read back over the API / in the database. */
+    expiryEntries: number;
+    databaseExpiryEntries: number;
+    /** Of those read back: at the instant of the owner's next client entry (expired by that write). */
+    expiredByWrite: number;
+    /** The others: by a sweeper (or by a write in a batch whose entry came later). */
+    expiredOtherwise: number;
+    /** Retries of expiring credits never applied, refused because their expires_at had passed. */
+    refusedAfterExpiry: number;
+  };
   verify: { code: number | null; lastLine: string };
   violations: { total: number; byKind: Record<string, number>; examples: string[] };
   findings: { total: number; byKind: Record<string, number>; examples: string[] };
@@ -228,6 +252,18 @@ interface Run {
 }
 
 const HEALTHY_TIMEOUT_MS = 90_000;
+/** LEDGER_EXPIRY_SWEEP_S of every app the run starts: sweep often, so sweeps race writes and kills. */
+const EXPIRY_SWEEP_S = 1;
+/**
+ * Before the ledger is read back, every credit of the run must be this long past its expiry: then
+ * every grant the check has to reason about is due (the balance excludes it, swept or not), and the
+ * sweepers, every EXPIRY_SWEEP_S, have had time to expire them all (checked, as a finding).
+ */
+const SETTLE_AFTER_EXPIRY_MS = 3_000;
+/** A grant due longer than this at the end, not yet expired, means no sweeper did its work. */
+const SWEEP_GRACE_S = 2;
+/** Reads of the whole ledger, at most, until one sees no entry written meanwhile. */
+const READS_MAX = 5;
 /** How long an app that was not killed may take to answer 200 again once Postgres is back. */
 const RECOVERY_TIMEOUT_MS = 30_000;
 
@@ -343,6 +379,7 @@ async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }):
   while (!stop.now && !run.signal.aborted) {
     const { app, body } = workload.next();
     const resolution = await postUntilDefinite(run.apps[app].baseUrl, body, retry);
+    const answeredAtMs = Date.now();
     const final = resolution.final;
     run.records.push({
       app,
@@ -351,15 +388,43 @@ async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }):
       attempts: resolution.attempts,
       unknowns: resolution.unknowns,
       outcome: final ?? { kind: "unresolved", detail: resolution.lastUnknownDetail ?? "" },
+      answeredAtMs,
     });
   }
+}
+
+/**
+ * EXPIRY entries by who most likely wrote them: one with the created_at of the owner's next client
+ * entry was written in that write's transaction (the ledger expires due grants first); the others by
+ * a sweeper. A sweep in the same batch as a write looks like the write's: the two are the same thing.
+ */
+function expiriesByWriter(entries: readonly Entry[]): { byWrite: number; otherwise: number } {
+  const byOwner = new Map<string, Entry[]>();
+  for (const e of entries) {
+    const list = byOwner.get(e.owner_id) ?? [];
+    list.push(e);
+    byOwner.set(e.owner_id, list);
+  }
+  let byWrite = 0;
+  let otherwise = 0;
+  for (const list of byOwner.values()) {
+    list.sort((a, b) => a.sequence - b.sequence);
+    // Newest first, so the next client entry's instant is known when its expiries are reached.
+    let nextClientAt: string | undefined;
+    for (const e of list.reverse()) {
+      if (e.operation !== EXPIRY) nextClientAt = e.created_at;
+      else if (nextClientAt === e.created_at) byWrite += 1;
+      else otherwise += 1;
+    }
+  }
+  return { byWrite, otherwise };
 }
 
 function summarize(
   run: Run,
   database: string,
   cycles: CycleRecord[],
-  snapshotSize: { entries: number; databaseEntries: number },
+  read: { entries: readonly Entry[]; databaseEntries: number; databaseExpiryEntries: number },
   verify: { code: number | null; lastLine: string },
 ): ChaosSummary {
   const records = run.records;
@@ -373,6 +438,11 @@ function summarize(
   for (const r of withUnknown)
     for (const reason of r.unknowns) byReason[reason] = (byReason[reason] ?? 0) + 1;
   const apps = Object.values(run.apps);
+  const expiries = expiriesByWriter(read.entries);
+  const granted: Record<string, number> = {};
+  for (const r of acked)
+    if (r.outcome.kind === "acked" && r.outcome.result.entry.expires_at !== undefined)
+      granted[r.body.operation] = (granted[r.body.operation] ?? 0) + 1;
   return {
     options: run.opts,
     database,
@@ -401,8 +471,16 @@ function summarize(
       resolvedRefused: withUnknown.filter((r) => r.outcome.kind === "refused").length,
       unresolved: withUnknown.filter((r) => r.outcome.kind === "unresolved").length,
     },
-    entriesChecked: snapshotSize.entries,
-    databaseEntries: snapshotSize.databaseEntries,
+    entriesChecked: read.entries.length,
+    databaseEntries: read.databaseEntries,
+    grants: {
+      granted,
+      expiryEntries: read.entries.filter((e) => e.operation === EXPIRY).length,
+      databaseExpiryEntries: read.databaseExpiryEntries,
+      expiredByWrite: expiries.byWrite,
+      expiredOtherwise: expiries.otherwise,
+      refusedAfterExpiry: records.filter(lateExpiry).length,
+    },
     verify,
     violations: {
       total: run.violations.length,
@@ -437,6 +515,7 @@ function printSummary(s: ChaosSummary): void {
     `  unknown outcomes     ${s.unknown.operations} operations, ${s.unknown.attempts} attempts (${fmt(s.unknown.byReason)})`,
     `    resolved by retry  ${s.unknown.resolvedAppliedBefore} had been applied (200 replay), ${s.unknown.resolvedAppliedByRetry} applied by the retry (201), ${s.unknown.resolvedRefused} refused; ${s.unknown.unresolved} unresolved`,
     `  history checked      ${s.entriesChecked} entries read back over the API; ${s.databaseEntries} in the database`,
+    `  expiring credits     ${Object.values(s.grants.granted).reduce((a, b) => a + b, 0)} granted (${fmt(s.grants.granted)}); ${s.grants.expiryEntries} EXPIRY entries read back (${s.grants.databaseExpiryEntries} in the database): ${s.grants.expiredByWrite} by a write, ${s.grants.expiredOtherwise} by a sweeper; ${s.grants.refusedAfterExpiry} retries refused after their expires_at`,
     `  ledger verify        exit ${s.verify.code}: ${s.verify.lastLine}`,
     `  violations           ${s.violations.total}${s.violations.total ? ` (${fmt(s.violations.byKind)})` : ""}`,
     ...s.violations.examples.map((e) => `    - ${e}`),
@@ -461,9 +540,10 @@ export async function runChaos(
   const { name: database, url } = await createDatabase(opts.adminUrl, "ledger_chaos");
   log(`chaos: database ${database}`);
   const [port1, port2] = [await freePort(), await freePort()];
+  const sweepEnv = { LEDGER_EXPIRY_SWEEP_S: String(EXPIRY_SWEEP_S) };
   const apps: Record<AppName, AppProcess> = {
-    app1: new AppProcess({ app: "app1", port: port1, databaseUrl: url }),
-    app2: new AppProcess({ app: "app2", port: port2, databaseUrl: url }),
+    app1: new AppProcess({ app: "app1", port: port1, databaseUrl: url, env: sweepEnv }),
+    app2: new AppProcess({ app: "app2", port: port2, databaseUrl: url, env: sweepEnv }),
   };
   exitHooks.apps = Object.values(apps);
   const run: Run = {
@@ -508,22 +588,36 @@ export async function runChaos(
     }
     signal.throwIfAborted();
 
-    // Everything up, every outcome settled: read the ledger back and hold it against the records.
+    // Everything up, every outcome settled, every credit of the run past its expiry: read the ledger
+    // back and hold it against the records.
     await allHealthy(run);
-    const { entries, balances } = await readLedger(
-      run.apps,
-      owners,
-      { timeoutMs: 10_000, giveUpAfterMs: 120_000, signal: run.signal },
-      4,
+    const latestExpiryMs = Math.max(
+      0,
+      ...run.records.flatMap((r) => (r.body.expires_at === undefined ? [] : [Date.parse(r.body.expires_at)])),
     );
-    const databaseEntries = await countEntries(url);
+    await sleep(Math.max(0, latestExpiryMs + SETTLE_AFTER_EXPIRY_MS - Date.now()), undefined, { signal });
+    const { read, counts } = await readQuiet(run, owners, url);
     run.violations.push(
       ...checkLedger(
         run.records,
-        { owners, entries, balances, totalEntries: databaseEntries },
+        {
+          owners,
+          entries: read.entries,
+          balances: read.balances,
+          expiring: read.expiring,
+          readWindow: read.readWindow,
+          totalEntries: counts.total,
+          totalExpiryEntries: counts.expiry,
+        },
         { allowedRefusals: EXPECTED_REFUSALS },
       ),
     );
+    const overdue = await countOverdueGrants(url, SWEEP_GRACE_S);
+    if (overdue > 0)
+      run.findings.push({
+        kind: "sweep-missed",
+        detail: `${overdue} grants due for over ${SWEEP_GRACE_S} s still not expired, with sweepers every ${EXPIRY_SWEEP_S} s`,
+      });
     const cli = await runLedgerCli(["verify"], url);
     const lastLine = `${cli.stdout}${cli.stderr}`.trim().split("\n").at(-1) ?? "";
     if (cli.code !== 0)
@@ -550,7 +644,7 @@ export async function runChaos(
       run,
       database,
       cycles,
-      { entries: entries.length, databaseEntries },
+      { entries: read.entries, databaseEntries: counts.total, databaseExpiryEntries: counts.expiry },
       { code: cli.code, lastLine },
     );
     printSummary(summary);
@@ -563,6 +657,36 @@ export async function runChaos(
     await Promise.all(Object.values(apps).map((a) => a.stop()));
     if (opts.keepDatabase) log(`chaos: kept database ${database}: ${url}`);
     else await dropDatabase(opts.adminUrl, database);
+  }
+}
+
+/**
+ * Reads the whole ledger back, and counts the database's entries before and after: the sweepers keep
+ * running, and a snapshot they wrote into halfway would not add up. Read again until none did.
+ */
+async function readQuiet(
+  run: Run,
+  owners: readonly string[],
+  url: string,
+): Promise<{ read: LedgerRead; counts: { total: number; expiry: number } }> {
+  for (let attempt = 1; ; attempt++) {
+    const before = await countEntries(url);
+    const read = await readLedger(
+      run.apps,
+      owners,
+      { timeoutMs: 10_000, giveUpAfterMs: 120_000, signal: run.signal },
+      4,
+    );
+    const counts = await countEntries(url);
+    if (counts.total === before.total || attempt === READS_MAX) {
+      if (counts.total !== before.total)
+        run.violations.push({
+          kind: "harness",
+          detail: `entries kept being written while the ledger was read back (${READS_MAX} reads)`,
+        });
+      return { read, counts };
+    }
+    log(`chaos: ${counts.total - before.total} entries written while reading back; reading again`);
   }
 }
 

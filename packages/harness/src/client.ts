@@ -17,6 +17,8 @@ export const entrySchema = z.object({
   sequence: z.number().int().positive(),
   nonce: z.string(),
   created_at: z.string(),
+  /** A credit that expires, and an EXPIRY entry (the expiry it recorded); absent otherwise. */
+  expires_at: z.string().optional(),
 });
 export type Entry = z.infer<typeof entrySchema>;
 
@@ -28,8 +30,19 @@ export const postResultSchema = z.object({
 });
 export type PostResult = z.infer<typeof postResultSchema>;
 
-const problemSchema = z.looseObject({ status: z.number().int(), code: z.string() });
-const balanceSchema = z.object({ owner_id: z.string(), balance: z.number().int() });
+const problemSchema = z.looseObject({
+  status: z.number().int(),
+  code: z.string(),
+  errors: z.array(z.looseObject({ path: z.string() })).optional(),
+});
+const expiringSchema = z.array(z.object({ amount: z.number().int(), expires_at: z.string() }));
+const balanceSchema = z.object({
+  owner_id: z.string(),
+  balance: z.number().int(),
+  expiring: expiringSchema,
+});
+/** GET /ledger/{owner}'s unexpired credits with an expiry, summed by instant, soonest first. */
+export type Expiring = z.infer<typeof expiringSchema>;
 const entryPageSchema = z.object({
   owner_id: z.string(),
   entries: z.array(entrySchema),
@@ -42,6 +55,8 @@ export interface PostBody {
   operation: string;
   nonce: string;
   amount?: number;
+  /** RFC 3339: when the credits of this request expire (operations that allow it). */
+  expires_at?: string;
 }
 
 export type UnknownReason =
@@ -49,7 +64,13 @@ export type UnknownReason =
 
 export type Attempt =
   | { kind: "acked"; status: number; result: PostResult }
-  | { kind: "refused"; status: number; code: string }
+  | {
+      kind: "refused";
+      status: number;
+      code: string;
+      /** The fields a 400 names (`errors[].path`), to tell which part of the request it refused. */
+      paths?: string[];
+    }
   | { kind: "unknown"; reason: UnknownReason; detail: string };
 
 function errorCode(error: unknown): string | undefined {
@@ -92,7 +113,9 @@ export async function postOnce(baseUrl: string, body: PostBody, timeoutMs: numbe
   }
   if (status >= 400) {
     const problem = problemSchema.safeParse(safeJson(text));
-    return { kind: "refused", status, code: problem.success ? problem.data.code : `HTTP_${status}` };
+    if (!problem.success) return { kind: "refused", status, code: `HTTP_${status}` };
+    const paths = problem.data.errors?.map((e) => e.path);
+    return { kind: "refused", status, code: problem.data.code, ...(paths ? { paths } : {}) };
   }
   const result = postResultSchema.safeParse(safeJson(text));
   if ((status === 200 || status === 201) && result.success)
@@ -178,9 +201,18 @@ async function getJson<T>(url: string, schema: z.ZodType<T>, opts: RetryOptions)
   throw new Error(`GET ${url}: no answer within ${opts.giveUpAfterMs} ms (last: ${last})`);
 }
 
-export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
+/** GET /ledger/{owner}: the balance that counts now, and what of it expires when. */
+export async function getBalanceView(
+  baseUrl: string,
+  ownerId: string,
+  opts: RetryOptions,
+): Promise<{ balance: number; expiring: Expiring }> {
   const body = await getJson(`${baseUrl}/ledger/${encodeURIComponent(ownerId)}`, balanceSchema, opts);
-  return body.balance;
+  return { balance: body.balance, expiring: body.expiring };
+}
+
+export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
+  return (await getBalanceView(baseUrl, ownerId, opts)).balance;
 }
 
 /** Every entry of one owner, newest first, following next_cursor page by page. */
@@ -216,6 +248,18 @@ export async function inPool<T>(tasks: (() => Promise<T>)[], concurrency: number
   return results;
 }
 
+export interface LedgerRead {
+  entries: Entry[];
+  balances: Map<string, number>;
+  expiring: Map<string, Expiring>;
+  /**
+   * The client's clock (epoch ms) before the first read and after the last answer. A balance counts
+   * a grant's remainder until its expires_at, so which grants counted depends on when the ledger read
+   * it: some instant inside this window (the apps run on this machine's clock).
+   */
+  readWindow: { fromMs: number; toMs: number };
+}
+
 /**
  * Reads back every owner's history and balance over HTTP, `lanes` owners at a time, alternating
  * between the two apps (an owner's balance is one, whichever app reads it).
@@ -225,16 +269,20 @@ export async function readLedger(
   owners: readonly string[],
   retry: RetryOptions,
   lanes: number,
-): Promise<{ entries: Entry[]; balances: Map<string, number> }> {
+): Promise<LedgerRead> {
   const entries: Entry[] = [];
   const balances = new Map<string, number>();
+  const expiring = new Map<string, Expiring>();
+  const fromMs = Date.now();
   await inPool(
     owners.map((owner, i) => async () => {
       const app = apps[i % 2 === 0 ? "app1" : "app2"];
       entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
-      balances.set(owner, await getBalance(app.baseUrl, owner, retry));
+      const view = await getBalanceView(app.baseUrl, owner, retry);
+      balances.set(owner, view.balance);
+      expiring.set(owner, view.expiring);
     }),
     lanes,
   );
-  return { entries, balances };
+  return { entries, balances, expiring, readWindow: { fromMs, toMs: Date.now() } };
 }

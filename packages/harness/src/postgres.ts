@@ -11,11 +11,27 @@ function admin(adminUrl: string) {
   return postgres(adminUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
 }
 
-/** Rows in ledger_entries, the whole table. */
-export async function countEntries(databaseUrl: string): Promise<number> {
+/** Rows in ledger_entries, the whole table, and how many of them are EXPIRY entries (the ledger's own). */
+export async function countEntries(databaseUrl: string): Promise<{ total: number; expiry: number }> {
   const sql = admin(databaseUrl);
   try {
-    const rows = await sql<{ n: string }[]>`select count(*)::text as n from ledger_entries`;
+    const rows = await sql<{ total: string; expiry: string }[]>`select count(*)::text as total,
+      (count(*) filter (where operation = 'EXPIRY'))::text as expiry from ledger_entries`;
+    return { total: Number(rows[0]?.total ?? "NaN"), expiry: Number(rows[0]?.expiry ?? "NaN") };
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Grants with an unspent remainder whose expires_at passed more than `graceS` seconds ago, by the
+ * database's clock: each should have been expired by now, by a write or by a sweeper.
+ */
+export async function countOverdueGrants(databaseUrl: string, graceS: number): Promise<number> {
+  const sql = admin(databaseUrl);
+  try {
+    const rows = await sql<{ n: string }[]>`select count(*)::text as n from ledger_grants
+      where remaining > 0 and expires_at <= now() - make_interval(secs => ${graceS})`;
     return Number(rows[0]?.n ?? "NaN");
   } finally {
     await sql.end({ timeout: 5 });

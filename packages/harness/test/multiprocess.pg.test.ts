@@ -187,15 +187,23 @@ describe("two app processes on one Postgres", () => {
 
     // Read everything back over HTTP, half through each process, and count the table itself.
     const everyone = [...owners, hot];
-    const { entries, balances } = await readLedger(running(), everyone, READ, 8);
+    const { entries, balances, expiring, readWindow } = await readLedger(running(), everyone, READ, 8);
     if (!database) throw new Error("no database");
-    const totalEntries = await countEntries(database.url);
+    const counts = await countEntries(database.url);
 
     // Every acknowledged operation present once with the answer it was given, every refused one absent,
     // nothing unsent, each balance the sum of its acknowledged amounts, each running balance a chain.
     const violations = checkLedger(
       records,
-      { owners: everyone, entries, balances, totalEntries },
+      {
+        owners: everyone,
+        entries,
+        balances,
+        expiring,
+        readWindow,
+        totalEntries: counts.total,
+        totalExpiryEntries: counts.expiry,
+      },
       { allowedRefusals: new Set(["INSUFFICIENT_BALANCE", "LIMIT_REACHED"]) },
     );
     expect(violations).toEqual([]);
