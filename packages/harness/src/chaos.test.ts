@@ -1,9 +1,14 @@
 // The chaos run's command line and schedule, and its workload: what the run does is decided here, so a
-// wrong default (no Postgres restart in the quick run, a remote database) is caught before it runs.
+// wrong default (no Postgres restart in the quick run, a remote database, credits that never expire
+// within a run) is caught before it runs.
 import { describe, expect, it } from "vitest";
 import { parseChaosArgs, pgRestartCycles, type ChaosOptions } from "./chaos.js";
+import { app1Catalog } from "@ledger/app1/operations";
+import { app2Catalog } from "@ledger/app2/operations";
 import { signedAmount } from "./model.js";
-import { seededRandom, Workload } from "./workload.js";
+import { EXPIRES_IN_MS_MAX, seededRandom, Workload } from "./workload.js";
+
+const CATALOGS = { app1: app1Catalog, app2: app2Catalog };
 
 function parsed(argv: string[], env: Record<string, string | undefined> = {}): ChaosOptions {
   const result = parseChaosArgs(argv, env);
@@ -85,9 +90,47 @@ describe("Workload", () => {
     expect(hot).toBeGreaterThan(ops.length * 0.25);
   });
 
+  it("sends credits that expire within seconds of the moment each request is made, where allowed", () => {
+    let nowMs = Date.parse("2026-03-01T12:00:00.000Z");
+    const workload = new Workload({
+      owners: ["hot", "a"],
+      hotShare: 0.25,
+      random: seededRandom(9),
+      noncePrefix: "run",
+      clock: () => nowMs,
+    });
+    const ops = Array.from({ length: 2_000 }, () => {
+      nowMs += 37;
+      return { ...workload.next(), sentAtMs: nowMs };
+    });
+    const expiring = ops.filter((o) => o.body.expires_at !== undefined);
+    for (const { app, body, sentAtMs } of expiring) {
+      expect(CATALOGS[app].get(body.operation)?.allowsExpiresAt).toBe(true);
+      const inMs = Date.parse(body.expires_at ?? "") - sentAtMs;
+      expect(inMs).toBeGreaterThanOrEqual(1_000);
+      expect(inMs).toBeLessThanOrEqual(EXPIRES_IN_MS_MAX);
+    }
+    // From both apps, about as often as CREDIT_ADD without expiry; PROMO_CREDIT from app2 alone.
+    const plainAdds = ops.filter((o) => o.body.operation === "CREDIT_ADD" && !o.body.expires_at);
+    expect(new Set(expiring.map((o) => `${o.app} ${o.body.operation}`))).toEqual(
+      new Set(["app1 CREDIT_ADD", "app2 CREDIT_ADD"]),
+    );
+    expect(expiring.length).toBeGreaterThan(plainAdds.length / 2);
+    expect(expiring.length).toBeLessThan(plainAdds.length * 2);
+    const promos = ops.filter((o) => o.body.operation === "PROMO_CREDIT");
+    expect(promos.length).toBeGreaterThan(0);
+    expect(new Set(promos.map((o) => o.app))).toEqual(new Set(["app2"]));
+  });
+
   it("makes the same choices for the same seed", () => {
     const make = () =>
-      new Workload({ owners: ["x", "y"], hotShare: 0.5, random: seededRandom(7), noncePrefix: "p" });
+      new Workload({
+        owners: ["x", "y"],
+        hotShare: 0.5,
+        random: seededRandom(7),
+        noncePrefix: "p",
+        clock: () => 0,
+      });
     const [a, b] = [make(), make()];
     const draw = (w: Workload) => Array.from({ length: 50 }, () => w.next());
     expect(draw(a)).toEqual(draw(b));

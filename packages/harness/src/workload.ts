@@ -20,26 +20,43 @@ interface Choice {
   weight: number;
   /** Variable operations: [min, max] of the amount sent. */
   amount?: readonly [number, number];
+  /** Sends `expires_at` this many milliseconds ([min, max]) after the moment the request is made. */
+  expiresInMs?: readonly [number, number];
 }
 
 /**
- * Per app: expected credits per request are below expected debits (app1 ~1.3 vs ~1.6, app2 ~1.8 vs
- * ~2.6), so owners keep running out. The once and daily operations are mostly refused after the
- * first: LIMIT_REACHED under concurrency, across both apps.
+ * Credits that expire within seconds: long enough that most are spent first (debits burn the
+ * soonest expiry first), short enough that some expire with a remainder while the run is on, so
+ * both ways of writing an EXPIRY entry are exercised: by the owner's next write, and by the
+ * sweepers (every second in the chaos run).
+ */
+const EXPIRES_IN_MS: readonly [number, number] = [1_000, 5_000];
+
+/**
+ * Per app: expected credits per request are below expected debits (app1 ~1.4 vs ~1.6, app2 ~2.1 vs
+ * ~2.6; the two apps share the owners), so owners keep running out and debits land on balances
+ * made of grants of several expiries, where the burn order decides what is left to expire. Half of
+ * the CREDIT_ADDs expire within seconds; PROMO_CREDIT expires 30 days after it is granted, so it
+ * never expires during a run but is spent after the short grants and before credits without expiry.
+ * The once and daily operations are mostly refused after the first: LIMIT_REACHED under
+ * concurrency, across both apps.
  */
 const MIX: Readonly<Record<AppName, readonly Choice[]>> = {
   app1: [
-    { operation: "CREDIT_ADD", weight: 8 },
-    { operation: "CREDIT_SPEND", weight: 36 },
-    { operation: "CONTENT_CREATION", weight: 16 },
+    { operation: "CREDIT_ADD", weight: 6 },
+    { operation: "CREDIT_ADD", weight: 6, expiresInMs: EXPIRES_IN_MS },
+    { operation: "CREDIT_SPEND", weight: 40 },
+    { operation: "CONTENT_CREATION", weight: 20 },
     { operation: "CONTENT_ACCESS", weight: 6 },
     { operation: "SIGNUP_CREDIT", weight: 4 },
     { operation: "DAILY_REWARD", weight: 4 },
   ],
   app2: [
-    { operation: "CREDIT_ADD", weight: 8 },
+    { operation: "CREDIT_ADD", weight: 6 },
+    { operation: "CREDIT_ADD", weight: 6, expiresInMs: EXPIRES_IN_MS },
+    { operation: "PROMO_CREDIT", weight: 2 },
     { operation: "CREDIT_SPEND", weight: 30 },
-    { operation: "TOKEN_USAGE", weight: 20, amount: [1, 15] },
+    { operation: "TOKEN_USAGE", weight: 24, amount: [1, 15] },
     { operation: "USAGE_REFUND", weight: 4, amount: [1, 8] },
     { operation: "REFERRAL_BONUS", weight: 4 },
     { operation: "SIGNUP_CREDIT", weight: 4 },
@@ -47,7 +64,13 @@ const MIX: Readonly<Record<AppName, readonly Choice[]>> = {
   ],
 };
 
-/** Refusals the mix meets by design; anything else (NONCE_CONFLICT above all) is a violation. */
+/** The longest a credit of the mix is given before it expires, counted from when it is sent. */
+export const EXPIRES_IN_MS_MAX = EXPIRES_IN_MS[1];
+
+/**
+ * Refusals the mix meets by design; anything else (NONCE_CONFLICT above all) is a violation, but for
+ * one more the model accepts under its own condition (see lateExpiry in model.ts).
+ */
 export const EXPECTED_REFUSALS: ReadonlySet<string> = new Set(["INSUFFICIENT_BALANCE", "LIMIT_REACHED"]);
 
 export interface WorkloadOptions {
@@ -57,6 +80,8 @@ export interface WorkloadOptions {
   random: () => number;
   /** Prefix of every nonce: unique per run. */
   noncePrefix: string;
+  /** The wall clock (epoch ms) that expires_at is counted from; default Date.now. */
+  clock?: () => number;
 }
 
 export class Workload {
@@ -67,7 +92,10 @@ export class Workload {
     this.#opts = opts;
   }
 
-  /** The next operation: an app, and a request body with a nonce never used before. */
+  /**
+   * The next operation: an app, and a request body with a nonce never used before. Call it when the
+   * request is about to be sent: an expires_at is counted from the clock at that moment.
+   */
   next(): { app: AppName; body: PostBody } {
     const { owners, hotShare, random, noncePrefix } = this.#opts;
     const app: AppName = random() < 0.5 ? "app1" : "app2";
@@ -84,6 +112,11 @@ export class Workload {
     if (choice.amount) {
       const [min, max] = choice.amount;
       body.amount = min + Math.floor(random() * (max - min + 1));
+    }
+    if (choice.expiresInMs) {
+      const [min, max] = choice.expiresInMs;
+      const inMs = min + Math.floor(random() * (max - min + 1));
+      body.expires_at = new Date((this.#opts.clock ?? Date.now)() + inMs).toISOString();
     }
     return { app, body };
   }
