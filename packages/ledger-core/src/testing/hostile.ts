@@ -1,6 +1,10 @@
-// Requests the ledger must refuse, each with the status and code it must answer: the hostile table the
-// hostile suites run (every route), whose body vocabulary the apps' own tables of bad POSTs use too,
-// and the bad owner paths, page queries and routes of the shared route suites.
+// Hostile input: the one vocabulary of requests the ledger must refuse, each with the exact problem it
+// must answer. One table, generated per app from its own catalog and the other app's operation names,
+// of requests over every route (bad bodies, owner ids in the path, page and balance queries, routes and
+// methods that do not exist) that the ledger must refuse with an exact problem, and without writing
+// anything. Each app's hostile suite runs all of it; an app's own table of bad POSTs writes its rows
+// with the same HostileBody builders. Each row is built around a valid CREDIT_SPEND for an owner holding
+// credits, so a row the ledger wrongly accepts shows up as a write, not just as a wrong status.
 import { expect } from "vitest";
 import type { LedgerDb } from "../store/client.js";
 import type { HttpErrorCode } from "../http/problem.js";
@@ -21,88 +25,6 @@ import { ledgerTotals, ownerState } from "./snapshots.js";
 export function forgeCursor(payload: string): string {
   return Buffer.from(payload).toString("base64url");
 }
-
-export interface BadPath {
-  name: string;
-  path: string;
-  status: number;
-  code: HttpErrorCode;
-}
-
-/** Owner ids in the path the ledger must refuse, or that never reach a ledger route. */
-export const badOwnerPaths: readonly BadPath[] = [
-  {
-    name: "an owner id of 129 characters",
-    path: `/ledger/${"a".repeat(129)}`,
-    status: 400,
-    code: "VALIDATION_FAILED",
-  },
-  { name: "an encoded NUL", path: "/ledger/a%00b", status: 400, code: "VALIDATION_FAILED" },
-  { name: "an encoded newline", path: "/ledger/a%0Ab", status: 400, code: "VALIDATION_FAILED" },
-  { name: "an encoded slash", path: "/ledger/a%2Fb", status: 400, code: "VALIDATION_FAILED" },
-  { name: "an encoded space", path: "/ledger/a%20b", status: 400, code: "VALIDATION_FAILED" },
-  { name: "a leading -", path: "/ledger/-a", status: 400, code: "VALIDATION_FAILED" },
-  { name: "SQL in the owner id", path: "/ledger/x'%20OR%20'1'%3D'1", status: 400, code: "VALIDATION_FAILED" },
-  { name: "non-ASCII letters", path: "/ledger/j%C3%BCrgen", status: 400, code: "VALIDATION_FAILED" },
-  {
-    name: "an owner id of 129 characters (entries)",
-    path: `/ledger/${"a".repeat(129)}/entries`,
-    status: 400,
-    code: "VALIDATION_FAILED",
-  },
-  {
-    name: "an encoded slash (entries)",
-    path: "/ledger/a%2Fb/entries",
-    status: 400,
-    code: "VALIDATION_FAILED",
-  },
-  // A path that resolves elsewhere names no owner at all; it must not reach the balance route.
-  { name: '".." (resolves to /)', path: "/ledger/..", status: 404, code: "NOT_FOUND" },
-  { name: '"%2e%2e" (resolves to /)', path: "/ledger/%2e%2e", status: 404, code: "NOT_FOUND" },
-  { name: "a slash in the owner id", path: "/ledger/a/b", status: 404, code: "NOT_FOUND" },
-  { name: "no owner id", path: "/ledger/", status: 404, code: "NOT_FOUND" },
-];
-
-/** Query strings of GET /ledger/{owner_id}/entries that answer 400, and with which code. */
-export const badPageQueries: readonly { name: string; query: string; code: HttpErrorCode }[] = [
-  { name: "a cursor that decodes to nothing", query: "?cursor=zzz", code: "INVALID_CURSOR" },
-  { name: "a cursor with characters outside base64url", query: "?cursor=s%3A1%21", code: "INVALID_CURSOR" },
-  { name: "an empty cursor", query: "?cursor=", code: "INVALID_CURSOR" },
-  { name: "a forged cursor at sequence 0", query: `?cursor=${forgeCursor("s:0")}`, code: "INVALID_CURSOR" },
-  { name: "a forged negative cursor", query: `?cursor=${forgeCursor("s:-1")}`, code: "INVALID_CURSOR" },
-  {
-    name: "a forged cursor of another format",
-    query: `?cursor=${forgeCursor("id:1")}`,
-    code: "INVALID_CURSOR",
-  },
-  {
-    name: "a forged cursor past 2^53",
-    query: `?cursor=${forgeCursor("s:99999999999999999")}`,
-    code: "INVALID_CURSOR",
-  },
-  { name: "a cursor of 65 characters", query: `?cursor=${"A".repeat(65)}`, code: "VALIDATION_FAILED" },
-  { name: "limit 0", query: "?limit=0", code: "VALIDATION_FAILED" },
-  { name: "limit 201", query: "?limit=201", code: "VALIDATION_FAILED" },
-  { name: "limit -1", query: "?limit=-1", code: "VALIDATION_FAILED" },
-  { name: "limit 1.5", query: "?limit=1.5", code: "VALIDATION_FAILED" },
-  { name: "limit abc", query: "?limit=abc", code: "VALIDATION_FAILED" },
-  { name: "an empty limit", query: "?limit=", code: "VALIDATION_FAILED" },
-];
-
-/** Requests no app answers, each a 404 problem. */
-export const unknownRoutes: readonly { name: string; method: string; path: string }[] = [
-  { name: "an unknown route", method: "GET", path: "/nope" },
-  { name: "an unknown docs asset", method: "GET", path: "/docs/index.html" },
-  { name: "a path out of the docs folder", method: "GET", path: "/docs/..%2F..%2Fpackage.json" },
-  { name: "DELETE on an owner", method: "DELETE", path: "/ledger/someone" },
-  { name: "PUT on the ledger", method: "PUT", path: "/ledger" },
-];
-
-// ------------------------------------------------------------------------------------------------
-// Hostile input. One table, generated per app from its own catalog and the other app's operation
-// names, of requests over every route that the ledger must refuse with an exact problem, and without
-// writing anything. Each row is built around a valid CREDIT_SPEND for an owner holding credits, so a
-// row the ledger wrongly accepts shows up as a write, not just as a wrong status.
 
 /** The operation every hostile POST is built around: shared, so every catalog has it. */
 export const HOSTILE_BASE_OPERATION = "CREDIT_SPEND";
@@ -750,6 +672,7 @@ function ownerPathCases(): HostileCase[] {
     ["%3F and %23 (an encoded ? and #)", "a%3Fb%23c", 400, "VALIDATION_FAILED"],
     ["a semicolon", "a;b", 400, "VALIDATION_FAILED"],
     ["a quote", "a'b", 400, "VALIDATION_FAILED"],
+    ["SQL in the owner id", "x'%20OR%20'1'%3D'1", 400, "VALIDATION_FAILED"],
     ["a leading -", "-a", 400, "VALIDATION_FAILED"],
     ["a leading .", ".a", 400, "VALIDATION_FAILED"],
     ["...", "...", 400, "VALIDATION_FAILED"],
@@ -770,6 +693,7 @@ function ownerPathCases(): HostileCase[] {
     ["../..", "../..", 404, "NOT_FOUND"],
     ["../../etc/passwd", "../../etc/passwd", 404, "NOT_FOUND"],
     ["a slash", "a/b/c", 404, "NOT_FOUND"],
+    ["one slash (a/b)", "a/b", 404, "NOT_FOUND"],
     ["a backslash (a slash to the URL parser)", "a\\b\\c", 404, "NOT_FOUND"],
   ];
   const rows: HostileCase[] = [];
@@ -818,6 +742,7 @@ function pageQueryCases(): HostileCase[] {
     ["a cursor of 1,000 characters", `cursor=${"A".repeat(1000)}`, "VALIDATION_FAILED"],
     ["an empty cursor", "cursor=", "INVALID_CURSOR"],
     ["a cursor that decodes to nothing", "cursor=zzz", "INVALID_CURSOR"],
+    ["a cursor with characters outside base64url", "cursor=s%3A1%21", "INVALID_CURSOR"],
     ["a cursor with %00", "cursor=czox%00", "INVALID_CURSOR"],
     ["a cursor with a space", "cursor=czo%20x", "INVALID_CURSOR"],
     ["a cursor with non-ASCII", "cursor=%C3%BC", "INVALID_CURSOR"],
@@ -887,9 +812,11 @@ function badInstantQueries(name: string): [string, string, HttpErrorCode][] {
 
 /** Routes that do not exist and methods a route does not take: 404, even with a valid body. */
 function unknownRouteCases(): HostileCase[] {
-  // [method, path, the path as the case's name shows it when not the path itself]
-  const routes: [string, (owner: string) => string, string?][] = [
+  // [method, path, and optionally: the path as the case's name shows it when not the path itself, and
+  // body: false to send a method that takes a body without one]
+  const routes: [string, (owner: string) => string, { shown?: string; body?: false }?][] = [
     ["PUT", () => "/ledger"],
+    ["PUT", () => "/ledger", { body: false }],
     ["PATCH", () => "/ledger"],
     ["DELETE", () => "/ledger"],
     ["OPTIONS", () => "/ledger"],
@@ -898,6 +825,7 @@ function unknownRouteCases(): HostileCase[] {
     ["GET", () => "/ledger//entries"],
     ["DELETE", () => "/ledger/x"],
     ["DELETE", (owner) => `/ledger/${owner}`],
+    ["DELETE", () => "/ledger/someone", { body: false }],
     ["PUT", (owner) => `/ledger/${owner}`],
     ["PATCH", (owner) => `/ledger/${owner}`],
     ["POST", (owner) => `/ledger/${owner}`],
@@ -909,15 +837,18 @@ function unknownRouteCases(): HostileCase[] {
     ["POST", () => "/LEDGER"],
     ["POST", () => "/ledger/post"],
     ["POST", () => "/v1/ledger"],
+    ["GET", () => "/nope"],
     ["GET", () => "/admin"],
+    ["GET", () => "/docs/index.html"],
+    ["GET", () => "/docs/..%2F..%2Fpackage.json"],
     ["GET", () => "/.env"],
     ["GET", () => "/ledger/../../etc/passwd"],
-    ["GET", () => `/${"x".repeat(1000)}`, "/x...x (1,000 characters)"],
+    ["GET", () => `/${"x".repeat(1000)}`, { shown: "/x...x (1,000 characters)" }],
   ];
-  return routes.map(([method, path, shown]) => ({
-    name: `${method} ${shown ?? path("{owner_id}")}: no such route`,
+  return routes.map(([method, path, { shown, body } = {}]) => ({
+    name: `${method} ${shown ?? path("{owner_id}")}${body === false ? ", no body" : ""}: no such route`,
     request: (owner): HostileRequest => {
-      const bodyAllowed = method !== "GET";
+      const bodyAllowed = method !== "GET" && body !== false;
       return {
         path: path(owner),
         init: bodyAllowed

@@ -1,18 +1,17 @@
 // The parts of an app's HTTP surface that every app shares whatever its catalog: the shared operations
-// (shared-operations.ts), /health, /openapi.json, /docs, unknown routes, and what a failure may show.
-// Each app's suite calls describeAppSurface once, so the checks are written once and still run against
-// every app.
+// (shared-operations.ts), /health, /openapi.json, /docs, and what a failure may show. Each app's suite
+// calls describeAppSurface once, so the checks are written once and still run against every app. Bad
+// requests (bodies, owner paths, queries, unknown routes) are rows of the hostile table (hostile.ts),
+// which each app's hostile suite runs.
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { LedgerDb } from "../store/client.js";
 import type { AppDeps } from "../http/app.js";
 import { freshOwner, useTestDatabase } from "./index.js";
 import { silentLogger } from "./deps.js";
-import { unknownRoutes } from "./hostile.js";
 import { expectProblem } from "./problems.js";
 import type { RequestApp } from "./requests.js";
 import { ownerState, tableCounts } from "./snapshots.js";
-import { named } from "./tables.js";
 import type { AppSurface } from "./app-surface.js";
 import { describeExpiringCredits } from "./grants.js";
 import { describeSharedOperations } from "./shared-operations.js";
@@ -104,12 +103,6 @@ export function describeAppSurface(s: AppSurface): void {
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toMatch(type);
       expect(await res.text()).toContain(marker);
-    });
-  });
-
-  describe.each(named(unknownRoutes))("%s", (_, { method, path }) => {
-    it("answers 404 NOT_FOUND as problem+json", async () => {
-      await expectProblem(await s.app().request(path, { method }), 404, "NOT_FOUND");
     });
   });
 
