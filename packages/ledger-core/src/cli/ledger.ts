@@ -133,6 +133,7 @@ export async function main(
       // An audit never changes the schema; a database without the ledger's tables fails clearly.
       migrate: false,
       statementTimeoutMs: 0,
+      plans: "default",
     });
   } catch (error) {
     io.err(`ledger: cannot open the database: ${errorText(error)}\n`);

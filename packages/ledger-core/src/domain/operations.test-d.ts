@@ -50,6 +50,35 @@ describe("defineCatalog types", () => {
     ).toBeFunction();
   });
 
+  it("a catalog that takes away CREDIT_ADD's expires_at does not compile", () => {
+    expectTypeOf(() =>
+      defineCatalog({
+        ...sharedOperations,
+        // @ts-expect-error CREDIT_ADD lets the request say expires_at
+        CREDIT_ADD: fixed(10, { description: sharedOperations.CREDIT_ADD.description }),
+      }),
+    ).toBeFunction();
+  });
+
+  it("a catalog that gives a shared operation an expiry of its own does not compile", () => {
+    expectTypeOf(() =>
+      defineCatalog({
+        ...sharedOperations,
+        // @ts-expect-error DAILY_REWARD's credits do not expire
+        DAILY_REWARD: fixed(1, {
+          limit: "daily",
+          description: sharedOperations.DAILY_REWARD.description,
+          expiresAfterS: 60,
+        }),
+      }),
+    ).toBeFunction();
+  });
+
+  it("an app's own operation may expire: its duration is kept in the type", () => {
+    const catalog = defineCatalog({ ...sharedOperations, PROMO: fixed(20, { expiresAfterS: 2_592_000 }) });
+    expectTypeOf(catalog.operations.PROMO.expiresAfterS).toEqualTypeOf<2_592_000>();
+  });
+
   it("variable operations keep their bounds and direction in the type", () => {
     const op = variable({ direction: "debit", min: 1, max: 100 });
     expectTypeOf(op.direction).toEqualTypeOf<"debit">();

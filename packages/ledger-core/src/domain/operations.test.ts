@@ -32,6 +32,7 @@ describe("defineCatalog at run time", () => {
     expect(amounts).toEqual({ DAILY_REWARD: 1, SIGNUP_CREDIT: 3, CREDIT_SPEND: -1, CREDIT_ADD: 10 });
     expect(sharedOperations.DAILY_REWARD.limit).toBe("daily");
     expect(sharedOperations.SIGNUP_CREDIT.limit).toBe("once");
+    expect(sharedOperations.CREDIT_ADD.allowsExpiresAt).toBe(true);
   });
 
   it("BadOperation: throws when the shared operations are missing", () => {
@@ -44,6 +45,11 @@ describe("defineCatalog at run time", () => {
     ["a limit", { SIGNUP_CREDIT: fixed(3) }],
     ["the kind", { CREDIT_SPEND: variable({ direction: "debit", min: 1, max: 1 }) }],
     ["a description", { CREDIT_ADD: fixed(10, { description: "ten" }) }],
+    ["an expiry", { CREDIT_SPEND: fixed(-1, { description: "Spend one credit", expiresAfterS: 60 }) }],
+    [
+      "whether the request may say expires_at",
+      { CREDIT_ADD: fixed(10, { description: sharedOperations.CREDIT_ADD.description }) },
+    ],
   ])("throws when a shared operation changes %s", (_what, change) => {
     expect(build({ ...sharedOperations, ...change })).toThrow(/is changed/);
   });
@@ -57,6 +63,13 @@ describe("defineCatalog at run time", () => {
     ["an unknown direction", { V: { kind: "variable", direction: "sideways", min: 1, max: 2 } }],
     ["an unknown limit", { V: { kind: "fixed", amount: 1, limit: "weekly" } }],
     ["an unknown kind", { V: { kind: "other" } }],
+    ["a reserved name", { EXPIRY: fixed(-1) }],
+    ["a reserved name of the next features", { REVERSAL: fixed(1) }],
+    ["an expiry on a debit", { D: fixed(-1, { expiresAfterS: 60 }) }],
+    ["expires_at on a debit", { D: variable({ direction: "debit", min: 1, max: 5, allowsExpiresAt: true }) }],
+    ["an expiry of zero seconds", { P: fixed(1, { expiresAfterS: 0 }) }],
+    ["an expiry past ten years", { P: fixed(1, { expiresAfterS: 11 * 365 * 86_400 }) }],
+    ["both an expiry and expires_at", { P: fixed(1, { expiresAfterS: 60, allowsExpiresAt: true }) }],
   ])("throws on %s", (_what, extra) => {
     expect(build({ ...sharedOperations, ...(extra as OperationMap) })).toThrow(CatalogError);
   });
