@@ -219,7 +219,7 @@ export interface ChaosSummary {
     expiredByWrite: number;
     /** The others: by a sweeper (or by a write in a batch whose entry came later). */
     expiredOtherwise: number;
-    /** Retries of expiring credits never applied, refused because their expires_at had passed. */
+    /** Credits with expires_at answered 400 VALIDATION_FAILED once it had passed (never applied). */
     refusedAfterExpiry: number;
   };
   verify: { code: number | null; lastLine: string };
@@ -515,7 +515,7 @@ function printSummary(s: ChaosSummary): void {
     `  unknown outcomes     ${s.unknown.operations} operations, ${s.unknown.attempts} attempts (${fmt(s.unknown.byReason)})`,
     `    resolved by retry  ${s.unknown.resolvedAppliedBefore} had been applied (200 replay), ${s.unknown.resolvedAppliedByRetry} applied by the retry (201), ${s.unknown.resolvedRefused} refused; ${s.unknown.unresolved} unresolved`,
     `  history checked      ${s.entriesChecked} entries read back over the API; ${s.databaseEntries} in the database`,
-    `  expiring credits     ${Object.values(s.grants.granted).reduce((a, b) => a + b, 0)} granted (${fmt(s.grants.granted)}); ${s.grants.expiryEntries} EXPIRY entries read back (${s.grants.databaseExpiryEntries} in the database): ${s.grants.expiredByWrite} by a write, ${s.grants.expiredOtherwise} by a sweeper; ${s.grants.refusedAfterExpiry} retries refused after their expires_at`,
+    `  expiring credits     ${Object.values(s.grants.granted).reduce((a, b) => a + b, 0)} granted (${fmt(s.grants.granted)}); ${s.grants.expiryEntries} EXPIRY entries read back (${s.grants.databaseExpiryEntries} in the database): ${s.grants.expiredByWrite} by a write, ${s.grants.expiredOtherwise} by a sweeper; ${s.grants.refusedAfterExpiry} refused once their expires_at had passed`,
     `  ledger verify        exit ${s.verify.code}: ${s.verify.lastLine}`,
     `  violations           ${s.violations.total}${s.violations.total ? ` (${fmt(s.violations.byKind)})` : ""}`,
     ...s.violations.examples.map((e) => `    - ${e}`),
