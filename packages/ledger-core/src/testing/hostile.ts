@@ -190,7 +190,7 @@ function wrongTypes(): HostileBody[] {
   return rows;
 }
 
-/** Amounts that are not a magnitude of credits, whatever the operation. */
+/** Amounts that are not a magnitude of credits (an integer in 0..AMOUNT_MAX), whatever the operation. */
 function badAmounts(): HostileBody[] {
   return [
     badBody("amount -1", rawMember("amount", "-1")),
@@ -278,7 +278,10 @@ function amountsPerOperation(catalog: OperationCatalogView): HostileBody[] {
   return rows;
 }
 
-/** Owner ids the body must not name: empty, long, control characters, path tricks, look-alikes. */
+/**
+ * Owner ids the body must not name: empty, long, control characters, path tricks, look-alikes. An owner
+ * id is 1..128 letters, digits and _ . : @ -, and does not start with . : @ or -.
+ */
 function badBodyOwnerIds(): HostileBody[] {
   const ids: [string, string][] = [
     ["empty", ""],
@@ -322,6 +325,7 @@ function badBodyOwnerIds(): HostileBody[] {
   );
 }
 
+/** A nonce is 1..128 printable ASCII characters, without spaces. */
 function badNonces(): HostileBody[] {
   const nonces: [string, string][] = [
     ["empty", ""],
