@@ -209,6 +209,70 @@ describe("concurrency on real Postgres, two pools", () => {
     expect(await sweepers[1]?.sweepExpired()).toEqual({ owners: 0, grants: 0 });
   });
 
+  it("a balance read while grants expire counts each remainder exactly once: one snapshot per read", async () => {
+    // 150 owners, each with 10 credits that never expire and 10 that expire at its own instant, 5 ms
+    // apart. Around those instants, writes for the owners (which expire the grant first) and sweeps
+    // run in both pools, while readers poll the owners whose instant is now. A read must answer 20
+    // when its clock says the grant has not expired and 10 once it has, whatever committed meanwhile.
+    const owners = Array.from({ length: 150 }, () => freshOwner("race"));
+    const start = Date.now() + 1_500;
+    const expiry = (i: number) => start + i * 5;
+    await Promise.all(
+      owners.flatMap((owner, i) => [
+        a.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() }),
+        a.post({
+          owner_id: owner,
+          operation: "CREDIT_ADD",
+          nonce: freshNonce(),
+          expires_at: new Date(expiry(i)).toISOString(),
+        }),
+      ]),
+    );
+    const end = expiry(owners.length) + 200;
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const writers = owners.map(async (owner, i) => {
+      await sleep(Math.max(0, expiry(i) - Date.now()));
+      await serviceFor(i).post({ owner_id: owner, operation: "TEST_ZERO", nonce: freshNonce() });
+    });
+    const sweeps = (async () => {
+      while (Date.now() < end) {
+        await Promise.all([a.sweepExpired(), b.sweepExpired()]);
+        await sleep(3);
+      }
+    })();
+    let reads = 0;
+    const wrong: string[] = [];
+    const readers = Array.from({ length: 8 }, async (_, r) => {
+      // Each reader's service records the instant its balance read judged expiry by.
+      let judged = 0;
+      const reader = new LedgerService({
+        db: r % 2 === 0 ? tdb.db : second.db,
+        app: "app-a",
+        catalog: testCatalog,
+        clock: () => {
+          const now = new Date();
+          judged = now.getTime();
+          return now;
+        },
+      });
+      while (Date.now() < end) {
+        const i = Math.min(
+          owners.length - 1,
+          Math.max(0, Math.floor((Date.now() - start) / 5) + (r % 3) - 1),
+        );
+        const owner = owners[i] ?? "";
+        const { balance } = await reader.balance(owner);
+        reads += 1;
+        const expected = judged >= expiry(i) ? 10 : 20;
+        if (balance !== expected) wrong.push(`${owner}: ${balance}, expected ${expected}`);
+      }
+    });
+    await Promise.all([...writers, sweeps, ...readers]);
+    expect(wrong).toEqual([]);
+    expect(reads).toBeGreaterThan(500);
+    for (const owner of owners.slice(0, 10)) expect((await a.balance(owner)).balance).toBe(10);
+  });
+
   it("one nonce sent 20 times at once: one entry, 20 identical answers", async () => {
     const owner = freshOwner();
     const nonce = freshNonce();

@@ -88,30 +88,50 @@ export interface OwnerRecord {
   grants: OpenGrant[];
 }
 
-const OWNER_ROW = `select balance::text as balance, status from ledger_owners where owner_id = $1`;
-const OWNER_GRANTS = `select sequence::text as sequence, app, amount::text as amount, remaining::text as remaining,
-    ${UTC_MS("expires_at")} as expires_at
-  from ledger_grants where owner_id = $1 and remaining > 0 order by expires_at, sequence`;
+// One statement, so the owner's row and its grants come from one snapshot: read apart, an expiry
+// committed between the two reads would count a remainder twice, or not at all.
+const OWNER_WITH_GRANTS = `select o.balance::text as balance, o.status, g.sequence::text as sequence, g.app,
+    g.amount::text as amount, g.remaining::text as remaining, ${UTC_MS("g.expires_at")} as expires_at
+  from (values ($1::text)) as k(owner_id)
+  left join ledger_owners o on o.owner_id = k.owner_id
+  left join ledger_grants g on g.owner_id = k.owner_id and g.remaining > 0
+  order by g.expires_at, g.sequence`;
 
-/** The owner's row and open grants, read together; an owner with no entries has balance 0. */
+interface RawOwnerGrant {
+  balance: string | null;
+  status: OwnerStatus | null;
+  sequence: string | null;
+  app: string | null;
+  amount: string | null;
+  remaining: string | null;
+  expires_at: string | null;
+}
+
+/** The owner's row and open grants, read in one snapshot; an owner with no entries has balance 0. */
 export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {
-  const [owner = [], grants = []] = await sqlClientOf(db).run([
-    { text: OWNER_ROW, params: [ownerId] },
-    { text: OWNER_GRANTS, params: [ownerId] },
-  ]);
-  const row = owner[0] as { balance: string; status: OwnerStatus } | undefined;
+  const [rows = []] = await sqlClientOf(db).run([{ text: OWNER_WITH_GRANTS, params: [ownerId] }]);
+  const raw = rows as unknown as RawOwnerGrant[];
+  const first = raw[0];
   return {
-    balance: row ? Number(row.balance) : 0,
-    status: row?.status ?? "active",
-    grants: (
-      grants as { sequence: string; app: string; amount: string; remaining: string; expires_at: string }[]
-    ).map((g) => ({
-      sequence: Number(g.sequence),
-      app: g.app,
-      amount: Number(g.amount),
-      remaining: Number(g.remaining),
-      expiresAt: new Date(g.expires_at),
-    })),
+    balance: first?.balance == null ? 0 : Number(first.balance),
+    status: first?.status ?? "active",
+    grants: raw.flatMap((g) =>
+      g.sequence === null ||
+      g.app === null ||
+      g.amount === null ||
+      g.remaining === null ||
+      g.expires_at === null
+        ? []
+        : [
+            {
+              sequence: Number(g.sequence),
+              app: g.app,
+              amount: Number(g.amount),
+              remaining: Number(g.remaining),
+              expiresAt: new Date(g.expires_at),
+            },
+          ],
+    ),
   };
 }
 
