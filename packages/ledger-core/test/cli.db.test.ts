@@ -59,6 +59,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       "grant-per-expiring-credit",
       "grant-remaining",
       "allocations-match-entries",
+      "burn-order",
       "no-spend-after-expiry",
       "expired-once",
       "balance-is-credits-plus-remainders",
@@ -67,7 +68,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     ]) {
       expect(text).toContain(`ok   ${name}`);
     }
-    expect(text).toContain("verify: all 17 checks passed");
+    expect(text).toContain("verify: all 18 checks passed");
   });
 
   it("verify --json prints the report as JSON", async () => {
@@ -190,6 +191,42 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     const repair = await run("rebuild", "--repair");
     expect(repair.code).toBe(0);
     expect(repair.text).toContain("0 balance(s) and 1 grant(s) repaired");
+    expect((await run("verify")).code).toBe(0);
+  });
+
+  it("finds a debit that passed over the soonest-expiring credits", async () => {
+    const owner = freshOwner();
+    const soon = new Date(Date.now() + 86_400_000).toISOString();
+    const later = new Date(Date.now() + 2 * 86_400_000).toISOString();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at: later });
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at: soon });
+    await ledger.post({ owner_id: owner, operation: "TEST_DEBIT", amount: 4, nonce: freshNonce() });
+    expect((await run("verify")).code).toBe(0);
+    // Move the debit's draw from the soon grant (#2) to the later one (#1), remainders to match.
+    const moveDraw = async (from: number, to: number) => {
+      await tdb().db.execute(
+        sql`alter table ledger_allocations disable trigger ledger_allocations_append_only`,
+      );
+      try {
+        await tdb().db.execute(
+          sql`update ledger_allocations set grant_sequence = ${to} where owner_id = ${owner} and sequence = 3`,
+        );
+      } finally {
+        await tdb().db.execute(
+          sql`alter table ledger_allocations enable trigger ledger_allocations_append_only`,
+        );
+      }
+      await tdb().db.execute(
+        sql`update ledger_grants set remaining = case sequence when ${from} then 10 else 6 end where owner_id = ${owner}`,
+      );
+    };
+    await moveDraw(2, 1);
+    const verify = await run("verify");
+    expect(verify.code).toBe(1);
+    expect(verify.text).toContain("FAIL burn-order");
+    expect(verify.text).toContain(`${owner} #3: grant #2`);
+    expect(verify.text.match(/^FAIL /gm)).toEqual(["FAIL "]);
+    await moveDraw(1, 2);
     expect((await run("verify")).code).toBe(0);
   });
 

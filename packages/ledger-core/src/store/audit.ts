@@ -147,6 +147,28 @@ const CHECKS: Check[] = [
                       or a.taken > -e.amount or (e.operation = 'EXPIRY' and a.taken <> -e.amount)`,
   },
   {
+    name: "burn-order",
+    description:
+      "every debit took the soonest-expiring credits first: no grant sooner in burn order, unexpired and with credits left, was passed over for a later grant or for credits without expiry",
+    offenders: sql`with debit as (
+                     select e.owner_id, e.sequence, e.created_at, -e.amount as debited,
+                            coalesce((select sum(a.amount) from ledger_allocations a
+                                      where a.owner_id = e.owner_id and a.sequence = e.sequence), 0) as from_grants
+                     from ledger_entries e where e.amount < 0 and e.operation <> 'EXPIRY')
+                   select d.owner_id || ' #' || d.sequence || ': grant #' || h.sequence || ' (expiring ' || h.expires_at
+                          || ') still had credits after it' as example
+                   from debit d
+                   join ledger_grants h on h.owner_id = d.owner_id and h.sequence < d.sequence and h.expires_at > d.created_at
+                   where h.amount - coalesce((select sum(x.amount) from ledger_allocations x
+                                              where x.owner_id = h.owner_id and x.grant_sequence = h.sequence
+                                                and x.sequence <= d.sequence), 0) > 0
+                     and (d.from_grants < d.debited
+                          or exists (select 1 from ledger_allocations a
+                                     join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence
+                                     where a.owner_id = d.owner_id and a.sequence = d.sequence
+                                       and (g.expires_at, g.sequence) > (h.expires_at, h.sequence)))`,
+  },
+  {
     name: "no-spend-after-expiry",
     description: "no debit takes credits from a grant at or after the grant's expiry",
     offenders: sql`select a.owner_id || ' #' || a.sequence || ' took ' || a.amount || ' from grant #' || g.sequence
