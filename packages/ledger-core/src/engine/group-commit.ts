@@ -19,11 +19,6 @@ import { writeAndCommit } from "../store/write.js";
 import type { Command, FactLoader } from "./command.js";
 import { BatchState, type LimitKey } from "./state.js";
 
-/** Above this share of replays lately, nonces are looked up before the transaction. */
-const REPLAY_SHARE_LOOKUP_FIRST = 0.5;
-/** How much one batch moves the replay share: about the last ten batches count. */
-const REPLAY_SHARE_WEIGHT = 0.1;
-
 export interface GroupCommitOptions {
   /** Most commands in one transaction. 1 turns batching off: one transaction per request. */
   batchSizeMax: number;
@@ -66,8 +61,6 @@ export class GroupCommitter {
   readonly #opts: GroupCommitOptions;
   #queue: Pending[] = [];
   #inFlight = 0;
-  /** Share of recent commands that were replays (a moving average over batches). */
-  #replayShare = 0;
   #stats: GroupCommitStats = { batches: 0, operations: 0, largestBatch: 0 };
 
   constructor(db: LedgerDb, app: string, clock: () => Date, opts: GroupCommitOptions) {
@@ -86,11 +79,6 @@ export class GroupCommitter {
 
   stats(): GroupCommitStats {
     return { ...this.#stats };
-  }
-
-  #noteReplays(replays: number, of: number): void {
-    if (of === 0) return;
-    this.#replayShare = this.#replayShare * (1 - REPLAY_SHARE_WEIGHT) + (replays / of) * REPLAY_SHARE_WEIGHT;
   }
 
   #pump(): void {
@@ -113,16 +101,8 @@ export class GroupCommitter {
 
   async #run(batch: Pending[]): Promise<void> {
     let settled: Settled[];
-    // A replay answered before its batch commits: resolving a promise again later changes nothing.
-    const early = (index: number, s: Settled) => {
-      const p = batch[index];
-      if (p && s.ok) p.resolve(s.answer);
-    };
     try {
-      settled = await this.#commit(
-        batch.map((p) => p.command),
-        early,
-      );
+      settled = await this.#commit(batch.map((p) => p.command));
     } catch (error) {
       // #commit answers every failure it knows; anything else still answers every waiting request.
       settled = batch.map(() => ({ ok: false, error }));
@@ -135,12 +115,9 @@ export class GroupCommitter {
     });
   }
 
-  async #commit(
-    batch: readonly Command<unknown>[],
-    early?: (index: number, s: Settled) => void,
-  ): Promise<Settled[]> {
+  async #commit(batch: readonly Command<unknown>[]): Promise<Settled[]> {
     try {
-      return await withDeadline(this.#apply(batch, early), this.#opts.timeoutMs);
+      return await withDeadline(this.#apply(batch), this.#opts.timeoutMs);
     } catch (caught) {
       const error = translateDriverError(caught);
       if (batch.length > 1 && !(error instanceof DatabaseUnavailableError)) {
@@ -167,39 +144,16 @@ export class GroupCommitter {
     }
   }
 
-  async #apply(
-    batch: readonly Command<unknown>[],
-    early?: (index: number, s: Settled) => void,
-  ): Promise<Settled[]> {
+  async #apply(batch: readonly Command<unknown>[]): Promise<Settled[]> {
     const nonces = batch.flatMap((c) => (c.nonce === undefined ? [] : [c.nonce]));
-    // The nonces are looked up outside any transaction (an entry never changes once written), so a
-    // replay never waits for a lock. When this committer has mostly seen replays lately, the lookup
-    // goes first: a batch of nothing but replays then costs one round trip and takes no lock. When it
-    // has mostly seen new writes, the lookup runs beside the locks, on another connection, and its
-    // replays are answered as soon as it returns: a batch costs the latency of two round trips, not
-    // three. Either way, a duplicate committed by another process meanwhile loses at the unique
-    // constraint, and is then answered one by one.
-    const lookup = findEntriesByNonces(this.#db, this.#app, nonces);
-    let known: Map<string, EntryRow> | undefined;
-    if (this.#replayShare >= REPLAY_SHARE_LOOKUP_FIRST) {
-      known = await lookup;
-      const fresh = batch.filter((c) => c.nonce === undefined || !known?.has(c.nonce)).length;
-      this.#noteReplays(batch.length - fresh, batch.length);
-      if (fresh === 0) return batch.map((c) => replayOf(c, known?.get(c.nonce ?? "")));
-    } else {
-      // Observed whatever happens, so a failed lookup is never an unhandled rejection.
-      lookup.then(
-        (found) => {
-          batch.forEach((c, i) => {
-            const row = c.nonce === undefined ? undefined : found.get(c.nonce);
-            if (row) early?.(i, replayOf(c, row));
-          });
-        },
-        () => undefined,
-      );
-    }
-    const lookedUp = known;
-    const toWrite = lookedUp ? batch.filter((c) => c.nonce === undefined || !lookedUp.has(c.nonce)) : batch;
+    // Nonces first, outside any transaction: an entry never changes once written, so a replay (or a
+    // conflict) is answered without any lock, and a batch of nothing but replays writes nothing at all.
+    // A duplicate committed by someone else after this read loses at the unique constraint instead,
+    // and is then answered one by one. (Looking them up beside the locks, on another connection, saved
+    // no time: the transaction then held its locks while it waited for the lookup. docs/BENCHMARKS.md.)
+    const existing = await findEntriesByNonces(this.#db, this.#app, nonces);
+    const toWrite = batch.filter((c) => c.nonce === undefined || !existing.has(c.nonce));
+    if (toWrite.length === 0) return batch.map((c) => replayOf(c, existing.get(c.nonce ?? "")));
 
     return this.#db.transaction(async (tx) => {
       // The limits are read with the locks, for the clock before them; the entries carry the clock read
@@ -223,16 +177,7 @@ export class GroupCommitter {
         return { owners, limits, facts };
       };
       const before = needsAt(this.#clock());
-      const [locked, existing] = await Promise.all([
-        lockOwners(tx, before.owners, before.limits, before.facts),
-        lookedUp ?? lookup,
-      ]);
-      if (!lookedUp) {
-        this.#noteReplays(
-          batch.filter((c) => c.nonce !== undefined && existing.has(c.nonce)).length,
-          batch.length,
-        );
-      }
+      const locked = await lockOwners(tx, before.owners, before.limits, before.facts);
       const now = this.#clock();
       const after = needsAt(now);
       const samePeriods =

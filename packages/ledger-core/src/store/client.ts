@@ -41,23 +41,16 @@ export interface OpenDatabaseOptions {
    */
   statementTimeoutMs?: number | undefined;
   /**
-   * How the server plans statements on these connections. "key-lookups" (the apps): every statement
-   * of the app is a lookup or write by key, so each is planned once per connection (a generic plan)
-   * with sequential scans and hash or merge joins priced out, so the plan stays an index plan whatever
-   * the tables' statistics said when it was made. "default": Postgres's own choice (audits, which scan
-   * and aggregate whole tables).
+   * How the server plans statements on these connections. "per-execution" (the apps): every run of a
+   * prepared statement is planned with its actual parameters. "default": Postgres's own choice
+   * (audits, which run each statement once).
    */
-  plans?: "key-lookups" | "default" | undefined;
+  plans?: "per-execution" | "default" | undefined;
 }
 
 /** The planner settings of each plan mode, sent as connection parameters. */
-const PLAN_SETTINGS: Record<"key-lookups" | "default", Record<string, string>> = {
-  "key-lookups": {
-    plan_cache_mode: "force_generic_plan",
-    enable_seqscan: "off",
-    enable_hashjoin: "off",
-    enable_mergejoin: "off",
-  },
+const PLAN_SETTINGS: Record<"per-execution" | "default", Record<string, string>> = {
+  "per-execution": { plan_cache_mode: "force_custom_plan" },
   default: {},
 };
 
@@ -85,11 +78,12 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Led
     connection: {
       application_name: "ledger",
       statement_timeout: opts.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS_DEFAULT,
-      // The write path's statements are prepared once per connection. A generic plan made by the
-      // stock planner while a table was nearly empty (a new ledger) keeps its sequential scans as the
-      // table grows; planning every execution instead costs 0.3 ms a batch. With sequential scans and
-      // hash joins priced out, the one generic plan is the index plan (docs/BENCHMARKS.md).
-      ...PLAN_SETTINGS[opts.plans ?? "key-lookups"],
+      // The write path's statements are prepared once per connection. A generic plan cached while a
+      // table was nearly empty (a new ledger) keeps its sequential scans as the table grows, until the
+      // next autoanalyze; the batch statements' array sizes also vary from 1 to 500. Planning each
+      // execution with its actual parameters costs less than that. Generic plans with sequential scans
+      // and hash joins priced out were tried and measured 2-6 times slower (docs/BENCHMARKS.md).
+      ...PLAN_SETTINGS[opts.plans ?? "per-execution"],
     },
   });
   const db = drizzlePostgres({ client, schema });

@@ -20,6 +20,24 @@ import { ENTRY_COLUMNS, toEntryRow, type EntryRow, type RawEntry } from "./reads
 import { constraints } from "./schema.js";
 import type { Rows, SqlTransaction } from "./sql-client.js";
 
+// Entries, owners and unused owner rows: what a batch that touches no expiring credit writes. A
+// statement of its own, so such a batch (the common one) is planned without the grant parts.
+const WRITE_PLAIN = `with e as (
+    insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, limit_period, created_at, expires_at)
+    select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[]::timestamptz[])
+    returning ${ENTRY_COLUMNS}
+  ), o as (
+    update ledger_owners as b
+    set balance = v.balance, last_sequence = v.last_sequence, status = v.status, updated_at = $11::text::timestamptz
+    from unnest($12::text[], $13::bigint[], $14::bigint[], $15::text[]) as v(owner_id, balance, last_sequence, status)
+    where b.owner_id = v.owner_id
+  ), d as (
+    delete from ledger_owners where owner_id = any($16::text[]) and last_sequence = 0
+  )
+  select * from e`;
+
+// The same, plus grants opened or changed and allocations.
 const WRITE_BATCH = `with e as (
     insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, limit_period, created_at, expires_at)
     select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
@@ -68,11 +86,12 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
   }
   const fresh = grants.filter((g) => g.isNew);
   const changed = grants.filter((g) => !g.isNew);
+  const plain = grants.length === 0 && allocations.length === 0;
   let rows: Rows;
   try {
     [rows = []] = await tx.runAndCommit([
       {
-        text: WRITE_BATCH,
+        text: plain ? WRITE_PLAIN : WRITE_BATCH,
         params: [
           entries.map((e) => e.app),
           entries.map((e) => e.operation),
@@ -90,22 +109,7 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
           owners.map((o) => String(o.lastSequence)),
           owners.map((o) => o.status),
           [...unusedOwners],
-          fresh.map((g) => g.ownerId),
-          fresh.map((g) => String(g.sequence)),
-          fresh.map((g) => g.app),
-          fresh.map((g) => String(g.amount)),
-          fresh.map((g) => String(g.remaining)),
-          fresh.map((g) => g.expiresAt.toISOString()),
-          fresh.map((g) => g.createdAt.toISOString()),
-          fresh.map((g) => str(g.expiredSequence)),
-          changed.map((g) => g.ownerId),
-          changed.map((g) => String(g.sequence)),
-          changed.map((g) => String(g.remaining)),
-          changed.map((g) => str(g.expiredSequence)),
-          allocations.map((a) => a.ownerId),
-          allocations.map((a) => String(a.sequence)),
-          allocations.map((a) => String(a.grantSequence)),
-          allocations.map((a) => String(a.amount)),
+          ...(plain ? [] : grantParams()),
         ],
       },
       ...extra,
@@ -113,8 +117,9 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
   } catch (error) {
     const { code, constraint } = pgErrorFacts(error);
     const first = entries[0];
-    if (first && code === "23505" && constraint === constraints.appNonce)
+    if (first && code === "23505" && constraint === constraints.appNonce) {
       throw new NonceConflictError(first.nonce);
+    }
     throw translateDriverError(error);
   }
   const byKey = new Map((rows as unknown as RawEntry[]).map((r) => [`${r.app} ${r.nonce}`, toEntryRow(r)]));
@@ -123,4 +128,25 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
     if (!row) throw new Error(`insert into ledger_entries returned no row for ${e.app} nonce ${e.nonce}`);
     return row;
   });
+
+  function grantParams(): unknown[] {
+    return [
+      fresh.map((g) => g.ownerId),
+      fresh.map((g) => String(g.sequence)),
+      fresh.map((g) => g.app),
+      fresh.map((g) => String(g.amount)),
+      fresh.map((g) => String(g.remaining)),
+      fresh.map((g) => g.expiresAt.toISOString()),
+      fresh.map((g) => g.createdAt.toISOString()),
+      fresh.map((g) => str(g.expiredSequence)),
+      changed.map((g) => g.ownerId),
+      changed.map((g) => String(g.sequence)),
+      changed.map((g) => String(g.remaining)),
+      changed.map((g) => str(g.expiredSequence)),
+      allocations.map((a) => a.ownerId),
+      allocations.map((a) => String(a.sequence)),
+      allocations.map((a) => String(a.grantSequence)),
+      allocations.map((a) => String(a.amount)),
+    ];
+  }
 }
