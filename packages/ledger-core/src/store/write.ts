@@ -20,9 +20,8 @@ import { ENTRY_COLUMNS, toEntryRow, type EntryRow, type RawEntry } from "./reads
 import { constraints } from "./schema.js";
 import type { Rows, SqlTransaction } from "./sql-client.js";
 
-// Entries, owners and unused owner rows: what a batch that touches no expiring credit writes. A
-// statement of its own, so such a batch (the common one) is planned without the grant parts.
-const WRITE_PLAIN = `with e as (
+// Entries, owners and unused owner rows: what every batch writes.
+const WRITE_LEDGER = `with e as (
     insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, limit_period, created_at, expires_at)
     select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
                          $7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[]::timestamptz[])
@@ -34,23 +33,15 @@ const WRITE_PLAIN = `with e as (
     where b.owner_id = v.owner_id
   ), d as (
     delete from ledger_owners where owner_id = any($16::text[]) and last_sequence = 0
-  )
+  )`;
+
+// A batch that touches no expiring credit (the common one) has a statement of its own, planned
+// without the grant parts.
+const WRITE_PLAIN = `${WRITE_LEDGER}
   select * from e`;
 
 // The same, plus grants opened or changed and allocations.
-const WRITE_BATCH = `with e as (
-    insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, limit_period, created_at, expires_at)
-    select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[]::timestamptz[])
-    returning ${ENTRY_COLUMNS}
-  ), o as (
-    update ledger_owners as b
-    set balance = v.balance, last_sequence = v.last_sequence, status = v.status, updated_at = $11::text::timestamptz
-    from unnest($12::text[], $13::bigint[], $14::bigint[], $15::text[]) as v(owner_id, balance, last_sequence, status)
-    where b.owner_id = v.owner_id
-  ), d as (
-    delete from ledger_owners where owner_id = any($16::text[]) and last_sequence = 0
-  ), gi as (
+const WRITE_BATCH = `${WRITE_LEDGER}, gi as (
     insert into ledger_grants (owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence)
     select * from unnest($17::text[], $18::bigint[], $19::text[], $20::bigint[], $21::bigint[],
                          $22::text[]::timestamptz[], $23::text[]::timestamptz[], $24::bigint[])
