@@ -54,7 +54,7 @@ CREATE TABLE "ledger_grants" (
 	CONSTRAINT "ledger_grants_remaining_range" CHECK ("ledger_grants"."remaining" >= 0 and "ledger_grants"."remaining" <= "ledger_grants"."amount")
 );--> statement-breakpoint
 CREATE INDEX "ledger_grants_open" ON "ledger_grants" USING btree ("owner_id","expires_at","sequence") WHERE "ledger_grants"."remaining" > 0;--> statement-breakpoint
-CREATE INDEX "ledger_grants_due" ON "ledger_grants" USING btree ("app","expires_at") WHERE "ledger_grants"."remaining" > 0;--> statement-breakpoint
+CREATE INDEX "ledger_grants_due" ON "ledger_grants" USING btree ("expires_at") WHERE "ledger_grants"."remaining" > 0;--> statement-breakpoint
 -- 5. Allocations: what each debit or expiry took from each grant. History: append-only like entries.
 CREATE TABLE "ledger_allocations" (
 	"owner_id" text NOT NULL,

@@ -230,6 +230,30 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     expect((await run("verify")).code).toBe(0);
   });
 
+  it("finds an EXPIRY entry that names another expiry than its grant's", async () => {
+    const owner = freshOwner();
+    const expires_at = new Date(Date.now() + 300).toISOString();
+    await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await ledger.post({ owner_id: owner, operation: "TEST_ZERO", nonce: freshNonce() });
+    const [, expiry] = (await ledger.entries({ owner_id: owner })).entries;
+    expect(expiry).toMatchObject({ operation: "EXPIRY", expires_at });
+    expect((await run("verify")).code).toBe(0);
+    const id = expiry?.id ?? 0;
+    await tamper(() =>
+      tdb().db.execute(
+        sql`update ledger_entries set expires_at = expires_at + interval '1 hour' where id = ${id}`,
+      ),
+    );
+    const verify = await run("verify");
+    expect(verify.text).toContain("FAIL expired-once");
+    expect(verify.text).toContain(`${owner} grant #1`);
+    await tamper(() =>
+      tdb().db.execute(sql`update ledger_entries set expires_at = ${expires_at} where id = ${id}`),
+    );
+    expect((await run("verify")).code).toBe(0);
+  });
+
   it("finds a debit that took credits from a grant after its expiry", async () => {
     const owner = freshOwner();
     const expires_at = new Date(Date.now() + 86_400_000).toISOString();

@@ -290,6 +290,48 @@ describe("concurrency on real Postgres, two pools", () => {
     expect((await a.balance(owner)).balance).toBe(10);
   });
 
+  it("a batch that loses one nonce at the unique key answers it as a conflict and still applies the rest", async () => {
+    const blocker = freshOwner();
+    const held = freshOwner();
+    const others = Array.from({ length: 34 }, () => freshOwner());
+    const nonce = freshNonce();
+    const service = new LedgerService({ db: tdb.db, app: "app-a", catalog: testCatalog });
+    for (const o of [blocker, held])
+      await service.post({ owner_id: o, operation: "CREDIT_ADD", nonce: freshNonce() });
+    if (!tdb.url) throw new Error("the postgres test database has a URL");
+    const holder = postgres(tdb.url, { max: 1, onnotice: () => {} });
+    let outcomes: Promise<Outcome[]> | undefined;
+    try {
+      await holder.begin(async (tx) => {
+        await tx`select 1 from ledger_owners where owner_id in (${blocker}, ${held}) order by owner_id for update`;
+        // A first batch waits for blocker's lock; 35 more writes queue behind it, so a second batch
+        // (held's write with the nonce at its head) starts beside it, looks its nonces up, and waits
+        // for held's lock. Meanwhile the other pool commits the same nonce for another owner.
+        const first = attempt(
+          service.post({ owner_id: blocker, operation: "CREDIT_ADD", nonce: freshNonce() }),
+        );
+        outcomes = Promise.all([
+          first,
+          attempt(service.post({ owner_id: held, operation: "CREDIT_ADD", nonce })),
+          ...others.map((o) =>
+            attempt(service.post({ owner_id: o, operation: "CREDIT_ADD", nonce: freshNonce() })),
+          ),
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await b.post({ owner_id: freshOwner(), operation: "CREDIT_ADD", nonce });
+      });
+      const settled = await outcomes;
+      if (!settled) throw new Error("the writes were sent");
+      expect(service.batchStats().largestBatch).toBeGreaterThanOrEqual(32);
+      expect(settled[0]).toMatchObject({ ok: true });
+      expect(settled[1]).toEqual({ ok: false, code: "NONCE_CONFLICT" });
+      expect(settled.slice(2).map((o) => (o.ok ? o.result.balance : o.code))).toEqual(Array(34).fill(10));
+      expect((await a.balance(held)).balance).toBe(10);
+    } finally {
+      await holder.end();
+    }
+  });
+
   it("one nonce sent at once for 10 different owners: one entry, 9 NONCE_CONFLICT", async () => {
     const nonce = freshNonce();
     const owners = Array.from({ length: 10 }, () => freshOwner());

@@ -643,7 +643,7 @@ class ExpiringCreditCommand implements fc.AsyncCommand<Model, Real> {
   }
 }
 
-/** The expiry sweeper of one app: expires every owner's due grants where one of them is that app's. */
+/** The expiry sweeper of one app: expires every owner's due grants, whichever app granted them. */
 class SweepCommand implements fc.AsyncCommand<Model, Real> {
   constructor(readonly app: AppIndex) {}
   check(): boolean {
@@ -652,8 +652,7 @@ class SweepCommand implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real): Promise<void> {
     let expected = 0;
     for (const owner of m.owners) {
-      const due = grantsOf(m, owner).filter((g) => g.expiresAtMs <= m.nowMs);
-      if (!due.some((g) => g.app === APP_NAMES[this.app])) continue;
+      if (!grantsOf(m, owner).some((g) => g.expiresAtMs <= m.nowMs)) continue;
       const { entries, grants } = expiriesOf(m, owner);
       expected += entries.length;
       const history = m.history.get(owner) ?? [];

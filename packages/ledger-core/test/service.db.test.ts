@@ -267,6 +267,27 @@ describe(`ledger service [${testDriver()}]`, () => {
     expect((await ledger.balance(owner)).balance).toBe(0);
   });
 
+  it("sweeps every app's due grants: app-b's sweeper expires app-a's, under app-a", async () => {
+    clock.set("2026-04-01T00:00:00Z");
+    try {
+      const owner = freshOwner();
+      await ledger.post({
+        owner_id: owner,
+        operation: "CREDIT_ADD",
+        nonce: freshNonce(),
+        expires_at: "2026-04-01T01:00:00Z",
+      });
+      clock.set("2026-04-01T01:00:00Z");
+      const report = await otherApp.sweepExpired();
+      expect(report.grants).toBeGreaterThanOrEqual(1);
+      const [expiry] = (await ledger.entries({ owner_id: owner })).entries;
+      expect(expiry).toMatchObject({ app: "app-a", operation: "EXPIRY", amount: -10, balance_after: 0 });
+      expect(await otherApp.sweepExpired()).toEqual({ owners: 0, grants: 0 });
+    } finally {
+      clock.set("2026-03-01T10:00:00Z");
+    }
+  });
+
   it("lists an owner's entries newest first, in pages joined by a cursor", async () => {
     const owner = freshOwner();
     for (let i = 0; i < 7; i++) await post(owner, "CREDIT_ADD");

@@ -115,15 +115,20 @@ export class GroupCommitter {
     });
   }
 
-  async #commit(batch: readonly Command<unknown>[]): Promise<Settled[]> {
+  async #commit(batch: readonly Command<unknown>[], again = true): Promise<Settled[]> {
     try {
       return await withDeadline(this.#apply(batch), this.#opts.timeoutMs);
     } catch (caught) {
       const error = translateDriverError(caught);
+      if (batch.length > 1 && again && error instanceof NonceConflictError) {
+        // Another process (or this one's other batch) committed one of these nonces after the lookup:
+        // decide the whole batch once more, when the lookup will find it, before going one by one.
+        return this.#commit(batch, false);
+      }
       if (batch.length > 1 && !(error instanceof DatabaseUnavailableError)) {
         // The batch failed as a whole: find out which command it was by retrying one by one, in order.
         const settled: Settled[] = [];
-        for (const command of batch) settled.push(...(await this.#commit([command])));
+        for (const command of batch) settled.push(...(await this.#commit([command], false)));
         return settled;
       }
       const only = batch[0];

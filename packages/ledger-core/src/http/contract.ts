@@ -72,11 +72,10 @@ export const balanceSchema = z
 export const balanceAtSchema = z
   .object({
     owner_id: z.string(),
-    balance: z
-      .number()
-      .int()
-      .nonnegative()
-      .openapi({ description: "The running balance after the last entry at or before `at`" }),
+    balance: z.number().int().nonnegative().openapi({
+      description:
+        "The balance right after the last entry at or before `at`, without remainders that had expired by then",
+    }),
     at: z.iso.datetime().openapi({ format: "date-time" }),
   })
   .openapi("BalanceAt", { example: { owner_id: "test_user", balance: 10, at: "2026-03-01T12:00:00.000Z" } });

@@ -118,7 +118,7 @@ export class LedgerService {
     return this.#committer.submit(command);
   }
 
-  /** Expires every grant of this app that is due now (the sweeper's work, on demand). */
+  /** Expires every grant that is due now, of any app (the sweeper's work, on demand). */
   sweepExpired(): Promise<SweepReport> {
     return sweepOnce(this.#sweeperOptions());
   }

@@ -181,7 +181,7 @@ const CHECKS: Check[] = [
   {
     name: "expired-once",
     description:
-      "every grant expires at most once, by one EXPIRY entry at or after its expiry, for its whole remainder, and is marked with it",
+      "every grant expires at most once, by one EXPIRY entry at or after its expiry that names that expiry, for its whole remainder, and is marked with it",
     offenders: sql`select g.owner_id || ' grant #' || g.sequence || ': ' || count(e.id) || ' expiry entries, marked #'
                           || coalesce(g.expired_sequence::text, 'none') as example
                    from ledger_grants g
@@ -192,7 +192,8 @@ const CHECKS: Check[] = [
                        or (count(e.id) = 1) <> (g.expired_sequence is not null)
                        or (g.expired_sequence is not null and g.remaining <> 0)
                        or coalesce(max(e.sequence), g.expired_sequence) is distinct from g.expired_sequence
-                       or bool_or(e.created_at < g.expires_at)`,
+                       or bool_or(e.created_at < g.expires_at)
+                       or bool_or(e.id is not null and e.expires_at is distinct from g.expires_at)`,
   },
   {
     name: "balance-is-credits-plus-remainders",

@@ -124,20 +124,16 @@ export async function lockOwners(
   return { owners: [...owners.values()], usedLimits: toUsedLimits(used), facts };
 }
 
-// The sweeper's question: which owners have grants of this app that are due. Served by the partial
-// index ledger_grants_due (app, expires_at) where remaining > 0.
+// The sweeper's question: which owners have grants that are due, whichever app granted them (an app
+// with no process running must not leave its grants to wait for the owner's next write). Served by the
+// partial index ledger_grants_due (expires_at) where remaining > 0.
 const DUE_OWNERS = `select distinct owner_id from (
     select owner_id from ledger_grants
-    where app = $1 and remaining > 0 and expires_at <= $2::text::timestamptz
-    order by expires_at limit $3::int) d`;
+    where remaining > 0 and expires_at <= $1::text::timestamptz
+    order by expires_at limit $2::int) d`;
 
-/** Owners with at least one grant of this app due at `now`, at most `limit` of them. */
-export async function findOwnersWithDueGrants(
-  db: SqlRunner,
-  app: string,
-  now: Date,
-  limit: number,
-): Promise<string[]> {
-  const [rows = []] = await db.run([{ text: DUE_OWNERS, params: [app, now.toISOString(), limit] }]);
+/** Owners with at least one grant due at `now`, at most `limit` of them. */
+export async function findOwnersWithDueGrants(db: SqlRunner, now: Date, limit: number): Promise<string[]> {
+  const [rows = []] = await db.run([{ text: DUE_OWNERS, params: [now.toISOString(), limit] }]);
   return (rows as { owner_id: string }[]).map((r) => r.owner_id);
 }

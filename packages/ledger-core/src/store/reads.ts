@@ -135,15 +135,26 @@ export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerReco
   };
 }
 
-/** The running balance after the owner's newest entry at or before `at` (0 before the first). */
+// The running balance of the owner's last entry at or before the instant, less what had expired by then
+// without an EXPIRY entry at or before that entry saying so (a remainder stops counting at its expiry,
+// in history as now): each grant made by then and due by the instant, less what entries up to that one
+// took from it (its EXPIRY among them, once written).
+const BALANCE_AT = `with last as (
+    select sequence, balance_after from ledger_entries
+    where owner_id = $1 and created_at <= $2::text::timestamptz
+    order by sequence desc limit 1)
+  select (coalesce((select balance_after from last), 0) - coalesce((
+    select sum(g.amount - coalesce((select sum(a.amount) from ledger_allocations a
+                                    where a.owner_id = g.owner_id and a.grant_sequence = g.sequence
+                                      and a.sequence <= l.sequence), 0))
+    from ledger_grants g, last l
+    where g.owner_id = $1 and g.sequence <= l.sequence and g.expires_at <= $2::text::timestamptz), 0))::text as balance`;
+
+/** The balance at an instant: what counted right after the owner's last entry at or before it. */
 export async function getBalanceAt(db: LedgerDb, ownerId: string, at: Date): Promise<number> {
-  const rows = await db
-    .select({ balance: ledgerEntries.balanceAfter })
-    .from(ledgerEntries)
-    .where(and(eq(ledgerEntries.ownerId, ownerId), lte(ledgerEntries.createdAt, at)))
-    .orderBy(desc(ledgerEntries.sequence))
-    .limit(1);
-  return rows[0] ? toSafeNumber(rows[0].balance) : 0;
+  const [rows = []] = await sqlClientOf(db).run([{ text: BALANCE_AT, params: [ownerId, at.toISOString()] }]);
+  const row = rows[0] as { balance: string } | undefined;
+  return row ? Number(row.balance) : 0;
 }
 
 export interface EntryFilter {

@@ -115,8 +115,10 @@ export function describeExpiringCredits(s: AppSurface): void {
       await apply(app, op(owner, "CREDIT_ADD", { expires_at: at(START, DAY_MS) }));
       await apply(app, op(owner, "CREDIT_SPEND"));
       clock.set(at(START, DAY_MS));
-      // Read at the expiry instant: the 9 left of the grant no longer count, though no entry says so yet.
+      // Read at the expiry instant: the 9 left of the grant no longer count, though no entry says so yet;
+      // nor in history: the balance at that instant leaves them out too.
       expect(await readOwner(app, owner)).toMatchObject({ balance: 10, available: 10, expiring: [] });
+      expect(await balanceAt(app, owner, at(START, DAY_MS))).toBe(10);
       expect((await getEntries(app, owner)).entries).toHaveLength(3);
       const spend = await apply(app, op(owner, "CREDIT_SPEND"));
       expect(spend).toMatchObject({ balance: 9, entry: { sequence: 5, balance_after: 9 } });
@@ -131,6 +133,23 @@ export function describeExpiringCredits(s: AppSurface): void {
         created_at: at(START, DAY_MS),
       });
       expect(await balanceAt(app, owner, at(START, DAY_MS - 1))).toBe(19);
+      // The expiry and the spend were written at the expiry instant: the balance right after them.
+      expect(await balanceAt(app, owner, at(START, DAY_MS))).toBe(9);
+    });
+
+    it("answers ?at= between an expiry and its EXPIRY entry without the expired credits", async () => {
+      const { app, clock } = clocked();
+      const owner = freshOwner();
+      await apply(app, op(owner, "CREDIT_ADD"));
+      await apply(app, op(owner, "CREDIT_ADD", { expires_at: at(START, 60_000) }));
+      await apply(app, op(owner, "CREDIT_SPEND"));
+      // Hours later the next write records the expiry: in between, history says 10, not 19.
+      clock.set(at(START, 3 * 3_600_000));
+      await apply(app, op(owner, "CREDIT_SPEND"));
+      expect(await balanceAt(app, owner, at(START, 59_999))).toBe(19);
+      expect(await balanceAt(app, owner, at(START, 60_000))).toBe(10);
+      expect(await balanceAt(app, owner, at(START, 3_600_000))).toBe(10);
+      expect(await balanceAt(app, owner, at(START, 3 * 3_600_000))).toBe(9);
     });
 
     it("refuses a debit that only expired credits would cover, and writes nothing, expiry included", async () => {

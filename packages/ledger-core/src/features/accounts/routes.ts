@@ -31,8 +31,8 @@ export function accountRoutes(service: LedgerService) {
           .openapi({
             format: "date-time",
             description:
-              "An instant (RFC 3339, not in the future): answer `{owner_id, balance, at}`, the running balance " +
-              "right after the owner's last entry at or before it",
+              "An instant (RFC 3339, not in the future): answer `{owner_id, balance, at}`, the balance " +
+              "right after the owner's last entry at or before it, without remainders that had expired by then",
           }),
       }),
     },

@@ -1,7 +1,8 @@
 // Expiry. From its `expires_at` on, a grant's unspent remainder stops counting at once, for reads and
 // writes alike (they subtract it); an EXPIRY entry records it, written by the next write for that owner
-// or by this sweeper, whichever comes first. The sweeper finds owners with due grants of its app and
-// submits one expiry command each to group commit, where it is decided under the owner's lock like any
+// or by this sweeper, whichever comes first. The sweeper finds owners with due grants (of any app: an
+// app with no process running must not leave its grants waiting) and submits one expiry command each
+// to group commit, where it is decided under the owner's lock like any
 // write: many processes may sweep at once and each remainder still expires exactly once (the lock, the
 // remainder read after it, and the (app, nonce) key of the expiry entry).
 import type { Logger } from "pino";
@@ -41,12 +42,12 @@ export interface SweeperOptions {
   timeoutMs: number;
 }
 
-/** Expires every grant of the app that is due now. */
+/** Expires every grant that is due now, whichever app granted it (each under its own app). */
 export async function sweepOnce(opts: SweeperOptions): Promise<SweepReport> {
   const report: SweepReport = { owners: 0, grants: 0 };
   for (;;) {
     const owners = await read(
-      () => findOwnersWithDueGrants(opts.db, opts.app, opts.clock(), SWEEP_OWNERS_PER_ROUND),
+      () => findOwnersWithDueGrants(opts.db, opts.clock(), SWEEP_OWNERS_PER_ROUND),
       opts.timeoutMs,
     );
     if (owners.length === 0) return report;
