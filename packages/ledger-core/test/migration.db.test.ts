@@ -130,6 +130,22 @@ describe(`migration 0002 on an existing ledger [${testDriver()}]`, () => {
     expect((await verifyLedger(db)).ok).toBe(true);
   });
 
+  it("refuses to migrate a ledger with an owner named after a route word, and says which", async () => {
+    const { db, migrate } = await emptyDatabase();
+    const before = firstMigrations(3);
+    onTestFinished(() => rmSync(before, { recursive: true, force: true }));
+    await migrate(before);
+    await db.execute(sql`insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, created_at)
+      values ('app1', 'CREDIT_ADD', 'holds', 10, 10, 1, 'n1', now()), ('app1', 'CREDIT_ADD', 'alice', 10, 10, 1, 'n2', now())`);
+    await db.execute(sql`insert into ledger_owners (owner_id, balance, last_sequence, updated_at)
+      values ('holds', 10, 1, now()), ('alice', 10, 1, now())`);
+    const error = await migrate(MIGRATIONS_FOLDER).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(errorText(error)).toMatch(/owner ids holds are route words of the ledger/);
+  });
+
   it("refuses to migrate a ledger whose stored postings disagree with their entries, changing nothing", async () => {
     const { db, migrate } = await emptyDatabase();
     const old = firstMigrations(2);

@@ -9,6 +9,17 @@ describe("input schemas", () => {
     },
   );
 
+  it.each(["Holds", "holds2", "events_1", "batches"])("accepts owner id %j, close to a route word", (id) => {
+    expect(ownerIdSchema.safeParse(id).success).toBe(true);
+  });
+
+  it.each(["holds", "transfers", "entries", "events", "batch"])(
+    "refuses the route word %j as an owner id",
+    (id) => {
+      expect(ownerIdSchema.safeParse(id).success).toBe(false);
+    },
+  );
+
   it.each(["", " ", "a b", "a/b", "../etc", "..", ".hidden", "-x", "x\u0000", "x\n", "é", "A".repeat(129)])(
     "refuses owner id %j",
     (id) => {

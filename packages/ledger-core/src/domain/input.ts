@@ -15,11 +15,22 @@ export const OWNER_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$/;
 /** Printable ASCII without spaces: UUIDs, ULIDs, and most client-made keys fit. */
 export const NONCE_PATTERN = /^[\x21-\x7E]+$/;
 
+/**
+ * Words the ledger's routes put right after /ledger/ (GET /ledger/holds/{hold_id}, POST
+ * /ledger/transfers, POST /ledger/entries/{entry_id}/reversal, /ledger/events, POST /ledger/batch): no
+ * owner may be called one of them, so no path can mean an owner and a route at once. Migration 0003
+ * refuses a ledger that already has such an owner.
+ */
+export const RESERVED_OWNER_IDS: readonly string[] = ["holds", "transfers", "entries", "events", "batch"];
+
 export const ownerIdSchema = z
   .string()
   .min(1)
   .max(OWNER_ID_LENGTH_MAX)
-  .regex(OWNER_ID_PATTERN, "owner_id may hold letters, digits and _ . : @ - and must not start with . : @ -");
+  .regex(OWNER_ID_PATTERN, "owner_id may hold letters, digits and _ . : @ - and must not start with . : @ -")
+  .refine((id) => !RESERVED_OWNER_IDS.includes(id), {
+    message: `owner_id may not be one of the ledger's route words: ${RESERVED_OWNER_IDS.join(", ")}`,
+  });
 
 export const nonceSchema = z
   .string()

@@ -15,6 +15,7 @@ import {
   OWNER_ID_LENGTH_MAX,
   PAGE_SIZE_MAX,
 } from "../domain/limits.js";
+import { RESERVED_OWNER_IDS } from "../domain/input.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { freshOwner } from "./index.js";
 import { expectRefusal } from "./problems.js";
@@ -295,6 +296,7 @@ function badBodyOwnerIds(): HostileBody[] {
     ["with a DEL", "a\u007fb"],
     ["with an escape character", "a\u001bb"],
     ["with a slash", "a/b"],
+    ...RESERVED_OWNER_IDS.map((word): [string, string] => [`that is the route word ${word}`, word]),
     ["with a backslash", "a\\b"],
     ['".."', ".."],
     ['"."', "."],
@@ -687,6 +689,13 @@ function ownerPathCases(): HostileCase[] {
     ["an invalid escape", "a%zzb", 400, "VALIDATION_FAILED"],
     ["a lone %", "a%", 400, "VALIDATION_FAILED"],
     ["%FF", "a%FFb", 400, "VALIDATION_FAILED"],
+    // A route word is never an owner, whichever route it would be read by.
+    ...RESERVED_OWNER_IDS.map((word): [string, string, number, HttpErrorCode, boolean?] => [
+      `the route word ${word}`,
+      word,
+      400,
+      "VALIDATION_FAILED",
+    ]),
     // Dot segments resolve (URL standard) before routing: these leave /ledger/{owner_id} altogether.
     ["..", "..", 404, "NOT_FOUND"],
     ["%2e%2e", "%2e%2e", 404, "NOT_FOUND"],
