@@ -2,6 +2,7 @@
 // enforced twice: by the type of defineCatalog (a catalog that drops or changes a shared operation
 // does not compile) and at run time (for catalogs built from data, or forced past the compiler).
 import { CatalogError } from "./errors.js";
+import { EXPIRY_OPERATION } from "./grants.js";
 import { AMOUNT_MAX, OPERATION_NAME_LENGTH_MAX } from "./limits.js";
 
 /** "once": at most one per owner, ever. "daily": at most one per owner per UTC calendar day. */
@@ -54,7 +55,7 @@ const EXPIRES_AFTER_S_MAX = EXPIRY_HORIZON_YEARS * 365 * 86_400;
  * may define them, so an entry's operation always says who wrote it.
  */
 export const RESERVED_OPERATIONS: readonly string[] = [
-  "EXPIRY",
+  EXPIRY_OPERATION,
   "REVERSAL",
   "TRANSFER_OUT",
   "TRANSFER_IN",

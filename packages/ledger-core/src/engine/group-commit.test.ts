@@ -36,6 +36,21 @@ const grant = (sequence: number, remaining: number, expiresAt: string, app = "ap
   expiresAt: new Date(expiresAt),
 });
 
+/** The row app's CREDIT_ADD for owner "a" would have written as its first entry. */
+const creditAddRow = (id: number, nonce: string): EntryRow => ({
+  id,
+  app: "app",
+  operation: "CREDIT_ADD",
+  ownerId: "a",
+  amount: 10n,
+  balanceAfter: 10n,
+  sequence: 1,
+  nonce,
+  limitPeriod: null,
+  createdAt: NOW,
+  expiresAt: null,
+});
+
 function locked(balances: Record<string, number>, grants: Record<string, OpenGrant[]> = {}): LockedOwner[] {
   return Object.entries(balances).map(([ownerId, balance]) => ({
     ownerId,
@@ -105,19 +120,7 @@ describe("decideBatch", () => {
     ]);
     expect(plans[1]).toEqual({ kind: "replay-in-batch", of: 0 });
     // Whether a replay in the batch is the same request is decided against the first one's entry.
-    const row: EntryRow = {
-      id: 1,
-      app: "app",
-      operation: "CREDIT_ADD",
-      ownerId: "a",
-      amount: 10n,
-      balanceAfter: 10n,
-      sequence: 1,
-      nonce: "n1",
-      limitPeriod: null,
-      createdAt: NOW,
-      expiresAt: null,
-    };
+    const row = creditAddRow(1, "n1");
     expect(batch.map((c) => c.replay(row) !== null)).toEqual([true, true, false, false]);
   });
 
@@ -132,19 +135,7 @@ describe("decideBatch", () => {
   });
 
   it("replays or refuses nonces already in the database, without deciding them", () => {
-    const row: EntryRow = {
-      id: 7,
-      app: "app",
-      operation: "CREDIT_ADD",
-      ownerId: "a",
-      amount: 10n,
-      balanceAfter: 10n,
-      sequence: 1,
-      nonce: "old",
-      limitPeriod: null,
-      createdAt: NOW,
-      expiresAt: null,
-    };
+    const row = creditAddRow(7, "old");
     const batch = [post("a", "CREDIT_ADD", "old"), post("a", "CREDIT_SPEND", "old")];
     const { plans, effects } = run(batch, locked({ a: 10 }), { existing: new Map([["old", row]]) });
     expect(plans.map((p) => p.kind)).toEqual(["replay", "replay"]);

@@ -16,7 +16,12 @@ import { sqlClientOf } from "../store/sql-client.js";
 import { InvalidCursorError, ValidationError, type ValidationIssue } from "../domain/errors.js";
 import { expiringSummary, isDue, remainderOf } from "../domain/grants.js";
 import { parseInstant } from "../domain/instant.js";
-import { ownerIdSchema, pageSizeSchema, postOperationInputSchema } from "../domain/input.js";
+import {
+  ownerIdSchema,
+  pageSizeSchema,
+  postOperationInputSchema,
+  type PostOperationInput,
+} from "../domain/input.js";
 import { EXPIRING_SUMMARY_MAX, PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { Balance, BalanceAt, EntryPage, PostResult } from "../domain/types.js";
@@ -106,7 +111,11 @@ export class LedgerService {
    * arrival order under its owner's lock and gets its own answer, exactly as if it had come alone.
    */
   async post(input: unknown): Promise<PostResult> {
-    const req = parse(postOperationInputSchema, input);
+    return this.postParsed(parse(postOperationInputSchema, input));
+  }
+
+  /** post() for a request its caller has already validated against the schema (the HTTP route). */
+  postParsed(req: PostOperationInput): Promise<PostResult> {
     return this.#committer.submit(postOperation(this.app, validatePost(this.catalog, req)));
   }
 

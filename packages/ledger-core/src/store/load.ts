@@ -4,7 +4,14 @@
 import type { FactLoader } from "../engine/command.js";
 import type { LimitKey, LoadedFacts, LockedOwner, OwnerStatus } from "../engine/state.js";
 import { limitKeyString } from "../engine/state.js";
-import { ENTRY_COLUMNS, toEntryRow, type EntryRow, type RawEntry } from "./reads.js";
+import {
+  ENTRY_COLUMNS,
+  toEntryRow,
+  toOpenGrant,
+  type EntryRow,
+  type RawEntry,
+  type RawGrant,
+} from "./reads.js";
 import type { Rows, SqlRunner, Statement } from "./sql-client.js";
 
 const FIND_BY_NONCES = `select ${ENTRY_COLUMNS} from ledger_entries where app = $1 and nonce = any($2::text[])`;
@@ -62,15 +69,6 @@ export async function findUsedLimits(db: SqlRunner, keys: readonly LimitKey[]): 
   return toUsedLimits(rows);
 }
 
-interface RawGrant {
-  owner_id: string;
-  sequence: string;
-  app: string;
-  amount: string;
-  remaining: string;
-  expires_at: string;
-}
-
 /**
  * Locks every owner (creating missing rows) and, sent with it, reads their open grants and which of the
  * limit keys are used up: one round trip, read after the locks are held.
@@ -112,14 +110,8 @@ export async function lockOwners(
       grants: [],
     });
   }
-  for (const g of grants as unknown as RawGrant[]) {
-    owners.get(g.owner_id)?.grants.push({
-      sequence: Number(g.sequence),
-      app: g.app,
-      amount: Number(g.amount),
-      remaining: Number(g.remaining),
-      expiresAt: new Date(g.expires_at),
-    });
+  for (const g of grants as unknown as (RawGrant & { owner_id: string })[]) {
+    owners.get(g.owner_id)?.grants.push(toOpenGrant(g));
   }
   return { owners: [...owners.values()], usedLimits: toUsedLimits(used), facts };
 }

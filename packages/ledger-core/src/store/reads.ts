@@ -97,15 +97,29 @@ const OWNER_WITH_GRANTS = `select o.balance::text as balance, o.status, g.sequen
   left join ledger_grants g on g.owner_id = k.owner_id and g.remaining > 0
   order by g.expires_at, g.sequence`;
 
-interface RawOwnerGrant {
-  balance: string | null;
-  status: OwnerStatus | null;
-  sequence: string | null;
-  app: string | null;
-  amount: string | null;
-  remaining: string | null;
-  expires_at: string | null;
+/** A grant as the write path and the reads select it: numbers as text, the expiry in UTC. */
+export interface RawGrant {
+  sequence: string;
+  app: string;
+  amount: string;
+  remaining: string;
+  expires_at: string;
 }
+
+export function toOpenGrant(g: RawGrant): OpenGrant {
+  return {
+    sequence: Number(g.sequence),
+    app: g.app,
+    amount: Number(g.amount),
+    remaining: Number(g.remaining),
+    expiresAt: new Date(g.expires_at),
+  };
+}
+
+/** A row of OWNER_WITH_GRANTS: the owner's columns, and a grant's, null when it has none. */
+type RawOwnerGrant = { balance: string | null; status: OwnerStatus | null } & (
+  RawGrant | { [K in keyof RawGrant]: null }
+);
 
 /** The owner's row and open grants, read in one snapshot; an owner with no entries has balance 0. */
 export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {
@@ -115,23 +129,7 @@ export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerReco
   return {
     balance: first?.balance == null ? 0 : Number(first.balance),
     status: first?.status ?? "active",
-    grants: raw.flatMap((g) =>
-      g.sequence === null ||
-      g.app === null ||
-      g.amount === null ||
-      g.remaining === null ||
-      g.expires_at === null
-        ? []
-        : [
-            {
-              sequence: Number(g.sequence),
-              app: g.app,
-              amount: Number(g.amount),
-              remaining: Number(g.remaining),
-              expiresAt: new Date(g.expires_at),
-            },
-          ],
-    ),
+    grants: raw.flatMap((g) => (g.sequence === null ? [] : [toOpenGrant(g)])),
   };
 }
 

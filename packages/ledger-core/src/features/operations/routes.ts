@@ -7,7 +7,6 @@ import { postResultSchema, validationHook } from "../../http/contract.js";
 import type { LedgerEnv } from "../../http/env.js";
 import { problemContent } from "../../http/problem.js";
 import type { LedgerService } from "../../service/ledger-service.js";
-import { postOperation, validatePost } from "./command.js";
 
 function describeOperation(name: string, def: OperationDefinition): string {
   const amount =
@@ -100,10 +99,8 @@ export function operationRoutes(service: LedgerService) {
   return new OpenAPIHono<LedgerEnv>({ strict: false, defaultHook: validationHook }).openapi(
     postRoute,
     async (c) => {
-      // The route's schema has validated the body already: the command is built from it directly.
-      const result = await service.submit(
-        postOperation(service.app, validatePost(service.catalog, c.req.valid("json"))),
-      );
+      // The route's schema has validated the body already.
+      const result = await service.postParsed(c.req.valid("json"));
       const body = {
         owner_id: result.entry.owner_id,
         balance: result.balance,
