@@ -13,6 +13,16 @@ export type LedgerErrorCode =
   | "INSUFFICIENT_BALANCE"
   | "BALANCE_LIMIT_EXCEEDED"
   | "LIMIT_REACHED"
+  | "HOLD_NOT_FOUND"
+  | "HOLD_NOT_ACTIVE"
+  | "CAPTURE_EXCEEDS_HOLD"
+  | "ENTRY_NOT_FOUND"
+  | "NOT_REVERSIBLE"
+  | "REVERSAL_EXCEEDS_ORIGINAL"
+  | "ALREADY_REVERSED"
+  | "OWNER_SUSPENDED"
+  | "OWNER_ALREADY_SUSPENDED"
+  | "OWNER_NOT_SUSPENDED"
   | "CATALOG_INVALID"
   | "DATABASE_UNAVAILABLE";
 
@@ -132,6 +142,86 @@ export class LimitReachedError extends LedgerError {
         : `Owner ${JSON.stringify(ownerId)} already received ${operation}, which is once per owner`,
       { owner_id: ownerId, operation, limit, period },
     );
+  }
+}
+
+export class HoldNotFoundError extends LedgerError {
+  readonly code = "HOLD_NOT_FOUND";
+  constructor(holdId: string) {
+    super(`Hold ${JSON.stringify(holdId)} does not exist for this app`, { hold_id: holdId });
+  }
+}
+
+export type HoldStatus = "active" | "captured" | "released" | "expired";
+
+export class HoldNotActiveError extends LedgerError {
+  readonly code = "HOLD_NOT_ACTIVE";
+  constructor(holdId: string, status: HoldStatus) {
+    super(`Hold ${JSON.stringify(holdId)} is ${status}, not active`, { hold_id: holdId, hold_status: status });
+  }
+}
+
+export class CaptureExceedsHoldError extends LedgerError {
+  readonly code = "CAPTURE_EXCEEDS_HOLD";
+  constructor(holdId: string, held: number, requested: number) {
+    super(`Hold ${JSON.stringify(holdId)} holds ${held} credits; the capture asked for ${requested}`, {
+      hold_id: holdId,
+      held,
+      requested,
+    });
+  }
+}
+
+export class EntryNotFoundError extends LedgerError {
+  readonly code = "ENTRY_NOT_FOUND";
+  constructor(entryId: number) {
+    super(`Entry ${entryId} does not exist for this app`, { entry_id: entryId });
+  }
+}
+
+export class NotReversibleError extends LedgerError {
+  readonly code = "NOT_REVERSIBLE";
+  constructor(entryId: number, operation: string, why: string) {
+    super(`Entry ${entryId} (${operation}) cannot be reversed: ${why}`, { entry_id: entryId, operation });
+  }
+}
+
+export class ReversalExceedsOriginalError extends LedgerError {
+  readonly code = "REVERSAL_EXCEEDS_ORIGINAL";
+  constructor(entryId: number, left: number, requested: number) {
+    super(`Entry ${entryId} has ${left} credits left to reverse; the reversal asked for ${requested}`, {
+      entry_id: entryId,
+      reversible_amount: left,
+      requested,
+    });
+  }
+}
+
+export class AlreadyReversedError extends LedgerError {
+  readonly code = "ALREADY_REVERSED";
+  constructor(entryId: number) {
+    super(`Entry ${entryId} is reversed in full already`, { entry_id: entryId });
+  }
+}
+
+export class OwnerSuspendedError extends LedgerError {
+  readonly code = "OWNER_SUSPENDED";
+  constructor(ownerId: string) {
+    super(`Owner ${JSON.stringify(ownerId)} is suspended`, { owner_id: ownerId });
+  }
+}
+
+export class OwnerAlreadySuspendedError extends LedgerError {
+  readonly code = "OWNER_ALREADY_SUSPENDED";
+  constructor(ownerId: string) {
+    super(`Owner ${JSON.stringify(ownerId)} is suspended already`, { owner_id: ownerId });
+  }
+}
+
+export class OwnerNotSuspendedError extends LedgerError {
+  readonly code = "OWNER_NOT_SUSPENDED";
+  constructor(ownerId: string) {
+    super(`Owner ${JSON.stringify(ownerId)} is not suspended`, { owner_id: ownerId });
   }
 }
 

@@ -5,11 +5,17 @@
 //
 // Burn order: a debit spends the soonest `expires_at` first, older grants before newer ones on a tie,
 // and credits without expiry last (OpenMeter, Orb and Lago spend the same way).
+import { LEDGER_OPERATIONS } from "./ledger-operations.js";
 
 /** An open grant: some of it is unspent and it has not been expired yet. */
 export interface OpenGrant {
   /** The owner's sequence of the entry that granted it: with the owner id, the grant's identity. */
   readonly sequence: number;
+  /**
+   * 0 for a credit's grant. A transfer's TRANSFER_IN entry carries the sender's expiring credits over as
+   * one grant per expiry instant, numbered 0, 1, 2...: (owner, sequence, part) is the grant's identity.
+   */
+  readonly part: number;
   /** The app whose entry granted it: its expiry entry is written under that app. */
   readonly app: string;
   readonly amount: number;
@@ -20,12 +26,17 @@ export interface OpenGrant {
 /** Credits a debit takes from one grant. */
 export interface Draw {
   readonly grantSequence: number;
+  readonly grantPart: number;
   readonly amount: number;
 }
 
+/** A grant's identity within its owner, as a map key. */
+export const grantKey = (g: { sequence: number; part: number }) => `${g.sequence}.${g.part}`;
+export const drawKey = (d: Draw) => `${d.grantSequence}.${d.grantPart}`;
+
 /** Burn order: soonest expiry first, then the older grant. */
 export function byBurnOrder(a: OpenGrant, b: OpenGrant): number {
-  return a.expiresAt.getTime() - b.expiresAt.getTime() || a.sequence - b.sequence;
+  return a.expiresAt.getTime() - b.expiresAt.getTime() || a.sequence - b.sequence || a.part - b.part;
 }
 
 /** A grant stops counting from its expiry on: `expires_at <= now` is expired. */
@@ -43,7 +54,7 @@ export function drawInBurnOrder(grants: readonly OpenGrant[], amount: number): D
   for (const grant of [...grants].sort(byBurnOrder)) {
     if (left === 0) break;
     const take = Math.min(grant.remaining, left);
-    if (take > 0) draws.push({ grantSequence: grant.sequence, amount: take });
+    if (take > 0) draws.push({ grantSequence: grant.sequence, grantPart: grant.part, amount: take });
     left -= take;
   }
   return draws;
@@ -73,13 +84,14 @@ export function expiringSummary(
 }
 
 /**
- * The nonce of the entry that expires a grant. Client nonces are printable ASCII without spaces, so one
- * with spaces can never collide with a client's, and (app, nonce) being unique makes a second expiry of
- * the same grant impossible even if every other guard failed.
+ * The nonce of an entry the ledger writes on its own (an EXPIRY, a HOLD_EXPIRY): the owner's sequence of
+ * the entry makes it unique. Client nonces are printable ASCII without spaces, so one with spaces can never
+ * collide with a client's. (Entries written before holds existed carry `expiry <grant sequence> <owner>`;
+ * a grant could expire only once then.)
  */
-export function expiryNonce(ownerId: string, grantSequence: number): string {
-  return `expiry ${grantSequence} ${ownerId}`;
+export function ledgerNonce(ownerId: string, sequence: number): string {
+  return `ledger ${sequence} ${ownerId}`;
 }
 
 /** The operation of expiry entries. Reserved: no catalog may define it. */
-export const EXPIRY_OPERATION = "EXPIRY";
+export const EXPIRY_OPERATION = LEDGER_OPERATIONS.EXPIRY;

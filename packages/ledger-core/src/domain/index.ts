@@ -6,3 +6,5 @@ export * from "./rules.js";
 export * from "./types.js";
 export * from "./instant.js";
 export * from "./grants.js";
+export * from "./holds.js";
+export * from "./ledger-operations.js";

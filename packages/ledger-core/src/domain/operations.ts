@@ -2,7 +2,7 @@
 // enforced twice: by the type of defineCatalog (a catalog that drops or changes a shared operation
 // does not compile) and at run time (for catalogs built from data, or forced past the compiler).
 import { CatalogError } from "./errors.js";
-import { EXPIRY_OPERATION } from "./grants.js";
+import { RESERVED_OPERATIONS } from "./ledger-operations.js";
 import { AMOUNT_MAX, OPERATION_NAME_LENGTH_MAX } from "./limits.js";
 
 /** "once": at most one per owner, ever. "daily": at most one per owner per UTC calendar day. */
@@ -50,18 +50,6 @@ export function expiryHorizon(now: Date): Date {
 /** The longest expiresAfterS a catalog may declare: ten years of 365 days. */
 const EXPIRES_AFTER_S_MAX = EXPIRY_HORIZON_YEARS * 365 * 86_400;
 
-/**
- * Operations the ledger itself writes (expiry now; reversals, transfers and suspension next). No catalog
- * may define them, so an entry's operation always says who wrote it.
- */
-export const RESERVED_OPERATIONS: readonly string[] = [
-  EXPIRY_OPERATION,
-  "REVERSAL",
-  "TRANSFER_OUT",
-  "TRANSFER_IN",
-  "SUSPENSION",
-  "REINSTATEMENT",
-];
 
 /** A fixed-amount operation; the literal amount and extras are kept in the type, so changing one is a type error. */
 export function fixed<const A extends number, const E extends OperationExtras = Record<never, never>>(

@@ -12,14 +12,29 @@ export interface LedgerEntry {
   sequence: number;
   nonce: string;
   created_at: string;
-  /** A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it enforced. */
+  /**
+   * A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it
+   * enforced. A HOLD entry: the hold's expiry.
+   */
   expires_at?: string;
+  /** HOLD, HOLD_RELEASE, HOLD_EXPIRY and capture entries: the hold. */
+  hold_id?: string;
+  /** A REVERSAL: the entry it reverses. */
+  reverses?: number;
+  /** An entry that was reversed, in part or in full: the credits reversals gave back so far. */
+  reversed_amount?: number;
+  /** TRANSFER_OUT and TRANSFER_IN: the other owner. */
+  counterparty_owner_id?: string;
+  /** Why, as the caller said. */
+  reason?: string;
 }
 
 export interface PostResult {
   entry: LedgerEntry;
   /** The owner's balance after the entry: for a replay, the balance the original answer gave. */
   balance: number;
+  /** The owner's available credits (balance less held) after the entry. */
+  available: number;
   /** True when the nonce had been applied already and this is the original answer again. */
   replayed: boolean;
 }

@@ -3,7 +3,7 @@
 // against the state loaded under the locks (formance/ledger's log processor is the model: one runner
 // owning transaction, locks and idempotency for every command).
 import type { LedgerError, LedgerErrorCode } from "../domain/errors.js";
-import type { EntryRow } from "../store/reads.js";
+import type { EntryRow, RecordedEntry } from "../store/reads.js";
 import type { Rows, Statement } from "../store/sql-client.js";
 import type { Draft, LimitKey } from "./state.js";
 
@@ -57,6 +57,11 @@ export interface Command<A> {
    * ledger's own writes (the expiry sweeper), which need no idempotency record of their own.
    */
   readonly nonce: string | undefined;
+  /**
+   * Nonces of the other entries this command writes besides the one under `nonce` (a transfer's
+   * TRANSFER_IN): looked up with it, so a replay can answer with every entry it wrote.
+   */
+  readonly linkedNonces?: readonly string[];
   /** What to lock and load. `now` is the clock read before the locks (limit periods depend on it). */
   needs(now: Date): Needs;
   /**
@@ -64,8 +69,11 @@ export interface Command<A> {
    * and instant give the same effects and answer; a refusal's draft is dropped.
    */
   decide(draft: Draft, now: Date): Decision<A>;
-  /** The answer to a request whose nonce already has this entry: the original answer, or null (conflict). */
-  replay(recorded: EntryRow): A | null;
+  /**
+   * The answer to a request whose nonce already has this entry: the original answer, or null (conflict).
+   * `linked` holds the entries found under `linkedNonces`.
+   */
+  replay(recorded: RecordedEntry, linked: ReadonlyMap<string, RecordedEntry>): A | null;
 }
 
 /** How a feature documents what its command can refuse with, in order of precedence. */

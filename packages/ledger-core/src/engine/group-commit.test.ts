@@ -5,7 +5,7 @@ import { defineCatalog, fixed, sharedOperations, variable } from "../domain/oper
 import type { OpenGrant } from "../domain/grants.js";
 import { postOperation, validatePost } from "../features/operations/command.js";
 import { expireDue } from "../features/grants/sweeper.js";
-import type { EntryRow } from "../store/reads.js";
+import type { RecordedEntry } from "../store/reads.js";
 import type { Command } from "./command.js";
 import { decideBatch, type Plan } from "./group-commit.js";
 import { BatchState, type LockedOwner } from "./state.js";
@@ -30,6 +30,7 @@ function post(
 
 const grant = (sequence: number, remaining: number, expiresAt: string, app = "app"): OpenGrant => ({
   sequence,
+  part: 0,
   app,
   amount: remaining,
   remaining,
@@ -37,7 +38,7 @@ const grant = (sequence: number, remaining: number, expiresAt: string, app = "ap
 });
 
 /** The row app's CREDIT_ADD for owner "a" would have written as its first entry. */
-const creditAddRow = (id: number, nonce: string): EntryRow => ({
+const creditAddRow = (id: number, nonce: string): RecordedEntry => ({
   id,
   app: "app",
   operation: "CREDIT_ADD",
@@ -49,6 +50,12 @@ const creditAddRow = (id: number, nonce: string): EntryRow => ({
   limitPeriod: null,
   createdAt: NOW,
   expiresAt: null,
+  heldAfter: 0n,
+  holdId: null,
+  reverses: null,
+  counterpartyOwnerId: null,
+  reason: null,
+  hold: null,
 });
 
 function locked(balances: Record<string, number>, grants: Record<string, OpenGrant[]> = {}): LockedOwner[] {
@@ -59,16 +66,19 @@ function locked(balances: Record<string, number>, grants: Record<string, OpenGra
     status: "active",
     created: false,
     grants: grants[ownerId] ?? [],
+    held: 0,
+    holds: [],
   }));
 }
 
 function run(
   commands: Command<unknown>[],
   owners: LockedOwner[],
-  opts: { existing?: Map<string, EntryRow>; used?: string[]; now?: Date } = {},
+  opts: { existing?: Map<string, RecordedEntry>; used?: string[]; now?: Date } = {},
 ) {
   const state = new BatchState(owners, opts.used ?? []);
-  const plans = decideBatch(commands, opts.existing ?? new Map(), state, opts.now ?? NOW);
+  const units = commands.map((c) => ({ commands: [c], atomic: false }));
+  const plans = decideBatch(units, opts.existing ?? new Map(), state, opts.now ?? NOW);
   return { plans, effects: state.effects() };
 }
 
@@ -99,8 +109,8 @@ describe("decideBatch", () => {
       "ok 15#1",
     ]);
     expect(effects.owners).toEqual([
-      { ownerId: "a", balance: 0, lastSequence: 2, status: "active" },
-      { ownerId: "b", balance: 15, lastSequence: 1, status: "active" },
+      { ownerId: "a", balance: 0, held: 0, lastSequence: 2, status: "active" },
+      { ownerId: "b", balance: 15, held: 0, lastSequence: 1, status: "active" },
     ]);
   });
 
@@ -121,7 +131,7 @@ describe("decideBatch", () => {
     expect(plans[1]).toEqual({ kind: "replay-in-batch", of: 0 });
     // Whether a replay in the batch is the same request is decided against the first one's entry.
     const row = creditAddRow(1, "n1");
-    expect(batch.map((c) => c.replay(row) !== null)).toEqual([true, true, false, false]);
+    expect(batch.map((c) => c.replay(row, new Map()) !== null)).toEqual([true, true, false, false]);
   });
 
   it("lets a nonce whose first use was refused be used again later in the batch", () => {
@@ -139,7 +149,7 @@ describe("decideBatch", () => {
     const batch = [post("a", "CREDIT_ADD", "old"), post("a", "CREDIT_SPEND", "old")];
     const { plans, effects } = run(batch, locked({ a: 10 }), { existing: new Map([["old", row]]) });
     expect(plans.map((p) => p.kind)).toEqual(["replay", "replay"]);
-    expect(batch.map((c) => c.replay(row) !== null)).toEqual([true, false]);
+    expect(batch.map((c) => c.replay(row, new Map()) !== null)).toEqual([true, false]);
     expect(effects.entries).toEqual([]);
   });
 
@@ -239,10 +249,10 @@ describe("credits that expire", () => {
       owners,
     );
     expect(effects.allocations).toEqual([
-      { ownerId: "a", sequence: 4, grantSequence: 2, amount: 7 },
-      { ownerId: "a", sequence: 4, grantSequence: 3, amount: 8 },
-      { ownerId: "a", sequence: 4, grantSequence: 1, amount: 3 },
-      { ownerId: "a", sequence: 5, grantSequence: 1, amount: 2 },
+      { ownerId: "a", sequence: 4, grantSequence: 2, grantPart: 0, amount: 7 },
+      { ownerId: "a", sequence: 4, grantSequence: 3, grantPart: 0, amount: 8 },
+      { ownerId: "a", sequence: 4, grantSequence: 1, grantPart: 0, amount: 3 },
+      { ownerId: "a", sequence: 5, grantSequence: 1, grantPart: 0, amount: 2 },
     ]);
     expect(effects.grants.map((g) => [g.sequence, g.remaining])).toEqual([
       [2, 0],
@@ -270,13 +280,13 @@ describe("credits that expire", () => {
     expect(
       effects.entries.map((e) => [e.app, e.operation, e.amount, e.balanceAfter, e.sequence, e.nonce]),
     ).toEqual([
-      ["other", "EXPIRY", -4, 11, 3, "expiry 1 a"],
-      ["app", "EXPIRY", -6, 5, 4, "expiry 2 a"],
+      ["other", "EXPIRY", -4, 11, 3, "ledger 3 a"],
+      ["app", "EXPIRY", -6, 5, 4, "ledger 4 a"],
       ["app", "TEST_DEBIT", -5, 0, 5, "n1"],
     ]);
     expect(effects.allocations).toEqual([
-      { ownerId: "a", sequence: 3, grantSequence: 1, amount: 4 },
-      { ownerId: "a", sequence: 4, grantSequence: 2, amount: 6 },
+      { ownerId: "a", sequence: 3, grantSequence: 1, grantPart: 0, amount: 4 },
+      { ownerId: "a", sequence: 4, grantSequence: 2, grantPart: 0, amount: 6 },
     ]);
     expect(effects.grants.map((g) => [g.sequence, g.remaining, g.expiredSequence])).toEqual([
       [1, 0, 3],

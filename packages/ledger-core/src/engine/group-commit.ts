@@ -13,7 +13,7 @@ import { DatabaseUnavailableError, LedgerError, NonceConflictError } from "../do
 import type { LedgerDb } from "../store/client.js";
 import { translateDriverError } from "../store/errors.js";
 import { findEntriesByNonces, findUsedLimits, lockOwners } from "../store/load.js";
-import { read, withDeadline, type EntryRow } from "../store/reads.js";
+import { read, withDeadline, type EntryRow, type HoldFacts, type RecordedEntry } from "../store/reads.js";
 import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
 import { writeAndCommit } from "../store/write.js";
 import type { Command, FactLoader } from "./command.js";
@@ -32,13 +32,28 @@ export interface GroupCommitOptions {
   timeoutMs: number;
 }
 
+/**
+ * What was submitted together: one command, or a group (a batch request) that always goes into one
+ * transaction; an atomic group is written in full or not at all.
+ */
 interface Pending {
-  command: Command<unknown>;
-  resolve: (answer: unknown) => void;
-  reject: (error: unknown) => void;
+  commands: readonly Command<unknown>[];
+  atomic: boolean;
+  settle: (settled: Settled[]) => void;
 }
 
-type Settled = { ok: true; answer: unknown } | { ok: false; error: unknown };
+export type Settled = { ok: true; answer: unknown } | { ok: false; error: unknown };
+
+/** Why an atomic group wrote nothing: the first of its commands that was refused. */
+export class GroupRefused extends Error {
+  readonly index: number;
+  readonly error: LedgerError;
+  constructor(index: number, error: LedgerError) {
+    super(`command ${index} of an atomic group was refused: ${error.code}`);
+    this.index = index;
+    this.error = error;
+  }
+}
 
 /** What group commit has done so far: batches started and the commands they carried. */
 export interface GroupCommitStats {
@@ -48,10 +63,12 @@ export interface GroupCommitStats {
 }
 
 export type Plan =
-  | { kind: "replay"; row: EntryRow }
+  | { kind: "replay"; row: RecordedEntry }
   /** Same nonce as a command accepted earlier in this batch: that one's entry, replayed. */
   | { kind: "replay-in-batch"; of: number }
   | { kind: "refused"; error: LedgerError }
+  /** A command of an atomic group whose other command was refused: nothing of the group is written. */
+  | { kind: "group-refused"; refusal: GroupRefused }
   | { kind: "accepted"; answer: (rows: readonly EntryRow[]) => unknown; entries: number[] };
 
 export class GroupCommitter {
@@ -72,7 +89,27 @@ export class GroupCommitter {
 
   submit<A>(command: Command<A>): Promise<A> {
     return new Promise<A>((resolve, reject) => {
-      this.#queue.push({ command, resolve: resolve as (a: unknown) => void, reject });
+      this.#queue.push({
+        commands: [command],
+        atomic: false,
+        settle: ([s]) => {
+          if (s?.ok) resolve(s.answer as A);
+          else reject(s ? s.error : new Error("no answer"));
+        },
+      });
+      this.#pump();
+    });
+  }
+
+  /**
+   * Submits commands that go into one transaction together, each answered in order as if it had come
+   * alone; with `atomic`, either every command is accepted (or replayed) and written, or none is and
+   * each answers GroupRefused, naming the first refused.
+   */
+  submitGroup(commands: readonly Command<unknown>[], atomic: boolean): Promise<Settled[]> {
+    if (commands.length === 0) return Promise.resolve([]);
+    return new Promise<Settled[]>((settle) => {
+      this.#queue.push({ commands, atomic, settle });
       this.#pump();
     });
   }
@@ -87,11 +124,19 @@ export class GroupCommitter {
       (this.#inFlight === 0 ||
         (this.#inFlight < this.#opts.batchesInFlightMax && this.#queue.length >= this.#opts.queueLongMin))
     ) {
-      const batch = this.#queue.splice(0, this.#opts.batchSizeMax);
+      // Whole submissions only: a group is never split between transactions.
+      let size = 0;
+      let take = 0;
+      for (const p of this.#queue) {
+        if (take > 0 && size + p.commands.length > this.#opts.batchSizeMax) break;
+        size += p.commands.length;
+        take += 1;
+      }
+      const batch = this.#queue.splice(0, take);
       this.#inFlight += 1;
       this.#stats.batches += 1;
-      this.#stats.operations += batch.length;
-      this.#stats.largestBatch = Math.max(this.#stats.largestBatch, batch.length);
+      this.#stats.operations += size;
+      this.#stats.largestBatch = Math.max(this.#stats.largestBatch, size);
       void this.#run(batch).finally(() => {
         this.#inFlight -= 1;
         this.#pump();
@@ -102,45 +147,45 @@ export class GroupCommitter {
   async #run(batch: Pending[]): Promise<void> {
     let settled: Settled[];
     try {
-      settled = await this.#commit(batch.map((p) => p.command));
+      settled = await this.#commit(batch.map((p) => ({ commands: p.commands, atomic: p.atomic })));
     } catch (error) {
       // #commit answers every failure it knows; anything else still answers every waiting request.
-      settled = batch.map(() => ({ ok: false, error }));
+      settled = batch.flatMap((p) => p.commands.map(() => ({ ok: false as const, error })));
     }
-    settled.forEach((s, i) => {
-      const p = batch[i];
-      if (!p) return;
-      if (s.ok) p.resolve(s.answer);
-      else p.reject(s.error);
-    });
+    let at = 0;
+    for (const p of batch) {
+      p.settle(settled.slice(at, at + p.commands.length));
+      at += p.commands.length;
+    }
   }
 
-  async #commit(batch: readonly Command<unknown>[], again = true): Promise<Settled[]> {
+  async #commit(units: readonly Unit[], again = true): Promise<Settled[]> {
+    const batch = units.flatMap((u) => u.commands);
     try {
-      return await withDeadline(this.#apply(batch), this.#opts.timeoutMs);
+      return await withDeadline(this.#apply(units), this.#opts.timeoutMs);
     } catch (caught) {
       const error = translateDriverError(caught);
       if (batch.length > 1 && again && error instanceof NonceConflictError) {
         // Another process (or this one's other batch) committed one of these nonces after the lookup:
         // decide the whole batch once more, when the lookup will find it, before going one by one.
-        return this.#commit(batch, false);
+        return this.#commit(units, false);
       }
-      if (batch.length > 1 && !(error instanceof DatabaseUnavailableError)) {
-        // The batch failed as a whole: find out which command it was by retrying one by one, in order.
+      if (units.length > 1 && !(error instanceof DatabaseUnavailableError)) {
+        // The batch failed as a whole: find out which submission it was by retrying one by one, in order.
         const settled: Settled[] = [];
-        for (const command of batch) settled.push(...(await this.#commit([command], false)));
+        for (const unit of units) settled.push(...(await this.#commit([unit], false)));
         return settled;
       }
-      const only = batch[0];
+      const only = batch.length === 1 ? batch[0] : undefined;
       if (only?.nonce !== undefined && error instanceof NonceConflictError) {
         // Another process won this nonce at the unique constraint: its answer is a replay, or a conflict.
         try {
           const existing = await read(
-            () => findEntriesByNonces(this.#db, this.#app, [only.nonce ?? ""]),
+            () => findEntriesByNonces(this.#db, this.#app, [only.nonce ?? "", ...(only.linkedNonces ?? [])]),
             this.#opts.timeoutMs,
           );
           const row = existing.get(only.nonce);
-          if (row) return [replayOf(only, row)];
+          if (row) return [replayOf(only, row, existing)];
         } catch (readError) {
           return [{ ok: false, error: readError }];
         }
@@ -149,8 +194,9 @@ export class GroupCommitter {
     }
   }
 
-  async #apply(batch: readonly Command<unknown>[]): Promise<Settled[]> {
-    const nonces = batch.flatMap((c) => (c.nonce === undefined ? [] : [c.nonce]));
+  async #apply(units: readonly Unit[]): Promise<Settled[]> {
+    const batch = units.flatMap((u) => u.commands);
+    const nonces = batch.flatMap((c) => (c.nonce === undefined ? [] : [c.nonce, ...(c.linkedNonces ?? [])]));
     // Nonces first, outside any transaction: an entry never changes once written, so a replay (or a
     // conflict) is answered without any lock, and a batch of nothing but replays writes nothing at all.
     // A duplicate committed by someone else after this read loses at the unique constraint instead,
@@ -158,7 +204,7 @@ export class GroupCommitter {
     // no time: the transaction then held its locks while it waited for the lookup. docs/BENCHMARKS.md.)
     const existing = await findEntriesByNonces(this.#db, this.#app, nonces);
     const toWrite = batch.filter((c) => c.nonce === undefined || !existing.has(c.nonce));
-    if (toWrite.length === 0) return batch.map((c) => replayOf(c, existing.get(c.nonce ?? "")));
+    if (toWrite.length === 0) return batch.map((c) => replayOf(c, existing.get(c.nonce ?? ""), existing));
 
     return this.#db.transaction(async (tx) => {
       // The limits are read with the locks, for the clock before them; the entries carry the clock read
@@ -191,8 +237,10 @@ export class GroupCommitter {
       const used = samePeriods ? locked.usedLimits : await findUsedLimits(tx, after.limits);
 
       const state = new BatchState(locked.owners, used, locked.facts);
-      const plans = decideBatch(batch, existing, state, now);
-      const rows = await writeAndCommit(tx, state.effects(), now);
+      const plans = decideBatch(units, existing, state, now);
+      const effects = state.effects();
+      const rows = await writeAndCommit(tx, effects, now);
+      const holdsMade = new Map(effects.holds.map((h) => [h.id, h] as const));
       const rowsOf = (plan: Plan) =>
         plan.kind === "accepted" ? plan.entries.map((i) => rows[i]).filter((r) => r !== undefined) : [];
       return plans.map((plan, index): Settled => {
@@ -201,12 +249,29 @@ export class GroupCommitter {
         switch (plan.kind) {
           case "refused":
             return { ok: false, error: plan.error };
+          case "group-refused":
+            return { ok: false, error: plan.refusal };
           case "replay":
-            return replayOf(command, plan.row);
+            return replayOf(command, plan.row, existing);
           case "replay-in-batch": {
             const first = plans[plan.of];
-            const row = first ? rowsOf(first).find((r) => r.nonce === command.nonce) : undefined;
-            return replayOf(command, row);
+            // What the lookup would have joined: the facts of the hold the first command made or ended.
+            const written = (first ? rowsOf(first) : []).map((r) => {
+              const h = r.holdId === null ? undefined : holdsMade.get(r.holdId);
+              const hold: HoldFacts | null = h
+                ? {
+                    id: h.id,
+                    ownerId: h.ownerId,
+                    operation: h.operation,
+                    amount: h.amount,
+                    expiresAt: h.expiresAt,
+                    createdAt: h.createdAt,
+                  }
+                : null;
+              return { ...r, hold };
+            });
+            const byNonce = new Map(written.map((r) => [r.nonce, r] as const));
+            return replayOf(command, byNonce.get(command.nonce ?? ""), byNonce);
           }
           case "accepted":
             return { ok: true, answer: plan.answer(rowsOf(plan)) };
@@ -216,20 +281,51 @@ export class GroupCommitter {
   }
 }
 
+/** Commands submitted together, decided together. */
+export interface Unit {
+  commands: readonly Command<unknown>[];
+  atomic: boolean;
+}
+
 /**
  * Decides every command of a batch, in arrival order, against the state loaded under the locks and the
- * entries already recorded under their nonces; folds each accepted command's effects into the state.
- * Pure but for `state`, which ends holding the batch's effects.
+ * entries already recorded under their nonces; folds each accepted command's effects into the state. An
+ * atomic unit with a refused command is undone as a whole. Pure but for `state`, which ends holding
+ * the batch's effects.
  */
 export function decideBatch(
-  batch: readonly Command<unknown>[],
-  existing: ReadonlyMap<string, EntryRow>,
+  units: readonly Unit[],
+  existing: ReadonlyMap<string, RecordedEntry>,
   state: BatchState,
   now: Date,
 ): Plan[] {
   const acceptedByNonce = new Map<string, number>();
+  const plans: Plan[] = [];
   let entryCount = 0;
-  return batch.map((command, index): Plan => {
+  for (const unit of units) {
+    const undo = unit.atomic ? state.mark() : undefined;
+    const first = plans.length;
+    const entriesBefore = entryCount;
+    const noncesBefore = new Map(acceptedByNonce);
+    let refused: GroupRefused | undefined;
+    unit.commands.forEach((command, i) => {
+      if (refused) return;
+      const plan = decideOne(command, plans.length);
+      plans.push(plan);
+      if (plan.kind === "refused" && unit.atomic) refused = new GroupRefused(i, plan.error);
+    });
+    if (refused && undo) {
+      undo();
+      entryCount = entriesBefore;
+      acceptedByNonce.clear();
+      for (const [k, v] of noncesBefore) acceptedByNonce.set(k, v);
+      plans.length = first;
+      for (let i = 0; i < unit.commands.length; i += 1) plans.push({ kind: "group-refused", refusal: refused });
+    }
+  }
+  return plans;
+
+  function decideOne(command: Command<unknown>, index: number): Plan {
     const nonce = command.nonce;
     const recorded = nonce === undefined ? undefined : existing.get(nonce);
     if (recorded) return { kind: "replay", row: recorded };
@@ -240,7 +336,7 @@ export function decideBatch(
     try {
       decision = command.decide(draft, now);
     } catch (error) {
-      // The ledger's own rules (a balance out of bounds) refuse by throwing from the draft.
+      // The ledger's own rules (a balance out of bounds, a suspended owner) refuse by throwing from the draft.
       if (error instanceof LedgerError) return { kind: "refused", error };
       throw error;
     }
@@ -251,13 +347,17 @@ export function decideBatch(
     const entries = Array.from({ length: count }, (_, i) => entryCount + i);
     entryCount += count;
     return { kind: "accepted", answer: decision.answer, entries };
-  });
+  }
 }
 
-function replayOf(command: Command<unknown>, row: EntryRow | undefined): Settled {
+function replayOf(
+  command: Command<unknown>,
+  row: RecordedEntry | undefined,
+  linked: ReadonlyMap<string, RecordedEntry>,
+): Settled {
   if (!row || command.nonce === undefined) {
     return { ok: false, error: new Error("a replay without the entry its nonce recorded") };
   }
-  const answer = command.replay(row);
+  const answer = command.replay(row, linked);
   return answer === null ? { ok: false, error: new NonceConflictError(command.nonce) } : { ok: true, answer };
 }

@@ -27,10 +27,31 @@ export const entrySchema = z
     expires_at: z.iso.datetime().optional().openapi({
       format: "date-time",
       description:
-        "A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it recorded.",
+        "A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it " +
+        "recorded. A HOLD entry: the hold's expiry.",
     }),
+    hold_id: z.string().optional().openapi({ description: "HOLD, HOLD_RELEASE, HOLD_EXPIRY and captures: the hold" }),
+    reverses: z.number().int().positive().optional().openapi({ description: "A REVERSAL: the entry it reverses" }),
+    reversed_amount: z.number().int().positive().optional().openapi({
+      description: "An entry reversed in part or in full: the credits its reversals gave back so far",
+    }),
+    counterparty_owner_id: z
+      .string()
+      .optional()
+      .openapi({ description: "TRANSFER_OUT and TRANSFER_IN: the other owner" }),
+    reason: z.string().optional().openapi({ description: "Why, as the caller said" }),
   })
   .openapi("Entry");
+
+/** What every answer that changes an owner carries. */
+export const ownerFigures = {
+  balance: z.number().int().nonnegative().openapi({ description: "The owner's balance after the write" }),
+  available: z
+    .number()
+    .int()
+    .nonnegative()
+    .openapi({ description: "The owner's available credits (balance less held) after the write" }),
+};
 
 export const balanceSchema = z
   .object({
@@ -83,7 +104,7 @@ export const balanceAtSchema = z
 export const postResultSchema = z
   .object({
     owner_id: z.string(),
-    balance: z.number().int().nonnegative().openapi({ description: "The owner's balance after the entry" }),
+    ...ownerFigures,
     replayed: z
       .boolean()
       .openapi({ description: "True when this nonce was applied before: the original answer" }),

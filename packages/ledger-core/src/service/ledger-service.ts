@@ -12,9 +12,10 @@ import {
   toLedgerEntry,
   type EntryFilter,
 } from "../store/reads.js";
-import { sqlClientOf } from "../store/sql-client.js";
+import { sqlClientOf, type SqlRunner } from "../store/sql-client.js";
 import { InvalidCursorError, ValidationError, type ValidationIssue } from "../domain/errors.js";
-import { expiringSummary, isDue, remainderOf } from "../domain/grants.js";
+import { expiringSummary } from "../domain/grants.js";
+import { standingAt } from "../domain/holds.js";
 import { parseInstant } from "../domain/instant.js";
 import {
   ownerIdSchema,
@@ -26,7 +27,7 @@ import { EXPIRING_SUMMARY_MAX, PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { Balance, BalanceAt, EntryPage, PostResult } from "../domain/types.js";
 import type { Command } from "../engine/command.js";
-import { GroupCommitter, type GroupCommitStats } from "../engine/group-commit.js";
+import { GroupCommitter, type GroupCommitStats, type Settled } from "../engine/group-commit.js";
 import { postOperation, validatePost } from "../features/operations/command.js";
 import { startSweeper, sweepOnce, type SweepReport } from "../features/grants/sweeper.js";
 
@@ -127,6 +128,24 @@ export class LedgerService {
     return this.#committer.submit(command);
   }
 
+  /**
+   * Runs commands that go into one transaction together (a batch request): each answered as if alone;
+   * with `atomic`, all are written or none (each then answers GroupRefused naming the first refusal).
+   */
+  submitGroup(commands: readonly Command<unknown>[], atomic: boolean): Promise<Settled[]> {
+    return this.#committer.submitGroup(commands, atomic);
+  }
+
+  /** The service's clock (injectable in tests): what "now" means for its reads and writes. */
+  now(): Date {
+    return this.#clock();
+  }
+
+  /** A feature's read, bounded and translated like the service's own. */
+  query<T>(fn: (db: SqlRunner) => Promise<T>): Promise<T> {
+    return read(() => fn(sqlClientOf(this.#db)), this.#timeoutMs);
+  }
+
   /** Expires every grant that is due now, of any app (the sweeper's work, on demand). */
   sweepExpired(): Promise<SweepReport> {
     return sweepOnce(this.#sweeperOptions());
@@ -161,12 +180,12 @@ export class LedgerService {
     const owner_id = parse(ownerIdSchema, ownerId);
     const owner = await read(() => getOwner(this.#db, owner_id), this.#timeoutMs);
     const now = this.#clock();
-    const balance = owner.balance - remainderOf(owner.grants.filter((g) => isDue(g, now)));
+    const standing = standingAt(owner.balance, owner.grants, owner.holds, now);
     return {
       owner_id,
-      balance,
-      available: balance,
-      held: 0,
+      balance: standing.balance,
+      available: standing.available,
+      held: standing.held,
       status: owner.status,
       expiring: expiringSummary(owner.grants, now, EXPIRING_SUMMARY_MAX),
     };
@@ -212,7 +231,7 @@ export class LedgerService {
     const last = page.at(-1);
     return {
       owner_id,
-      entries: page.map(toLedgerEntry),
+      entries: page.map((r) => toLedgerEntry(r, r.reversedAmount)),
       next_cursor: rows.length > limit && last ? encodeCursor(last.sequence) : null,
     };
   }

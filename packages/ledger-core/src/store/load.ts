@@ -5,26 +5,37 @@ import type { FactLoader } from "../engine/command.js";
 import type { LimitKey, LoadedFacts, LockedOwner, OwnerStatus } from "../engine/state.js";
 import { limitKeyString } from "../engine/state.js";
 import {
-  ENTRY_COLUMNS,
-  toEntryRow,
+  entryColumns,
+  HOLD_FACT_COLUMNS,
+  HOLD_JSON_FIELDS,
+  toActiveHold,
   toOpenGrant,
-  type EntryRow,
+  toRecordedEntry,
   type RawEntry,
   type RawGrant,
+  type RawHold,
+  type RawHoldFacts,
+  type RecordedEntry,
 } from "./reads.js";
 import type { Rows, SqlRunner, Statement } from "./sql-client.js";
 
-const FIND_BY_NONCES = `select ${ENTRY_COLUMNS} from ledger_entries where app = $1 and nonce = any($2::text[])`;
+// With the hold an entry belongs to (its facts as made), so a hold's replay is answered from this read.
+// An entry without a hold costs nothing more: its hold_id is null.
+const FIND_BY_NONCES = `select ${entryColumns("e.")}, ${HOLD_FACT_COLUMNS("h.")}
+  from ledger_entries e left join ledger_holds h on h.id = e.hold_id
+  where e.app = $1 and e.nonce = any($2::text[])`;
 
 /** The entries this app already wrote under any of these nonces. */
 export async function findEntriesByNonces(
   db: SqlRunner,
   app: string,
   nonces: readonly string[],
-): Promise<Map<string, EntryRow>> {
+): Promise<Map<string, RecordedEntry>> {
   if (nonces.length === 0) return new Map();
   const [rows = []] = await db.run([{ text: FIND_BY_NONCES, params: [app, [...new Set(nonces)]] }]);
-  return new Map((rows as unknown as RawEntry[]).map((r) => [r.nonce, toEntryRow(r)]));
+  return new Map(
+    (rows as unknown as (RawEntry & RawHoldFacts)[]).map((r) => [r.nonce, toRecordedEntry(r)]),
+  );
 }
 
 // Creates the missing owner rows and locks every owner's row, in one statement and in sorted order,
@@ -33,14 +44,20 @@ export async function findEntriesByNonces(
 const LOCK_OWNERS = `insert into ledger_owners as b (owner_id, balance, last_sequence, updated_at)
   select o, 0, 0, now() from unnest($1::text[]) as o order by o
   on conflict (owner_id) do update set owner_id = b.owner_id
-  returning owner_id, balance::text as balance, last_sequence::text as last_sequence, status, (xmax = 0) as created`;
+  returning owner_id, balance::text as balance, held::text as held, last_sequence::text as last_sequence, status,
+    (xmax = 0) as created`;
 
 // Sent right after the lock, on the same connection: read after the locks are held, so it sees what
 // the previous holder committed. An owner without expiring credits has no row here: the index probe
 // finds nothing, and the batch costs no extra round trip.
-const OPEN_GRANTS = `select owner_id, sequence::text as sequence, app, amount::text as amount,
+const OPEN_GRANTS = `select owner_id, sequence::text as sequence, part, app, amount::text as amount,
     remaining::text as remaining, to_char(expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as expires_at
   from ledger_grants where owner_id = any($1::text[]) and remaining > 0`;
+
+// Likewise the owners' active holds (served by the partial index ledger_holds_active: an owner with no
+// active hold finds nothing).
+const ACTIVE_HOLDS = `select json_build_object(${HOLD_JSON_FIELDS}) as hold from ledger_holds h
+  where h.owner_id = any($1::text[]) and h.status = 'active'`;
 
 const USED_LIMITS = `select e.owner_id, e.operation, e.limit_period from ledger_entries e
   join unnest($1::text[], $2::text[], $3::text[]) as k(owner_id, operation, limit_period)
@@ -84,12 +101,13 @@ export async function lockOwners(
   const results = await tx.run([
     { text: LOCK_OWNERS, params: [sorted] },
     { text: OPEN_GRANTS, params: [sorted] },
+    { text: ACTIVE_HOLDS, params: [sorted] },
     ...(limitKeys.length > 0 ? [usedLimitsStatement(limitKeys)] : []),
     ...loaders.map(([loader, keys]) => loader.statement([...keys])),
   ]);
-  const [locked = [], grants = []] = results;
-  const used = limitKeys.length > 0 ? (results[2] ?? []) : [];
-  const first = limitKeys.length > 0 ? 3 : 2;
+  const [locked = [], grants = [], holds = []] = results;
+  const used = limitKeys.length > 0 ? (results[3] ?? []) : [];
+  const first = limitKeys.length > 0 ? 4 : 3;
   const facts = new Map(
     loaders.map(([loader], i) => [loader, loader.parse(results[first + i] ?? [])] as const),
   );
@@ -97,6 +115,7 @@ export async function lockOwners(
   for (const r of locked as {
     owner_id: string;
     balance: string;
+    held: string;
     last_sequence: string;
     status: OwnerStatus;
     created: boolean;
@@ -104,11 +123,17 @@ export async function lockOwners(
     owners.set(r.owner_id, {
       ownerId: r.owner_id,
       balance: Number(r.balance),
+      held: Number(r.held),
       lastSequence: Number(r.last_sequence),
       status: r.status,
       created: r.created,
       grants: [],
+      holds: [],
     });
+  }
+  for (const { hold } of holds as { hold: RawHold | string }[]) {
+    const h = toActiveHold(typeof hold === "string" ? (JSON.parse(hold) as RawHold) : hold);
+    owners.get(h.ownerId)?.holds.push(h);
   }
   for (const g of grants as unknown as (RawGrant & { owner_id: string })[]) {
     owners.get(g.owner_id)?.grants.push(toOpenGrant(g));

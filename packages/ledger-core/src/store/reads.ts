@@ -1,23 +1,33 @@
 // The ledger's reads, the bounds every database call runs under, and the mapping of stored rows to the
 // ledger's entries. Writes are in write.ts (group commit).
-import { and, desc, eq, gte, lt, lte, type SQL } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import { DatabaseUnavailableError } from "../domain/errors.js";
 import type { LedgerEntry } from "../domain/types.js";
 import type { LedgerDb } from "./client.js";
 import { translateDriverError } from "./errors.js";
 import { ledgerEntries } from "./schema.js";
 import type { OpenGrant } from "../domain/grants.js";
+import type { ActiveHold } from "../domain/holds.js";
 import type { OwnerStatus } from "../engine/state.js";
 import { sqlClientOf } from "./sql-client.js";
 
 export type EntryRow = typeof ledgerEntries.$inferSelect;
 
-const UTC_MS = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+export const UTC_MS = (column: string) =>
+  `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** An active hold's columns as json_build_object arguments (table alias h). */
+export const HOLD_JSON_FIELDS = `'id', h.id, 'app', h.app, 'owner_id', h.owner_id, 'operation', h.operation,
+  'amount', h.amount::text, 'expires_at', ${UTC_MS("h.expires_at")}, 'created_at', ${UTC_MS("h.created_at")},
+  'sequence', h.sequence::text, 'draws', h.draws`;
 
 /** The entry columns as the write path reads them back: numbers as text, times in UTC to the millisecond. */
-export const ENTRY_COLUMNS = `id::text as id, app, operation, owner_id, amount::text as amount,
-  balance_after::text as balance_after, sequence::text as sequence, nonce, limit_period,
-  ${UTC_MS("created_at")} as created_at, ${UTC_MS("expires_at")} as expires_at`;
+export const entryColumns = (t = "") =>
+  `${t}id::text as id, ${t}app, ${t}operation, ${t}owner_id, ${t}amount::text as amount,
+  ${t}balance_after::text as balance_after, ${t}held_after::text as held_after, ${t}sequence::text as sequence,
+  ${t}nonce, ${t}limit_period, ${UTC_MS(`${t}created_at`)} as created_at, ${UTC_MS(`${t}expires_at`)} as expires_at,
+  ${t}hold_id, ${t}reverses::text as reverses, ${t}counterparty_owner_id, ${t}reason`;
+export const ENTRY_COLUMNS = entryColumns();
 
 export interface RawEntry {
   id: string;
@@ -31,6 +41,11 @@ export interface RawEntry {
   limit_period: string | null;
   created_at: string;
   expires_at: string | null;
+  held_after: string;
+  hold_id: string | null;
+  reverses: string | null;
+  counterparty_owner_id: string | null;
+  reason: string | null;
 }
 
 export function toEntryRow(r: RawEntry): EntryRow {
@@ -46,7 +61,54 @@ export function toEntryRow(r: RawEntry): EntryRow {
     limitPeriod: r.limit_period,
     createdAt: new Date(r.created_at),
     expiresAt: r.expires_at === null ? null : new Date(r.expires_at),
+    heldAfter: BigInt(r.held_after),
+    holdId: r.hold_id,
+    reverses: r.reverses === null ? null : Number(r.reverses),
+    counterpartyOwnerId: r.counterparty_owner_id,
+    reason: r.reason,
   };
+}
+
+/** What a hold was made as: the columns of its row that never change. */
+export interface HoldFacts {
+  id: string;
+  ownerId: string;
+  operation: string;
+  amount: number;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+/** An entry found under a nonce, with the hold it belongs to (its facts as made), if any. */
+export type RecordedEntry = EntryRow & { hold: HoldFacts | null };
+
+/** The hold columns read beside an entry (null without a hold). */
+export const HOLD_FACT_COLUMNS = (t: string) => `${t}owner_id as hold_owner_id, ${t}operation as hold_operation,
+  ${t}amount::text as hold_amount, ${UTC_MS(`${t}expires_at`)} as hold_expires_at,
+  ${UTC_MS(`${t}created_at`)} as hold_created_at`;
+
+export interface RawHoldFacts {
+  hold_owner_id: string | null;
+  hold_operation: string | null;
+  hold_amount: string | null;
+  hold_expires_at: string | null;
+  hold_created_at: string | null;
+}
+
+export function toRecordedEntry(r: RawEntry & RawHoldFacts): RecordedEntry {
+  const row = toEntryRow(r);
+  const hold =
+    row.holdId !== null && r.hold_operation !== null
+      ? {
+          id: row.holdId,
+          ownerId: r.hold_owner_id ?? row.ownerId,
+          operation: r.hold_operation,
+          amount: Number(r.hold_amount),
+          expiresAt: new Date(r.hold_expires_at ?? 0),
+          createdAt: new Date(r.hold_created_at ?? 0),
+        }
+      : null;
+  return { ...row, hold };
 }
 
 /** How long one read or write may take, end to end, before its caller is told the database is unavailable. */
@@ -83,23 +145,31 @@ export async function read<T>(fn: () => Promise<T>, timeoutMs = OPERATION_TIMEOU
 
 export interface OwnerRecord {
   balance: number;
+  /** The sum of its holds active in storage. */
+  held: number;
   status: OwnerStatus;
-  /** Open grants: something left and not expired by an entry yet (some may be past their expiry). */
+  /** Open grants: something left (some may be past their expiry, not yet recorded). */
   grants: OpenGrant[];
+  /** Holds active in storage (some may be past their expiry, not yet recorded). */
+  holds: ActiveHold[];
 }
 
-// One statement, so the owner's row and its grants come from one snapshot: read apart, an expiry
-// committed between the two reads would count a remainder twice, or not at all.
-const OWNER_WITH_GRANTS = `select o.balance::text as balance, o.status, g.sequence::text as sequence, g.app,
-    g.amount::text as amount, g.remaining::text as remaining, ${UTC_MS("g.expires_at")} as expires_at
+// One statement, so the owner's row, its grants and its holds come from one snapshot: read apart, an
+// expiry or a capture committed between two reads would count credits twice, or not at all.
+const OWNER_STATE = `select o.balance::text as balance, o.held::text as held, o.status,
+    coalesce((select json_agg(json_build_object('sequence', g.sequence::text, 'part', g.part, 'app', g.app,
+        'amount', g.amount::text, 'remaining', g.remaining::text, 'expires_at', ${UTC_MS("g.expires_at")})
+        order by g.expires_at, g.sequence, g.part)
+      from ledger_grants g where g.owner_id = k.owner_id and g.remaining > 0), '[]') as grants,
+    coalesce((select json_agg(json_build_object(${HOLD_JSON_FIELDS})) from ledger_holds h
+      where h.owner_id = k.owner_id and h.status = 'active'), '[]') as holds
   from (values ($1::text)) as k(owner_id)
-  left join ledger_owners o on o.owner_id = k.owner_id
-  left join ledger_grants g on g.owner_id = k.owner_id and g.remaining > 0
-  order by g.expires_at, g.sequence`;
+  left join ledger_owners o on o.owner_id = k.owner_id`;
 
 /** A grant as the write path and the reads select it: numbers as text, the expiry in UTC. */
 export interface RawGrant {
   sequence: string;
+  part: number | string;
   app: string;
   amount: string;
   remaining: string;
@@ -109,6 +179,7 @@ export interface RawGrant {
 export function toOpenGrant(g: RawGrant): OpenGrant {
   return {
     sequence: Number(g.sequence),
+    part: Number(g.part),
     app: g.app,
     amount: Number(g.amount),
     remaining: Number(g.remaining),
@@ -116,35 +187,73 @@ export function toOpenGrant(g: RawGrant): OpenGrant {
   };
 }
 
-/** A row of OWNER_WITH_GRANTS: the owner's columns, and a grant's, null when it has none. */
-type RawOwnerGrant = { balance: string | null; status: OwnerStatus | null } & (
-  RawGrant | { [K in keyof RawGrant]: null }
-);
+/** An active hold as the write path and the reads select it. */
+export interface RawHold {
+  id: string;
+  app: string;
+  owner_id: string;
+  operation: string;
+  amount: string;
+  expires_at: string;
+  created_at: string;
+  sequence: string;
+  draws: [number | string, number | string, number | string][] | string;
+}
 
-/** The owner's row and open grants, read in one snapshot; an owner with no entries has balance 0. */
-export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {
-  const [rows = []] = await sqlClientOf(db).run([{ text: OWNER_WITH_GRANTS, params: [ownerId] }]);
-  const raw = rows as unknown as RawOwnerGrant[];
-  const first = raw[0];
+export function toActiveHold(h: RawHold): ActiveHold & { sequence: number } {
+  const draws = typeof h.draws === "string" ? (JSON.parse(h.draws) as RawHold["draws"]) : h.draws;
   return {
-    balance: first?.balance == null ? 0 : Number(first.balance),
-    status: first?.status ?? "active",
-    grants: raw.flatMap((g) => (g.sequence === null ? [] : [toOpenGrant(g)])),
+    id: h.id,
+    app: h.app,
+    ownerId: h.owner_id,
+    operation: h.operation,
+    amount: Number(h.amount),
+    expiresAt: new Date(h.expires_at),
+    createdAt: new Date(h.created_at),
+    sequence: Number(h.sequence),
+    draws: (draws as [number, number, number][]).map(([seq, part, amount]) => ({
+      grantSequence: Number(seq),
+      grantPart: Number(part),
+      amount: Number(amount),
+    })),
+  };
+}
+
+const parseJson = <T>(v: unknown): T => (typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
+
+/** The owner's row, open grants and active holds, read in one snapshot; an owner with no entries has balance 0. */
+export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {
+  const [rows = []] = await sqlClientOf(db).run([{ text: OWNER_STATE, params: [ownerId] }]);
+  const row = rows[0] as
+    | { balance: string | null; held: string | null; status: OwnerStatus | null; grants: unknown; holds: unknown }
+    | undefined;
+  return {
+    balance: row?.balance == null ? 0 : Number(row.balance),
+    held: row?.held == null ? 0 : Number(row.held),
+    status: row?.status ?? "active",
+    grants: parseJson<RawGrant[]>(row?.grants ?? []).map(toOpenGrant),
+    holds: parseJson<RawHold[]>(row?.holds ?? []).map(toActiveHold),
   };
 }
 
 // The running balance of the owner's last entry at or before the instant, less what had expired by then
 // without an EXPIRY entry at or before that entry saying so (a remainder stops counting at its expiry,
 // in history as now): each grant made by then and due by the instant, less what entries up to that one
-// took from it (its EXPIRY among them, once written).
+// took from it (its EXPIRY among them, once written), less what holds live at the instant held of it.
 const BALANCE_AT = `with last as (
     select sequence, balance_after from ledger_entries
     where owner_id = $1 and created_at <= $2::text::timestamptz
     order by sequence desc limit 1)
   select (coalesce((select balance_after from last), 0) - coalesce((
-    select sum(g.amount - coalesce((select sum(a.amount) from ledger_allocations a
-                                    where a.owner_id = g.owner_id and a.grant_sequence = g.sequence
-                                      and a.sequence <= l.sequence), 0))
+    select sum(greatest(0, g.amount
+      - coalesce((select sum(a.amount) from ledger_allocations a
+                  where a.owner_id = g.owner_id and a.grant_sequence = g.sequence and a.grant_part = g.part
+                    and a.sequence <= l.sequence), 0)
+      - coalesce((select sum((d->>2)::bigint) from ledger_holds h, jsonb_array_elements(h.draws) d
+                  where h.owner_id = g.owner_id and h.sequence <= l.sequence
+                    and (h.end_sequence is null or h.end_sequence > l.sequence)
+                    and h.expires_at > $2::text::timestamptz
+                    and (d->>0)::bigint = g.sequence and (d->>1)::int = g.part), 0)))
     from ledger_grants g, last l
     where g.owner_id = $1 and g.sequence <= l.sequence and g.expires_at <= $2::text::timestamptz), 0))::text as balance`;
 
@@ -171,7 +280,7 @@ export async function listEntries(
   beforeSequence: number | undefined,
   limit: number,
   filter: EntryFilter = {},
-): Promise<EntryRow[]> {
+): Promise<(EntryRow & { reversedAmount: number })[]> {
   const conditions: (SQL | undefined)[] = [
     eq(ledgerEntries.ownerId, ownerId),
     beforeSequence === undefined ? undefined : lt(ledgerEntries.sequence, beforeSequence),
@@ -180,15 +289,21 @@ export async function listEntries(
     filter.app === undefined ? undefined : eq(ledgerEntries.app, filter.app),
     filter.operation === undefined ? undefined : eq(ledgerEntries.operation, filter.operation),
   ];
-  return db
-    .select()
+  const rows = await db
+    .select({
+      ...getTableColumns(ledgerEntries),
+      // Served by ledger_entries_reverses; an entry never reversed costs one probe of an index of reversals.
+      reversedAmount: sql<string>`(select coalesce(abs(sum(r.amount)), 0)::text from ledger_entries r where r.reverses = ${ledgerEntries.id})`,
+    })
     .from(ledgerEntries)
     .where(and(...conditions))
     .orderBy(desc(ledgerEntries.sequence))
     .limit(limit);
+  return rows.map((r) => ({ ...r, reversedAmount: Number(r.reversedAmount) }));
 }
 
-export function toLedgerEntry(row: EntryRow): LedgerEntry {
+/** An entry as the ledger reports it; `reversedAmount`: what reversals of it have given back so far. */
+export function toLedgerEntry(row: EntryRow, reversedAmount = 0): LedgerEntry {
   return {
     id: row.id,
     app: row.app,
@@ -200,8 +315,16 @@ export function toLedgerEntry(row: EntryRow): LedgerEntry {
     nonce: row.nonce,
     created_at: row.createdAt.toISOString(),
     ...(row.expiresAt ? { expires_at: row.expiresAt.toISOString() } : {}),
+    ...(row.holdId !== null ? { hold_id: row.holdId } : {}),
+    ...(row.reverses !== null ? { reverses: row.reverses } : {}),
+    ...(reversedAmount > 0 ? { reversed_amount: reversedAmount } : {}),
+    ...(row.counterpartyOwnerId !== null ? { counterparty_owner_id: row.counterpartyOwnerId } : {}),
+    ...(row.reason !== null ? { reason: row.reason } : {}),
   };
 }
+
+/** The available credits right after an entry. */
+export const availableAfter = (row: EntryRow) => toSafeNumber(row.balanceAfter - row.heldAfter);
 
 /** Storage holds bigint; the CHECK constraints keep every balance within 2^53-1, so this is exact. */
 export function toSafeNumber(value: bigint): number {

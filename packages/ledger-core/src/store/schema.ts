@@ -17,6 +17,8 @@ import {
   bigserial,
   check,
   index,
+  integer,
+  jsonb,
   pgTable,
   pgView,
   primaryKey,
@@ -33,6 +35,7 @@ export const constraints = {
   limitPeriod: "ledger_entries_limit_period_key",
   balanceNonNegative: "ledger_owners_balance_non_negative",
   balanceMax: "ledger_owners_balance_max",
+  heldRange: "ledger_owners_held_range",
 } as const;
 
 const MAX_SAFE = sql.raw("9007199254740991");
@@ -51,8 +54,21 @@ export const ledgerEntries = pgTable(
     /** For limited operations: "once", or the UTC date for daily ones. Null for unlimited ones. */
     limitPeriod: text("limit_period"),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
-    /** A credit that expires: when. An EXPIRY entry: the expiry of the grant it expired. */
+    /**
+     * A credit that expires: when. An EXPIRY entry: the expiry of the grant it expired. A HOLD entry: the
+     * hold's expiry.
+     */
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
+    /** The owner's credits under active holds right after this entry: balance_after - held_after was available. */
+    heldAfter: bigint("held_after", { mode: "bigint" }).notNull().default(sql`0`),
+    /** HOLD, HOLD_RELEASE, HOLD_EXPIRY and capture entries: the hold. */
+    holdId: text("hold_id"),
+    /** REVERSAL entries: the id of the entry reversed. */
+    reverses: bigint("reverses", { mode: "number" }),
+    /** TRANSFER_OUT and TRANSFER_IN entries: the other owner. */
+    counterpartyOwnerId: text("counterparty_owner_id"),
+    /** Why, as the caller said (suspensions, reinstatements, reversals). */
+    reason: text("reason"),
   },
   (t) => [
     unique(constraints.appNonce).on(t.app, t.nonce),
@@ -66,6 +82,10 @@ export const ledgerEntries = pgTable(
       "ledger_entries_balance_after_range",
       sql`${t.balanceAfter} >= 0 and ${t.balanceAfter} <= ${MAX_SAFE}`,
     ),
+    check("ledger_entries_held_after_range", sql`${t.heldAfter} >= 0 and ${t.heldAfter} <= ${t.balanceAfter}`),
+    // What reversed an entry, summed under the owner's lock; and a hold's entries.
+    index("ledger_entries_reverses").on(t.reverses).where(sql`${t.reverses} is not null`),
+    index("ledger_entries_hold").on(t.holdId).where(sql`${t.holdId} is not null`),
   ],
 );
 
@@ -89,12 +109,15 @@ export const ledgerOwners = pgTable(
     /** The sequence of the owner's newest entry (0 before the first). */
     lastSequence: bigint("last_sequence", { mode: "number" }).notNull(),
     status: text("status").notNull().default("active"),
+    /** The sum of the owner's holds active in storage (some may be past their expiry, not yet recorded). */
+    held: bigint("held", { mode: "bigint" }).notNull().default(sql`0`),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
   },
   (t) => [
     check(constraints.balanceNonNegative, sql`${t.balance} >= 0`),
     check(constraints.balanceMax, sql`${t.balance} <= ${MAX_SAFE}`),
     check("ledger_owners_status_known", sql`${t.status} in ('active', 'suspended')`),
+    check(constraints.heldRange, sql`${t.held} >= 0 and ${t.held} <= ${t.balance}`),
   ],
 );
 
@@ -108,23 +131,25 @@ export const ledgerGrants = pgTable(
     ownerId: text("owner_id").notNull(),
     /** The owner's sequence of the granting entry. */
     sequence: bigint("sequence", { mode: "number" }).notNull(),
+    /** 0, or for a TRANSFER_IN carrying several expiries, one grant per expiry: 0, 1, 2... */
+    part: integer("part").notNull().default(0),
     app: text("app").notNull(),
     amount: bigint("amount", { mode: "bigint" }).notNull(),
     remaining: bigint("remaining", { mode: "bigint" }).notNull(),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
-    /** The sequence of the EXPIRY entry that expired its remainder. */
+    /** The sequence of the newest EXPIRY entry that expired some of it. */
     expiredSequence: bigint("expired_sequence", { mode: "number" }),
   },
   (t) => [
-    primaryKey({ name: "ledger_grants_pkey", columns: [t.ownerId, t.sequence] }),
+    primaryKey({ name: "ledger_grants_pkey", columns: [t.ownerId, t.sequence, t.part] }),
     // A write loads its owners' open grants; the sweeper finds the due ones. Both only look at grants
     // with something left, so fully spent or expired grants drop out of both indexes.
     index("ledger_grants_open")
       .on(t.ownerId, t.expiresAt, t.sequence)
       .where(sql`${t.remaining} > 0`),
     index("ledger_grants_due")
-      .on(t.app, t.expiresAt)
+      .on(t.expiresAt)
       .where(sql`${t.remaining} > 0`),
     check("ledger_grants_amount_positive", sql`${t.amount} > 0`),
     check("ledger_grants_remaining_range", sql`${t.remaining} >= 0 and ${t.remaining} <= ${t.amount}`),
@@ -132,8 +157,9 @@ export const ledgerGrants = pgTable(
 );
 
 /**
- * What each entry took from each grant: a debit's draws in burn order, an expiry's remainder. Append-only.
- * A debit that spends no expiring credit writes none.
+ * What each entry took from each grant (positive: a debit's draws in burn order, a capture's from its
+ * hold, an expiry's remainder) or gave back to it (negative: a reversal of a debit). Append-only. An
+ * entry that touches no expiring credit writes none.
  */
 export const ledgerAllocations = pgTable(
   "ledger_allocations",
@@ -142,16 +168,71 @@ export const ledgerAllocations = pgTable(
     /** The entry that took the credits. */
     sequence: bigint("sequence", { mode: "number" }).notNull(),
     grantSequence: bigint("grant_sequence", { mode: "number" }).notNull(),
+    grantPart: integer("grant_part").notNull().default(0),
     amount: bigint("amount", { mode: "bigint" }).notNull(),
   },
   (t) => [
-    primaryKey({ name: "ledger_allocations_pkey", columns: [t.ownerId, t.sequence, t.grantSequence] }),
-    index("ledger_allocations_grant").on(t.ownerId, t.grantSequence),
-    check("ledger_allocations_amount_positive", sql`${t.amount} > 0`),
+    primaryKey({
+      name: "ledger_allocations_pkey",
+      columns: [t.ownerId, t.sequence, t.grantSequence, t.grantPart],
+    }),
+    index("ledger_allocations_grant").on(t.ownerId, t.grantSequence, t.grantPart),
+    check("ledger_allocations_amount_nonzero", sql`${t.amount} <> 0`),
+  ],
+);
+
+/**
+ * Holds: credits reserved for one of an app's debit operations until captured, released or expired.
+ * The row is the hold's state (its status changes once, from active); the HOLD, capture, HOLD_RELEASE
+ * and HOLD_EXPIRY entries are its history.
+ */
+export const ledgerHolds = pgTable(
+  "ledger_holds",
+  {
+    id: text("id").primaryKey(),
+    app: text("app").notNull(),
+    ownerId: text("owner_id").notNull(),
+    operation: text("operation").notNull(),
+    amount: bigint("amount", { mode: "bigint" }).notNull(),
+    status: text("status").notNull(),
+    capturedAmount: bigint("captured_amount", { mode: "bigint" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull(),
+    /** The HOLD entry's sequence. */
+    sequence: bigint("sequence", { mode: "number" }).notNull(),
+    endedAt: timestamp("ended_at", { withTimezone: true, mode: "date" }),
+    /** The entry that ended it: the capture, HOLD_RELEASE or HOLD_EXPIRY. */
+    endSequence: bigint("end_sequence", { mode: "number" }),
+    /** What it took from each grant when made: [[grant sequence, grant part, amount], ...]. */
+    draws: jsonb("draws").$type<[number, number, number][]>().notNull(),
+  },
+  (t) => [
+    // An owner's holds, newest first (the list route's order and cursor).
+    index("ledger_holds_owner").on(t.ownerId, t.app, t.sequence),
+    // What a write loads with its owners' locks, and what the sweeper looks for.
+    index("ledger_holds_active")
+      .on(t.ownerId)
+      .where(sql`${t.status} = 'active'`),
+    index("ledger_holds_due")
+      .on(t.expiresAt)
+      .where(sql`${t.status} = 'active'`),
+    check("ledger_holds_amount_positive", sql`${t.amount} > 0`),
+    check("ledger_holds_status_known", sql`${t.status} in ('active', 'captured', 'released', 'expired')`),
+    check(
+      "ledger_holds_captured_amount",
+      sql`(${t.status} = 'captured') = (${t.capturedAmount} is not null) and coalesce(${t.capturedAmount}, 1) between 1 and ${t.amount}`,
+    ),
   ],
 );
 
 export const ownerAccount = (ownerId: string) => `owner:${ownerId}`;
 export const operationAccount = (operation: string) => `operation:${operation}`;
 
-export const schema = { ledgerEntries, ledgerPostings, ledgerOwners, ledgerGrants, ledgerAllocations };
+export const schema = {
+  ledgerEntries,
+  ledgerPostings,
+  ledgerOwners,
+  ledgerGrants,
+  ledgerAllocations,
+  ledgerHolds,
+};

@@ -5,14 +5,14 @@
 //
 // A batch is, on postgres.js:
 //   1. the nonce lookup (no transaction: entries never change once written);
-//   2. BEGIN + lock the owners + their open grants + the limits already used, sent together;
+//   2. BEGIN + lock the owners + their open grants, active holds and the limits used, sent together;
 //   3. this statement + COMMIT, sent together.
 //
 // What it costs per plain operation (no expiring credit involved): one heap row (the entry) and three
 // index entries (its id, (app, nonce), (owner_id, sequence); a limited operation adds its period). Per
 // owner per batch: the lock's and this update's new versions of the owner row, both HOT (no indexed
 // column changes). Postings are a view over the entries; grants and allocations get rows only when
-// expiring credits are granted, spent or expired.
+// expiring credits are granted, spent or expired, holds only when made or ended.
 import { NonceConflictError } from "../domain/errors.js";
 import type { Effects } from "../engine/state.js";
 import { pgErrorFacts, translateDriverError } from "./errors.js";
@@ -22,37 +22,54 @@ import type { Rows, SqlTransaction } from "./sql-client.js";
 
 // Entries, owners and unused owner rows: what every batch writes.
 const WRITE_LEDGER = `with e as (
-    insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, limit_period, created_at, expires_at)
-    select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[]::timestamptz[])
+    insert into ledger_entries (app, operation, owner_id, amount, balance_after, held_after, sequence, nonce,
+                                limit_period, created_at, expires_at, hold_id, reverses, counterparty_owner_id, reason)
+    select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+                         $8::text[], $9::text[], $10::text[]::timestamptz[], $11::text[]::timestamptz[],
+                         $12::text[], $13::bigint[], $14::text[], $15::text[])
     returning ${ENTRY_COLUMNS}
   ), o as (
     update ledger_owners as b
-    set balance = v.balance, last_sequence = v.last_sequence, status = v.status, updated_at = $11::text::timestamptz
-    from unnest($12::text[], $13::bigint[], $14::bigint[], $15::text[]) as v(owner_id, balance, last_sequence, status)
+    set balance = v.balance, held = v.held, last_sequence = v.last_sequence, status = v.status,
+        updated_at = $16::text::timestamptz
+    from unnest($17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[])
+      as v(owner_id, balance, held, last_sequence, status)
     where b.owner_id = v.owner_id
   ), d as (
-    delete from ledger_owners where owner_id = any($16::text[]) and last_sequence = 0
+    delete from ledger_owners where owner_id = any($22::text[]) and last_sequence = 0
   )`;
 
-// A batch that touches no expiring credit (the common one) has a statement of its own, planned
-// without the grant parts.
+// A batch that touches no expiring credit and no hold (the common one) has a statement of its own,
+// planned without those parts.
 const WRITE_PLAIN = `${WRITE_LEDGER}
   select * from e`;
 
-// The same, plus grants opened or changed and allocations.
+// The same, plus grants opened or changed, allocations, and holds made or ended.
 const WRITE_BATCH = `${WRITE_LEDGER}, gi as (
-    insert into ledger_grants (owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence)
-    select * from unnest($17::text[], $18::bigint[], $19::text[], $20::bigint[], $21::bigint[],
-                         $22::text[]::timestamptz[], $23::text[]::timestamptz[], $24::bigint[])
+    insert into ledger_grants (owner_id, sequence, part, app, amount, remaining, expires_at, created_at, expired_sequence)
+    select * from unnest($23::text[], $24::bigint[], $25::int[], $26::text[], $27::bigint[], $28::bigint[],
+                         $29::text[]::timestamptz[], $30::text[]::timestamptz[], $31::bigint[])
   ), gu as (
     update ledger_grants as g
     set remaining = v.remaining, expired_sequence = coalesce(v.expired_sequence, g.expired_sequence)
-    from unnest($25::text[], $26::bigint[], $27::bigint[], $28::bigint[]) as v(owner_id, sequence, remaining, expired_sequence)
-    where g.owner_id = v.owner_id and g.sequence = v.sequence
+    from unnest($32::text[], $33::bigint[], $34::int[], $35::bigint[], $36::bigint[])
+      as v(owner_id, sequence, part, remaining, expired_sequence)
+    where g.owner_id = v.owner_id and g.sequence = v.sequence and g.part = v.part
   ), a as (
-    insert into ledger_allocations (owner_id, sequence, grant_sequence, amount)
-    select * from unnest($29::text[], $30::bigint[], $31::bigint[], $32::bigint[])
+    insert into ledger_allocations (owner_id, sequence, grant_sequence, grant_part, amount)
+    select * from unnest($37::text[], $38::bigint[], $39::bigint[], $40::int[], $41::bigint[])
+  ), hi as (
+    insert into ledger_holds (id, app, owner_id, operation, amount, status, captured_amount, expires_at, created_at,
+                              sequence, ended_at, end_sequence, draws)
+    select * from unnest($42::text[], $43::text[], $44::text[], $45::text[], $46::bigint[], $47::text[], $48::bigint[],
+                         $49::text[]::timestamptz[], $50::text[]::timestamptz[], $51::bigint[],
+                         $52::text[]::timestamptz[], $53::bigint[], $54::text[]::jsonb[])
+  ), hu as (
+    update ledger_holds as h
+    set status = v.status, captured_amount = v.captured_amount, ended_at = v.ended_at, end_sequence = v.end_sequence
+    from unnest($55::text[], $56::text[], $57::bigint[], $58::text[]::timestamptz[], $59::bigint[])
+      as v(id, status, captured_amount, ended_at, end_sequence)
+    where h.id = v.id and h.status = 'active'
   )
   select * from e`;
 
@@ -66,18 +83,26 @@ const str = (n: number | null) => (n === null ? null : String(n));
  *   nonce meanwhile): the caller then retries its commands one by one.
  */
 export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: Date): Promise<EntryRow[]> {
-  const { entries, owners, unusedOwners, grants, allocations } = effects;
+  const { entries, owners, unusedOwners, grants, allocations, holds } = effects;
   // Features' own rows go in the same round trip, after the ledger's statement, before COMMIT.
   const extra = [...effects.rows]
     .filter(([, rows]) => rows.length > 0)
     .map(([writer, rows]) => writer.statement(rows));
-  if (entries.length === 0 && unusedOwners.length === 0 && grants.length === 0 && extra.length === 0) {
+  if (
+    entries.length === 0 &&
+    unusedOwners.length === 0 &&
+    grants.length === 0 &&
+    holds.length === 0 &&
+    extra.length === 0
+  ) {
     await tx.runAndCommit([]);
     return [];
   }
   const fresh = grants.filter((g) => g.isNew);
   const changed = grants.filter((g) => !g.isNew);
-  const plain = grants.length === 0 && allocations.length === 0;
+  const plain = grants.length === 0 && allocations.length === 0 && holds.length === 0;
+  const madeHolds = holds.filter((h) => h.isNew);
+  const endedHolds = holds.filter((h) => !h.isNew);
   let rows: Rows;
   try {
     [rows = []] = await tx.runAndCommit([
@@ -89,14 +114,20 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
           entries.map((e) => e.ownerId),
           entries.map((e) => String(e.amount)),
           entries.map((e) => String(e.balanceAfter)),
+          entries.map((e) => String(e.heldAfter)),
           entries.map((e) => String(e.sequence)),
           entries.map((e) => e.nonce),
           entries.map((e) => e.limitPeriod),
           entries.map((e) => e.createdAt.toISOString()),
           entries.map((e) => iso(e.expiresAt)),
+          entries.map((e) => e.holdId),
+          entries.map((e) => str(e.reverses)),
+          entries.map((e) => e.counterpartyOwnerId),
+          entries.map((e) => e.reason),
           now.toISOString(),
           owners.map((o) => o.ownerId),
           owners.map((o) => String(o.balance)),
+          owners.map((o) => String(o.held)),
           owners.map((o) => String(o.lastSequence)),
           owners.map((o) => o.status),
           [...unusedOwners],
@@ -124,6 +155,7 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
     return [
       fresh.map((g) => g.ownerId),
       fresh.map((g) => String(g.sequence)),
+      fresh.map((g) => String(g.part)),
       fresh.map((g) => g.app),
       fresh.map((g) => String(g.amount)),
       fresh.map((g) => String(g.remaining)),
@@ -132,12 +164,32 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
       fresh.map((g) => str(g.expiredSequence)),
       changed.map((g) => g.ownerId),
       changed.map((g) => String(g.sequence)),
+      changed.map((g) => String(g.part)),
       changed.map((g) => String(g.remaining)),
       changed.map((g) => str(g.expiredSequence)),
       allocations.map((a) => a.ownerId),
       allocations.map((a) => String(a.sequence)),
       allocations.map((a) => String(a.grantSequence)),
+      allocations.map((a) => String(a.grantPart)),
       allocations.map((a) => String(a.amount)),
+      madeHolds.map((h) => h.id),
+      madeHolds.map((h) => h.app),
+      madeHolds.map((h) => h.ownerId),
+      madeHolds.map((h) => h.operation),
+      madeHolds.map((h) => String(h.amount)),
+      madeHolds.map((h) => h.status),
+      madeHolds.map((h) => str(h.capturedAmount)),
+      madeHolds.map((h) => h.expiresAt.toISOString()),
+      madeHolds.map((h) => h.createdAt.toISOString()),
+      madeHolds.map((h) => String(h.sequence)),
+      madeHolds.map((h) => iso(h.endedAt)),
+      madeHolds.map((h) => str(h.endSequence)),
+      madeHolds.map((h) => JSON.stringify(h.draws.map((d) => [d.grantSequence, d.grantPart, d.amount]))),
+      endedHolds.map((h) => h.id),
+      endedHolds.map((h) => h.status),
+      endedHolds.map((h) => str(h.capturedAmount)),
+      endedHolds.map((h) => iso(h.endedAt)),
+      endedHolds.map((h) => str(h.endSequence)),
     ];
   }
 }

@@ -3,6 +3,8 @@
 // grant credits that expire.
 import {
   ExpiryNotAllowedError,
+  InsufficientBalanceError,
+  OwnerSuspendedError,
   LimitReachedError,
   UnknownOperationError,
   ValidationError,
@@ -17,7 +19,7 @@ import {
 import { limitPeriod, nextBalance, resolveAmount } from "../../domain/rules.js";
 import type { PostResult } from "../../domain/types.js";
 import type { Command, ErrorList } from "../../engine/command.js";
-import { toLedgerEntry, type EntryRow } from "../../store/reads.js";
+import { availableAfter, toLedgerEntry, type EntryRow } from "../../store/reads.js";
 
 /**
  * What posting an operation can refuse with, in order of precedence. The first five need no database;
@@ -32,7 +34,8 @@ export const POST_OPERATION_ERRORS: ErrorList = [
   "AMOUNT_OUT_OF_RANGE",
   "NONCE_CONFLICT",
   "VALIDATION_FAILED", // expires_at in the past or more than ten years ahead, at the instant of the write
-  "INSUFFICIENT_BALANCE",
+  "OWNER_SUSPENDED",
+  "INSUFFICIENT_BALANCE", // a debit takes only available credits: the balance less what is held
   "BALANCE_LIMIT_EXCEEDED",
   "LIMIT_REACHED",
 ];
@@ -92,9 +95,15 @@ export function postOperation(app: string, post: ValidatedPost): Command<PostRes
       } else if (def.expiresAfterS !== undefined && amount > 0) {
         expiresAt = new Date(now.getTime() + def.expiresAfterS * 1000);
       }
-      // The balance comes before the limit (documented precedence): an unaffordable limited debit is
-      // INSUFFICIENT_BALANCE whether or not its period is used. Due grants do not count.
-      nextBalance(req.owner_id, draft.owner(req.owner_id, now).balance, amount);
+      // The owner's state comes before the limit (documented precedence): a suspended owner is
+      // OWNER_SUSPENDED, an unaffordable limited debit INSUFFICIENT_BALANCE, whether or not its period is
+      // used. A debit may take only available credits (held and due ones do not count).
+      const owner = draft.owner(req.owner_id, now);
+      if (owner.status === "suspended") return { ok: false, error: new OwnerSuspendedError(req.owner_id) };
+      if (amount < 0 && owner.available < -amount) {
+        return { ok: false, error: new InsufficientBalanceError(req.owner_id, owner.available, amount) };
+      }
+      nextBalance(req.owner_id, owner.balance, amount);
       const period = limitPeriod(def.limit, now);
       if (period !== null) {
         const key = { ownerId: req.owner_id, operation: req.operation, period };
@@ -141,5 +150,5 @@ export function postOperation(app: string, post: ValidatedPost): Command<PostRes
 
 function resultOf(row: EntryRow, replayed: boolean): PostResult {
   const entry = toLedgerEntry(row);
-  return { entry, balance: entry.balance_after, replayed };
+  return { entry, balance: entry.balance_after, available: availableAfter(row), replayed };
 }

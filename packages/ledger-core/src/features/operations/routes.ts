@@ -104,6 +104,7 @@ export function operationRoutes(service: LedgerService) {
       const body = {
         owner_id: result.entry.owner_id,
         balance: result.balance,
+        available: result.available,
         replayed: result.replayed,
         entry: result.entry,
       };
