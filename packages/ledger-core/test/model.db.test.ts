@@ -217,7 +217,7 @@ function expiriesOf(m: Model, owner: string): { entries: PredictedEntry[]; grant
       amount: -g.remaining,
       balance_after: balance,
       sequence,
-      nonce: `expiry ${g.sequence} ${owner}`,
+      nonce: `ledger ${sequence} ${owner}`,
       created_at: iso(m.nowMs),
       expires_at: iso(g.expiresAtMs),
     });
@@ -392,7 +392,12 @@ async function postAndCheck(m: Model, r: Real, app: AppIndex, input: PostInput):
     case "replayed":
       expect(actual).toEqual({
         ok: true,
-        result: { entry: predicted.entry, balance: predicted.entry.balance_after, replayed: true },
+        result: {
+          entry: predicted.entry,
+          balance: predicted.entry.balance_after,
+          available: predicted.entry.balance_after,
+          replayed: true,
+        },
       });
       return;
     case "applied": {
@@ -401,6 +406,7 @@ async function postAndCheck(m: Model, r: Real, app: AppIndex, input: PostInput):
       expect(actual.result).toEqual({
         entry: { ...predicted.entry, id: entry.id },
         balance: predicted.entry.balance_after,
+        available: predicted.entry.balance_after,
         replayed: false,
       });
       expect(entry.id).toBeGreaterThan(m.lastId);
