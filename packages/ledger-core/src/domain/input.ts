@@ -8,6 +8,7 @@ import {
   OPERATION_NAME_LENGTH_MAX,
   OWNER_ID_LENGTH_MAX,
   PAGE_SIZE_MAX,
+  REASON_LENGTH_MAX,
 } from "./limits.js";
 
 /** Letters, digits and `_ . : @ -`, starting with a letter, digit or underscore: safe in a URL path. */
@@ -39,6 +40,24 @@ export const nonceSchema = z
   .regex(NONCE_PATTERN, "nonce must be printable ASCII without spaces");
 
 export const operationNameSchema = z.string().min(1).max(OPERATION_NAME_LENGTH_MAX);
+
+/**
+ * Why a write was made, as the caller says it (suspensions, reinstatements, reversals): 1..REASON_LENGTH_MAX
+ * characters of text with something besides spaces, no control characters (a NUL cannot be stored, a
+ * newline or an escape would forge lines in whatever shows it), no bidirectional overrides, and no lone
+ * surrogates (not text: no UTF-8 encoding exists for them).
+ */
+export const reasonSchema = z
+  .string()
+  .min(1)
+  .max(REASON_LENGTH_MAX)
+  .regex(/\S/, "reason must say something: not only spaces")
+  // With the u flag a lone surrogate is a code point of its own, of category Cs. Bidirectional
+  // overrides and isolates would make the reason read otherwise than it is stored.
+  .regex(
+    /^[^\p{Cc}\p{Cs}\u202A-\u202E\u2066-\u2069]*$/u,
+    "reason must not contain control characters, bidirectional overrides or lone surrogates",
+  );
 
 /** The magnitude of credits to move; the operation decides the sign. */
 export const amountSchema = z.number().int().min(0).max(AMOUNT_MAX);
