@@ -61,14 +61,20 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       "allocations-match-entries",
       "burn-order",
       "no-spend-after-expiry",
-      "expired-once",
+      "expiries-of-grants",
       "balance-is-credits-plus-remainders",
+      "held-is-active-holds",
+      "held-after-chain",
+      "holds-match-entries",
+      "reversals-within-original",
+      "transfer-pairs",
+      "suspension-windows",
       "append-only-triggers",
       "append-only-refuses",
     ]) {
       expect(text).toContain(`ok   ${name}`);
     }
-    expect(text).toContain("verify: all 18 checks passed");
+    expect(text).toContain("verify: all 24 checks passed");
   });
 
   it("verify --json prints the report as JSON", async () => {
@@ -182,12 +188,12 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     const verify = await run("verify");
     expect(verify.code).toBe(1);
     expect(verify.text).toContain("FAIL grant-remaining");
-    expect(verify.text).toContain(`${owner} grant #1: remaining 9, amount 10 less allocations 4`);
+    expect(verify.text).toContain(`${owner} grant #1.0: remaining 9, amount 10 less allocations 4`);
     expect(verify.text).toContain("FAIL balance-is-credits-plus-remainders");
 
     const dry = await run("rebuild");
     expect(dry.code).toBe(1);
-    expect(dry.text).toContain(`${owner} grant #1: stored remaining 9, from entries remaining 6`);
+    expect(dry.text).toContain(`${owner} grant #1.0: stored remaining 9, from entries remaining 6`);
     const repair = await run("rebuild", "--repair");
     expect(repair.code).toBe(0);
     expect(repair.text).toContain("0 balance(s) and 1 grant(s) repaired");
@@ -224,7 +230,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     const verify = await run("verify");
     expect(verify.code).toBe(1);
     expect(verify.text).toContain("FAIL burn-order");
-    expect(verify.text).toContain(`${owner} #3: grant #2`);
+    expect(verify.text).toContain(`${owner} #3: grant #2.0`);
     expect(verify.text.match(/^FAIL /gm)).toEqual(["FAIL "]);
     await moveDraw(1, 2);
     expect((await run("verify")).code).toBe(0);
@@ -246,8 +252,8 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       ),
     );
     const verify = await run("verify");
-    expect(verify.text).toContain("FAIL expired-once");
-    expect(verify.text).toContain(`${owner} grant #1`);
+    expect(verify.text).toContain("FAIL expiries-of-grants");
+    expect(verify.text).toContain(`${owner} #2: EXPIRY of grant #1.0 names another expiry`);
     await tamper(() =>
       tdb().db.execute(sql`update ledger_entries set expires_at = ${expires_at} where id = ${id}`),
     );
@@ -271,7 +277,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     );
     const verify = await run("verify");
     expect(verify.text).toContain("FAIL no-spend-after-expiry");
-    expect(verify.text).toContain(`${owner} #2 took 4 from grant #1`);
+    expect(verify.text).toContain(`${owner} #2 took 4 from grant #1.0`);
     await tamper(() =>
       tdb().db.execute(sql`update ledger_entries set created_at = now() where id = ${entry.id}`),
     );

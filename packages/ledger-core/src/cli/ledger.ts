@@ -52,11 +52,15 @@ export function formatRebuild(report: RebuildReport): string {
   if (count === 0) return "rebuild: every balance and grant matches its entries; nothing to do";
   const lines = report.differences.map((d) => {
     const stored = d.stored ? `${d.stored.balance} (#${d.stored.last_sequence})` : "missing";
-    return `  ${d.owner_id}: stored ${stored}, from entries ${d.computed.balance} (#${d.computed.last_sequence})`;
+    const held =
+      d.stored && d.stored.held !== d.computed.held
+        ? `; held: stored ${d.stored.held}, from holds ${d.computed.held}`
+        : "";
+    return `  ${d.owner_id}: stored ${stored}, from entries ${d.computed.balance} (#${d.computed.last_sequence})${held}`;
   });
   const grantLines = report.grantDifferences.map((g) => {
     const stored = g.stored ? `remaining ${g.stored.remaining}` : "missing";
-    return `  ${g.owner_id} grant #${g.sequence}: stored ${stored}, from entries remaining ${g.computed.remaining}`;
+    return `  ${g.owner_id} grant #${g.sequence}.${g.part}: stored ${stored}, from entries remaining ${g.computed.remaining}`;
   });
   const verb = report.repaired ? "repaired" : "differ (run with --repair to rewrite them)";
   return [

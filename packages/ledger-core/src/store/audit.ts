@@ -109,91 +109,120 @@ const CHECKS: Check[] = [
   {
     name: "grant-per-expiring-credit",
     description:
-      "every credit entry with an expiry has its grant, of the same app, amount and expiry, and every grant has its entry",
+      "every credit entry with an expiry has its grant (part 0) of the same app, amount and expiry; every grant has its entry: that credit, or a TRANSFER_IN whose parts add up to at most its amount",
     offenders: sql`select coalesce(e.owner_id, g.owner_id) || ' #' || coalesce(e.sequence, g.sequence) || ': ' ||
                           case when g.owner_id is null then 'credit with expiry but no grant'
                                when e.owner_id is null then 'grant without its entry'
                                else 'grant differs from its entry' end as example
                    from (select * from ledger_entries where expires_at is not null and amount > 0 and operation <> 'EXPIRY') e
-                   full join ledger_grants g on g.owner_id = e.owner_id and g.sequence = e.sequence
-                   where g.owner_id is null or e.owner_id is null
-                      or g.amount <> e.amount or g.app <> e.app or g.expires_at <> e.expires_at`,
+                   full join (select * from ledger_grants g0 where not exists (
+                                select 1 from ledger_entries t where t.owner_id = g0.owner_id and t.sequence = g0.sequence
+                                  and t.operation = 'TRANSFER_IN')) g
+                     on g.owner_id = e.owner_id and g.sequence = e.sequence
+                   where g.owner_id is null or e.owner_id is null or g.part <> 0
+                      or g.amount <> e.amount or g.app <> e.app or g.expires_at <> e.expires_at
+                   union all
+                   select t.owner_id || ' #' || t.sequence || ': TRANSFER_IN of ' || t.amount || ' with grants of ' || sum(g.amount)
+                   from ledger_entries t join ledger_grants g on g.owner_id = t.owner_id and g.sequence = t.sequence
+                   where t.operation = 'TRANSFER_IN'
+                   group by t.owner_id, t.sequence, t.amount
+                   having sum(g.amount) > t.amount or count(distinct g.expires_at) <> count(*)`,
   },
   {
     name: "grant-remaining",
-    description: "every grant's remainder is its amount less its allocations, and never below zero",
-    offenders: sql`select g.owner_id || ' grant #' || g.sequence || ': remaining ' || g.remaining || ', amount ' || g.amount
-                          || ' less allocations ' || coalesce(a.taken, 0) as example
+    description:
+      "every grant's remainder is its amount less its allocations (taken less given back), within 0..amount",
+    offenders: sql`select g.owner_id || ' grant #' || g.sequence || '.' || g.part || ': remaining ' || g.remaining
+                          || ', amount ' || g.amount || ' less allocations ' || coalesce(a.taken, 0) as example
                    from ledger_grants g
-                   left join (select owner_id, grant_sequence, sum(amount) as taken from ledger_allocations
-                              group by owner_id, grant_sequence) a
-                     on a.owner_id = g.owner_id and a.grant_sequence = g.sequence
-                   where g.remaining <> g.amount - coalesce(a.taken, 0) or g.remaining < 0`,
+                   left join (select owner_id, grant_sequence, grant_part, sum(amount) as taken from ledger_allocations
+                              group by owner_id, grant_sequence, grant_part) a
+                     on a.owner_id = g.owner_id and a.grant_sequence = g.sequence and a.grant_part = g.part
+                   where g.remaining <> g.amount - coalesce(a.taken, 0) or g.remaining < 0 or g.remaining > g.amount`,
   },
   {
     name: "allocations-match-entries",
     description:
-      "every allocation belongs to a debit or EXPIRY entry of its owner, made after its grant; an entry takes no more than it debits, an EXPIRY exactly that",
+      "every allocation belongs to an entry of its owner made after its grant: a debit or EXPIRY takes (an EXPIRY exactly its amount, a debit at most), only a REVERSAL gives back, at most its amount",
     offenders: sql`select a.owner_id || ' #' || a.sequence || ': ' ||
                           case when e.id is null then 'allocation without its entry'
-                               when e.amount >= 0 then 'allocation of an entry that debits nothing'
                                when a.last_grant >= a.sequence then 'allocation from a later grant'
+                               when a.gives and e.operation <> 'REVERSAL' then 'credits given back by a ' || e.operation
+                               when a.takes and e.amount >= 0 then 'allocation of an entry that debits nothing'
                                else 'allocations of ' || a.taken || ' for an entry of ' || e.amount end as example
-                   from (select owner_id, sequence, max(grant_sequence) as last_grant,
-                                sum(amount) as taken
+                   from (select owner_id, sequence, max(grant_sequence) as last_grant, sum(amount) as taken,
+                                bool_or(amount > 0) as takes, bool_or(amount < 0) as gives
                          from ledger_allocations group by owner_id, sequence) a
                    left join ledger_entries e on e.owner_id = a.owner_id and e.sequence = a.sequence
-                   where e.id is null or e.amount >= 0 or a.last_grant >= a.sequence
-                      or a.taken > -e.amount or (e.operation = 'EXPIRY' and a.taken <> -e.amount)`,
+                   where e.id is null or a.last_grant >= a.sequence
+                      or (a.takes and a.gives)
+                      or (a.gives and (e.operation <> 'REVERSAL' or e.amount <= 0 or -a.taken > e.amount))
+                      or (a.takes and (e.amount >= 0 or a.taken > -e.amount))
+                      or (e.operation = 'EXPIRY' and a.taken <> -e.amount)`,
   },
   {
     name: "burn-order",
     description:
-      "every debit took the soonest-expiring credits first: no grant sooner in burn order, unexpired and with credits left, was passed over for a later grant or for credits without expiry",
+      "every debit of available credits took the soonest-expiring first: no grant sooner in burn order, unexpired, with credits neither spent nor held, was passed over for a later grant or for credits without expiry (captures spend their hold's credits, reversals their credit's)",
     offenders: sql`with debit as (
                      select e.owner_id, e.sequence, e.created_at, -e.amount as debited,
                             coalesce((select sum(a.amount) from ledger_allocations a
                                       where a.owner_id = e.owner_id and a.sequence = e.sequence), 0) as from_grants
-                     from ledger_entries e where e.amount < 0 and e.operation <> 'EXPIRY')
-                   select d.owner_id || ' #' || d.sequence || ': grant #' || h.sequence || ' (expiring ' || h.expires_at
-                          || ') still had credits after it' as example
+                     from ledger_entries e
+                     where e.amount < 0 and e.operation not in ('EXPIRY', 'REVERSAL') and e.hold_id is null)
+                   select d.owner_id || ' #' || d.sequence || ': grant #' || h.sequence || '.' || h.part || ' (expiring '
+                          || h.expires_at || ') still had credits after it' as example
                    from debit d
                    join ledger_grants h on h.owner_id = d.owner_id and h.sequence < d.sequence and h.expires_at > d.created_at
                    where h.amount - coalesce((select sum(x.amount) from ledger_allocations x
                                               where x.owner_id = h.owner_id and x.grant_sequence = h.sequence
-                                                and x.sequence <= d.sequence), 0) > 0
+                                                and x.grant_part = h.part and x.sequence <= d.sequence), 0)
+                                  - coalesce((select sum((w->>2)::bigint) from ledger_holds hh, jsonb_array_elements(hh.draws) w
+                                              where hh.owner_id = d.owner_id and hh.sequence < d.sequence
+                                                and coalesce(hh.end_sequence, 9223372036854775807) > d.sequence
+                                                and hh.expires_at > d.created_at
+                                                and (w->>0)::bigint = h.sequence and (w->>1)::int = h.part), 0) > 0
                      and (d.from_grants < d.debited
                           or exists (select 1 from ledger_allocations a
                                      join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence
+                                                          and g.part = a.grant_part
                                      where a.owner_id = d.owner_id and a.sequence = d.sequence
-                                       and (g.expires_at, g.sequence) > (h.expires_at, h.sequence)))`,
+                                       and (g.expires_at, g.sequence, g.part) > (h.expires_at, h.sequence, h.part)))`,
   },
   {
     name: "no-spend-after-expiry",
-    description: "no debit takes credits from a grant at or after the grant's expiry",
+    description:
+      "no debit takes credits from a grant at or after the grant's expiry, but a capture of the credits its hold held",
     offenders: sql`select a.owner_id || ' #' || a.sequence || ' took ' || a.amount || ' from grant #' || g.sequence
-                          || ' expired at ' || g.expires_at as example
+                          || '.' || g.part || ' expired at ' || g.expires_at as example
                    from ledger_allocations a
                    join ledger_entries e on e.owner_id = a.owner_id and e.sequence = a.sequence
-                   join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence
-                   where e.operation <> 'EXPIRY' and e.created_at >= g.expires_at`,
+                   join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
+                   where a.amount > 0 and e.operation <> 'EXPIRY' and e.hold_id is null and e.created_at >= g.expires_at`,
   },
   {
-    name: "expired-once",
+    name: "expiries-of-grants",
     description:
-      "every grant expires at most once, by one EXPIRY entry at or after its expiry that names that expiry, for its whole remainder, and is marked with it",
-    offenders: sql`select g.owner_id || ' grant #' || g.sequence || ': ' || count(e.id) || ' expiry entries, marked #'
-                          || coalesce(g.expired_sequence::text, 'none') as example
+      "every EXPIRY entry takes from one grant, at or after its expiry, naming that expiry; a grant is marked with its newest",
+    offenders: sql`select e.owner_id || ' #' || e.sequence || ': ' ||
+                          case when count(a.grant_sequence) <> 1 then 'EXPIRY taking from ' || count(a.grant_sequence) || ' grants'
+                               when bool_or(e.created_at < g.expires_at) then 'EXPIRY of grant #' || min(g.sequence) || '.' || min(g.part) || ' before its expiry'
+                               else 'EXPIRY of grant #' || min(g.sequence) || '.' || min(g.part) || ' names another expiry' end as example
+                   from ledger_entries e
+                   left join ledger_allocations a on a.owner_id = e.owner_id and a.sequence = e.sequence
+                   left join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
+                   where e.operation = 'EXPIRY'
+                   group by e.owner_id, e.sequence, e.created_at, e.expires_at
+                   having count(a.grant_sequence) <> 1 or bool_or(e.created_at < g.expires_at)
+                       or bool_or(e.expires_at is distinct from g.expires_at)
+                   union all
+                   select g.owner_id || ' grant #' || g.sequence || '.' || g.part || ': marked #'
+                          || coalesce(g.expired_sequence::text, 'none') || ', newest expiry #' || coalesce(max(e.sequence)::text, 'none')
                    from ledger_grants g
-                   left join ledger_allocations a on a.owner_id = g.owner_id and a.grant_sequence = g.sequence
+                   left join ledger_allocations a on a.owner_id = g.owner_id and a.grant_sequence = g.sequence and a.grant_part = g.part
                    left join ledger_entries e on e.owner_id = a.owner_id and e.sequence = a.sequence and e.operation = 'EXPIRY'
-                   group by g.owner_id, g.sequence, g.expired_sequence, g.remaining, g.expires_at
-                   having count(e.id) > 1
-                       or (count(e.id) = 1) <> (g.expired_sequence is not null)
-                       or (g.expired_sequence is not null and g.remaining <> 0)
-                       or coalesce(max(e.sequence), g.expired_sequence) is distinct from g.expired_sequence
-                       or bool_or(e.created_at < g.expires_at)
-                       or bool_or(e.id is not null and e.expires_at is distinct from g.expires_at)`,
+                   group by g.owner_id, g.sequence, g.part, g.expired_sequence
+                   having max(e.sequence) is distinct from g.expired_sequence`,
   },
   {
     name: "balance-is-credits-plus-remainders",
@@ -204,14 +233,156 @@ const CHECKS: Check[] = [
                    from ledger_owners o
                    left join (select owner_id, sum(remaining) as open from ledger_grants group by owner_id) g using (owner_id)
                    left join (select e.owner_id,
-                                     sum(case when e.operation = 'EXPIRY' or (e.expires_at is not null and e.amount > 0) then 0
-                                              else e.amount + coalesce(a.taken, 0) end) as free
+                                     -- what an entry did to the credits without expiry: its amount, less what it
+                                     -- granted, plus what it took from grants (less what it gave back to them)
+                                     sum(e.amount - coalesce(n.granted, 0) + coalesce(a.taken, 0)) as free
                               from ledger_entries e
                               left join (select owner_id, sequence, sum(amount) as taken from ledger_allocations
                                          group by owner_id, sequence) a
                                 on a.owner_id = e.owner_id and a.sequence = e.sequence
+                              left join (select owner_id, sequence, sum(amount) as granted from ledger_grants
+                                         group by owner_id, sequence) n
+                                on n.owner_id = e.owner_id and n.sequence = e.sequence
                               group by e.owner_id) f using (owner_id)
                    where o.balance <> coalesce(f.free, 0) + coalesce(g.open, 0) or coalesce(f.free, 0) < 0`,
+  },
+  {
+    name: "held-is-active-holds",
+    description: "every owner's held credits are the sum of its active holds, and never more than its balance",
+    offenders: sql`select o.owner_id || ': held ' || o.held || ', active holds ' || coalesce(h.total, 0) as example
+                   from ledger_owners o
+                   left join (select owner_id, sum(amount) as total from ledger_holds where status = 'active'
+                              group by owner_id) h using (owner_id)
+                   where o.held <> coalesce(h.total, 0) or o.held > o.balance`,
+  },
+  {
+    name: "held-after-chain",
+    description:
+      "each entry's held_after is the previous one's plus its hold's amount for a HOLD, less it for the entry that ended the hold, unchanged otherwise; the newest is the owner's held",
+    offenders: sql`select c.owner_id || ' #' || c.sequence || ' (' || c.operation || '): held after ' || c.held_after
+                          || ', expected ' || (coalesce(c.prev, 0) + c.delta) as example
+                   from (select e.owner_id, e.sequence, e.operation, e.held_after,
+                                lag(e.held_after) over (partition by e.owner_id order by e.sequence) as prev,
+                                case when e.operation = 'HOLD' then coalesce(h.amount, 0)
+                                     when h.end_sequence = e.sequence then -h.amount else 0 end as delta
+                         from ledger_entries e left join ledger_holds h on h.id = e.hold_id) c
+                   where c.held_after <> coalesce(c.prev, 0) + c.delta
+                   union all
+                   select o.owner_id || ': held ' || o.held || ', newest entry says ' || e.held_after
+                   from ledger_owners o join ledger_entries e on e.owner_id = o.owner_id and e.sequence = o.last_sequence
+                   where e.held_after <> o.held`,
+  },
+  {
+    name: "holds-match-entries",
+    description:
+      "every hold has its HOLD entry (its owner, app, sequence and expiry); an ended hold has one ending entry: a capture of its operation for its captured amount (never above the hold), a HOLD_RELEASE, or a HOLD_EXPIRY at or after its expiry; an active one none",
+    offenders: sql`select h.id || ': ' ||
+                          case when s.id is null then 'no HOLD entry at #' || h.sequence
+                               when h.status = 'active' then 'active with an ending entry'
+                               when x.id is null then h.status || ' without its ending entry'
+                               else h.status || ' ended by ' || x.operation || ' ' || x.amount end as example
+                   from ledger_holds h
+                   left join ledger_entries s on s.owner_id = h.owner_id and s.sequence = h.sequence and s.hold_id = h.id
+                                             and s.operation = 'HOLD' and s.app = h.app and s.expires_at = h.expires_at
+                   left join ledger_entries x on x.owner_id = h.owner_id and x.sequence = h.end_sequence and x.hold_id = h.id
+                   where s.id is null
+                      or (h.status = 'active') <> (h.end_sequence is null)
+                      or (h.status <> 'active' and (x.id is null or x.app <> h.app or not (
+                            (h.status = 'captured' and x.operation = h.operation and -x.amount = h.captured_amount
+                             and h.captured_amount between 1 and h.amount)
+                         or (h.status = 'released' and x.operation = 'HOLD_RELEASE')
+                         or (h.status = 'expired' and x.operation = 'HOLD_EXPIRY' and x.created_at >= h.expires_at))))
+                   union all
+                   select e.hold_id || ': ' || count(*) || ' entries after its HOLD entry'
+                   from ledger_entries e where e.hold_id is not null and e.operation <> 'HOLD'
+                   group by e.hold_id having count(*) > 1`,
+  },
+  {
+    name: "reversals-within-original",
+    description:
+      "every REVERSAL reverses a reversible entry of its owner and app, with the opposite sign, and an entry's reversals add up to at most its amount",
+    offenders: sql`select 'entry ' || coalesce(o.id::text, r.reverses::text) || ': ' ||
+                          case when o.id is null then 'reversed but missing'
+                               else 'reversals of ' || sum(r.amount) || ' for an entry of ' || o.amount end as example
+                   from ledger_entries r
+                   left join ledger_entries o on o.id = r.reverses
+                   where r.operation = 'REVERSAL'
+                   group by r.reverses, o.id, o.amount, o.owner_id, o.app, o.operation
+                   having o.id is null or bool_or(r.owner_id <> o.owner_id or r.app <> o.app or sign(r.amount) = sign(o.amount))
+                       or abs(sum(r.amount)) > abs(o.amount) or o.amount = 0
+                       or o.operation in ('EXPIRY', 'HOLD', 'HOLD_RELEASE', 'HOLD_EXPIRY', 'REVERSAL', 'TRANSFER_OUT',
+                                          'TRANSFER_IN', 'SUSPENSION', 'REINSTATEMENT')
+                   union all
+                   select 'entry ' || id || ': ' || operation || ' names a reversed entry' from ledger_entries
+                   where (reverses is not null) <> (operation = 'REVERSAL')`,
+  },
+  {
+    name: "transfer-pairs",
+    description:
+      "every TRANSFER_OUT has one TRANSFER_IN of the same app and instant for the opposite amount on its counterparty, naming it back, and the receiver's grants carry exactly the expiring credits the sender spent, by expiry",
+    offenders: sql`select o.owner_id || ' #' || o.sequence || ': TRANSFER_OUT of ' || o.amount || ' has '
+                          || count(i.id) || ' matching TRANSFER_IN' as example
+                   from ledger_entries o
+                   left join ledger_entries i on i.operation = 'TRANSFER_IN' and i.app = o.app
+                        and i.owner_id = o.counterparty_owner_id and i.counterparty_owner_id = o.owner_id
+                        and i.amount = -o.amount and i.created_at = o.created_at and i.nonce = 'transfer-in ' || o.nonce
+                   where o.operation = 'TRANSFER_OUT'
+                   group by o.owner_id, o.sequence, o.amount having count(i.id) <> 1
+                   union all
+                   select i.owner_id || ' #' || i.sequence || ': TRANSFER_IN without its TRANSFER_OUT'
+                   from ledger_entries i
+                   where i.operation = 'TRANSFER_IN' and not exists (
+                     select 1 from ledger_entries o where o.operation = 'TRANSFER_OUT' and o.app = i.app
+                       and i.nonce = 'transfer-in ' || o.nonce)
+                   union all
+                   select o.owner_id || ' #' || o.sequence || ': expiring credits sent and received differ'
+                   from ledger_entries o
+                   join ledger_entries i on i.operation = 'TRANSFER_IN' and i.app = o.app and i.nonce = 'transfer-in ' || o.nonce
+                   where o.operation = 'TRANSFER_OUT'
+                     and exists (
+                       (select g.expires_at, sum(a.amount) from ledger_allocations a
+                          join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
+                          where a.owner_id = o.owner_id and a.sequence = o.sequence group by g.expires_at)
+                       except
+                       (select expires_at, sum(amount) from ledger_grants
+                          where owner_id = i.owner_id and sequence = i.sequence group by expires_at)
+                       union all
+                       (select expires_at, sum(amount) from ledger_grants
+                          where owner_id = i.owner_id and sequence = i.sequence group by expires_at)
+                       except
+                       (select g.expires_at, sum(a.amount) from ledger_allocations a
+                          join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
+                          where a.owner_id = o.owner_id and a.sequence = o.sequence group by g.expires_at))`,
+  },
+  {
+    name: "suspension-windows",
+    description:
+      "an owner's status is what its newest SUSPENSION or REINSTATEMENT says; the two alternate; between a suspension and its reinstatement only releases, expiries and reversals are written",
+    offenders: sql`with marked as (
+                     select e.owner_id, e.sequence, e.operation,
+                            (select s.operation from ledger_entries s
+                             where s.owner_id = e.owner_id and s.sequence < e.sequence
+                               and s.operation in ('SUSPENSION', 'REINSTATEMENT')
+                             order by s.sequence desc limit 1) as last_status
+                     from ledger_entries e
+                     where exists (select 1 from ledger_entries z where z.owner_id = e.owner_id and z.operation = 'SUSPENSION'))
+                   select owner_id || ' #' || sequence || ': ' || operation || ' while suspended' as example
+                   from marked
+                   where last_status = 'SUSPENSION'
+                     and operation not in ('EXPIRY', 'HOLD_RELEASE', 'HOLD_EXPIRY', 'REVERSAL', 'REINSTATEMENT')
+                   union all
+                   select owner_id || ' #' || sequence || ': ' || operation || ' after ' || coalesce(last_status, 'nothing')
+                   from marked
+                   where (operation = 'SUSPENSION' and last_status = 'SUSPENSION')
+                      or (operation = 'REINSTATEMENT' and last_status is distinct from 'SUSPENSION')
+                   union all
+                   select o.owner_id || ': status ' || o.status || ', newest status entry '
+                          || coalesce(s.operation, 'none')
+                   from ledger_owners o
+                   left join lateral (select operation from ledger_entries s
+                                      where s.owner_id = o.owner_id and s.operation in ('SUSPENSION', 'REINSTATEMENT')
+                                      order by s.sequence desc limit 1) s on true
+                   where o.status <> case when s.operation = 'SUSPENSION' then 'suspended' else 'active' end`,
   },
   {
     name: "append-only-triggers",
@@ -235,7 +406,8 @@ async function requireSchema(db: LedgerDb): Promise<void> {
   const rows = await queryRows<{ missing: string | null }>(
     db,
     sql`select string_agg(t, ', ') as missing
-        from unnest(array['ledger_entries', 'ledger_postings', 'ledger_owners', 'ledger_grants', 'ledger_allocations']) t
+        from unnest(array['ledger_entries', 'ledger_postings', 'ledger_owners', 'ledger_grants', 'ledger_allocations',
+                          'ledger_holds']) t
         where to_regclass(t) is null`,
   );
   const missing = rows[0]?.missing;
@@ -320,13 +492,14 @@ export async function verifyLedger(db: LedgerDb): Promise<VerifyReport> {
 
 export interface BalanceDifference {
   owner_id: string;
-  stored: { balance: number; last_sequence: number } | null;
-  computed: { balance: number; last_sequence: number };
+  stored: { balance: number; last_sequence: number; held: number } | null;
+  computed: { balance: number; last_sequence: number; held: number };
 }
 
 export interface GrantDifference {
   owner_id: string;
   sequence: number;
+  part: number;
   stored: { remaining: number; expired_sequence: number | null } | null;
   computed: { remaining: number; expired_sequence: number | null };
 }
@@ -337,41 +510,49 @@ export interface RebuildReport {
   repaired: boolean;
 }
 
-// Each grant as the entries and allocations say it is: its amount less what allocations took, expired by
-// the EXPIRY entry that took from it.
+// Each grant as the entries and allocations say it is: its amount less what allocations took (and gave
+// back), marked with the newest EXPIRY entry that took from it. The grants are the stored ones (a
+// TRANSFER_IN's parts come from the sender's allocations, recorded when it was written) plus one for any
+// credit with an expiry whose grant row is missing.
 const COMPUTED_GRANTS = sql`
-  select e.owner_id, e.sequence, e.app, e.amount, e.expires_at, e.created_at,
-         e.amount - coalesce(sum(a.amount), 0) as remaining,
+  select c.owner_id, c.sequence, c.part, c.app, c.amount, c.expires_at, c.created_at,
+         c.amount - coalesce(sum(a.amount), 0) as remaining,
          max(a.sequence) filter (where x.operation = 'EXPIRY') as expired_sequence
-  from ledger_entries e
-  left join ledger_allocations a on a.owner_id = e.owner_id and a.grant_sequence = e.sequence
+  from (select owner_id, sequence, part, app, amount, expires_at, created_at from ledger_grants
+        union all
+        select e.owner_id, e.sequence, 0, e.app, e.amount, e.expires_at, e.created_at from ledger_entries e
+        where e.expires_at is not null and e.amount > 0 and e.operation not in ('EXPIRY', 'TRANSFER_IN')
+          and not exists (select 1 from ledger_grants g where g.owner_id = e.owner_id and g.sequence = e.sequence)) c
+  left join ledger_allocations a
+    on a.owner_id = c.owner_id and a.grant_sequence = c.sequence and a.grant_part = c.part
   left join ledger_entries x on x.owner_id = a.owner_id and x.sequence = a.sequence
-  where e.expires_at is not null and e.amount > 0 and e.operation <> 'EXPIRY'
-  group by e.owner_id, e.sequence, e.app, e.amount, e.expires_at, e.created_at`;
+  group by c.owner_id, c.sequence, c.part, c.app, c.amount, c.expires_at, c.created_at`;
 
 async function grantDifferences(tx: LedgerDb): Promise<GrantDifference[]> {
   const rows = await queryRows<{
     owner_id: string;
     sequence: string;
+    part: number;
     stored_remaining: string | null;
     stored_expired: string | null;
     computed_remaining: string;
     computed_expired: string | null;
   }>(
     tx,
-    sql`select c.owner_id, c.sequence::text as sequence, g.remaining::text as stored_remaining,
+    sql`select c.owner_id, c.sequence::text as sequence, c.part, g.remaining::text as stored_remaining,
                g.expired_sequence::text as stored_expired, c.remaining::text as computed_remaining,
                c.expired_sequence::text as computed_expired
         from (${COMPUTED_GRANTS}) c
-        left join ledger_grants g on g.owner_id = c.owner_id and g.sequence = c.sequence
+        left join ledger_grants g on g.owner_id = c.owner_id and g.sequence = c.sequence and g.part = c.part
         where g.owner_id is null or g.remaining <> c.remaining
            or g.expired_sequence is distinct from c.expired_sequence
-        order by 1, 2`,
+        order by 1, 2, 3`,
   );
   const num = (v: string | null) => (v === null ? null : Number(v));
   return rows.map((r) => ({
     owner_id: r.owner_id,
     sequence: Number(r.sequence),
+    part: Number(r.part),
     stored:
       r.stored_remaining === null
         ? null
@@ -395,28 +576,35 @@ export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): 
     const grants = await grantDifferences(tx);
     if (opts.repair && grants.length > 0) {
       await tx.execute(sql`
-        insert into ledger_grants (owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence)
-        select owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence from (${COMPUTED_GRANTS}) c
-        on conflict (owner_id, sequence) do update
+        insert into ledger_grants (owner_id, sequence, part, app, amount, remaining, expires_at, created_at, expired_sequence)
+        select owner_id, sequence, part, app, amount, remaining, expires_at, created_at, expired_sequence
+        from (${COMPUTED_GRANTS}) c
+        on conflict (owner_id, sequence, part) do update
           set remaining = excluded.remaining, expired_sequence = excluded.expired_sequence`);
     }
     const rows = await queryRows<{
       owner_id: string;
       stored_balance: string | null;
       stored_last: string | null;
+      stored_held: string | null;
       computed_balance: string;
       computed_last: string;
+      computed_held: string;
     }>(
       tx,
       sql`select coalesce(b.owner_id, e.owner_id) as owner_id,
-                 b.balance::text as stored_balance, b.last_sequence::text as stored_last,
-                 coalesce(e.total, 0)::text as computed_balance, coalesce(e.head, 0)::text as computed_last
+                 b.balance::text as stored_balance, b.last_sequence::text as stored_last, b.held::text as stored_held,
+                 coalesce(e.total, 0)::text as computed_balance, coalesce(e.head, 0)::text as computed_last,
+                 coalesce(h.total, 0)::text as computed_held
           from ledger_owners b
           full join (select owner_id, sum(amount) as total, max(sequence) as head
                      from ledger_entries group by owner_id) e using (owner_id)
+          left join (select owner_id, sum(amount) as total from ledger_holds where status = 'active'
+                     group by owner_id) h on h.owner_id = coalesce(b.owner_id, e.owner_id)
           where b.owner_id is null
              or b.balance <> coalesce(e.total, 0)
              or b.last_sequence <> coalesce(e.head, 0)
+             or b.held <> coalesce(h.total, 0)
           order by 1`,
     );
     const differences: BalanceDifference[] = rows.map((r) => ({
@@ -424,20 +612,30 @@ export async function rebuildBalances(db: LedgerDb, opts: { repair: boolean }): 
       stored:
         r.stored_balance === null
           ? null
-          : { balance: Number(r.stored_balance), last_sequence: Number(r.stored_last) },
-      computed: { balance: Number(r.computed_balance), last_sequence: Number(r.computed_last) },
+          : {
+              balance: Number(r.stored_balance),
+              last_sequence: Number(r.stored_last),
+              held: Number(r.stored_held),
+            },
+      computed: {
+        balance: Number(r.computed_balance),
+        last_sequence: Number(r.computed_last),
+        held: Number(r.computed_held),
+      },
     }));
     if (opts.repair && differences.length > 0) {
       // The differences were computed under the table lock: write them as they are, without
       // aggregating every entry a second time.
       await tx.execute(sql`
-        insert into ledger_owners (owner_id, balance, last_sequence, updated_at)
-        select owner_id, balance, last_sequence, now()
+        insert into ledger_owners (owner_id, balance, held, last_sequence, updated_at)
+        select owner_id, balance, held, last_sequence, now()
         from unnest(${sql.param(rows.map((r) => r.owner_id))}::text[],
                     ${sql.param(rows.map((r) => r.computed_balance))}::bigint[],
-                    ${sql.param(rows.map((r) => r.computed_last))}::bigint[]) as d(owner_id, balance, last_sequence)
+                    ${sql.param(rows.map((r) => r.computed_held))}::bigint[],
+                    ${sql.param(rows.map((r) => r.computed_last))}::bigint[]) as d(owner_id, balance, held, last_sequence)
         on conflict (owner_id) do update
-          set balance = excluded.balance, last_sequence = excluded.last_sequence, updated_at = excluded.updated_at`);
+          set balance = excluded.balance, held = excluded.held, last_sequence = excluded.last_sequence,
+              updated_at = excluded.updated_at`);
     }
     return {
       differences,
