@@ -151,8 +151,9 @@ interface GrantState extends Omit<OpenGrant, "remaining"> {
   createdAt: Date;
   expiredSequence: number | null;
   isNew: boolean;
-  /** remaining as loaded (new grants: undefined), to write only the ones that changed. */
+  /** remaining and expiredSequence as loaded (new grants: undefined), to write only the ones that changed. */
   loadedRemaining: number | undefined;
+  loadedExpiredSequence?: number | null;
 }
 
 interface HoldState extends ActiveHold {
@@ -337,7 +338,12 @@ export class BatchState {
       allocations: [...this.#allocations],
       grants: owners.flatMap((o) =>
         o.grants
-          .filter((g) => g.isNew || g.remaining !== g.loadedRemaining)
+          .filter(
+            (g) =>
+              g.isNew ||
+              g.remaining !== g.loadedRemaining ||
+              g.expiredSequence !== (g.loadedExpiredSequence ?? null),
+          )
           .map((g) => ({
             ownerId: o.ownerId,
             sequence: g.sequence,
@@ -627,6 +633,7 @@ export class Draft {
             remaining: stored.remaining,
             isNew: false,
             loadedRemaining: stored.remaining,
+            loadedExpiredSequence: stored.expiredSequence,
           };
           o.grants.push(grant);
         }
