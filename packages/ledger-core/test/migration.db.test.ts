@@ -164,3 +164,46 @@ describe(`migration 0002 on an existing ledger [${testDriver()}]`, () => {
     ]);
   });
 });
+
+describe(`migration 0004 on a ledger with expiring credits [${testDriver()}]`, () => {
+  it("keeps every grant, allocation and expiry as part 0 with nothing held, and the ledger goes on", async () => {
+    const { db, migrate } = await emptyDatabase();
+    const before = firstMigrations(4);
+    onTestFinished(() => rmSync(before, { recursive: true, force: true }));
+    await migrate(before);
+    // alice: +10 expiring (grant #1), -4 spent from it, the rest expired under 0003's expiry nonce.
+    await db.execute(sql`insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, created_at, expires_at)
+      values ('app1', 'CREDIT_ADD', 'alice', 10, 10, 1, 'n1', '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'),
+             ('app1', 'CREDIT_SPEND', 'alice', -4, 6, 2, 'n2', '2026-01-01T01:00:00Z', null),
+             ('app1', 'EXPIRY', 'alice', -6, 0, 3, 'expiry 1 alice', '2026-01-02T00:00:01Z', '2026-01-02T00:00:00Z'),
+             ('app1', 'CREDIT_ADD', 'alice', 10, 10, 4, 'n3', '2026-01-03T00:00:00Z', null)`);
+    await db.execute(sql`insert into ledger_grants (owner_id, sequence, app, amount, remaining, expires_at, created_at, expired_sequence)
+      values ('alice', 1, 'app1', 10, 0, '2026-01-02T00:00:00Z', '2026-01-01T00:00:00Z', 3)`);
+    await db.execute(sql`insert into ledger_allocations (owner_id, sequence, grant_sequence, amount)
+      values ('alice', 2, 1, 4), ('alice', 3, 1, 6)`);
+    await db.execute(sql`insert into ledger_owners (owner_id, balance, last_sequence, status, updated_at)
+      values ('alice', 10, 4, 'active', now())`);
+
+    await migrate(MIGRATIONS_FOLDER);
+    expect(
+      await queryRows(
+        db,
+        sql`select owner_id, held::text as held, balance::text as balance from ledger_owners`,
+      ),
+    ).toEqual([{ owner_id: "alice", held: "0", balance: "10" }]);
+    expect(await queryRows(db, sql`select sequence::text as sequence, part from ledger_grants`)).toEqual([
+      { sequence: "1", part: 0 },
+    ]);
+    expect(
+      await queryRows(db, sql`select count(*)::int as n from ledger_allocations where grant_part = 0`),
+    ).toEqual([{ n: 2 }]);
+    const report = await verifyLedger(db);
+    expect(report.checks.filter((c) => c.violations > 0)).toEqual([]);
+
+    const ledger = new LedgerService({ db, app: "app1", catalog: testCatalog });
+    const spent = await ledger.post({ owner_id: "alice", operation: "CREDIT_SPEND", nonce: freshNonce() });
+    expect(spent).toMatchObject({ balance: 9, available: 9, entry: { sequence: 5 } });
+    expect(await ledger.balance("alice")).toMatchObject({ balance: 9, available: 9, held: 0 });
+    expect((await verifyLedger(db)).ok).toBe(true);
+  });
+});
