@@ -121,13 +121,10 @@ describe("decideBatch", () => {
       post("b", "CREDIT_ADD", "n1"),
       post("a", "SIGNUP_CREDIT", "n1"),
     ];
-    const { plans } = run(batch, locked({ a: 0, b: 0 }));
-    expect(plans.map((p) => p.kind)).toEqual([
-      "accepted",
-      "replay-in-batch",
-      "replay-in-batch",
-      "replay-in-batch",
-    ]);
+    const { plans, effects } = run(batch, locked({ a: 0, b: 0 }));
+    // Refused when decided (not only answered so after the write), so an atomic group is never written
+    // around a conflict.
+    expect(kinds(plans, effects)).toEqual(["ok 10#1", "replay-in-batch", "NONCE_CONFLICT", "NONCE_CONFLICT"]);
     expect(plans[1]).toEqual({ kind: "replay-in-batch", of: 0 });
     // Whether a replay in the batch is the same request is decided against the first one's entry.
     const row = creditAddRow(1, "n1");
@@ -148,9 +145,46 @@ describe("decideBatch", () => {
     const row = creditAddRow(7, "old");
     const batch = [post("a", "CREDIT_ADD", "old"), post("a", "CREDIT_SPEND", "old")];
     const { plans, effects } = run(batch, locked({ a: 10 }), { existing: new Map([["old", row]]) });
-    expect(plans.map((p) => p.kind)).toEqual(["replay", "replay"]);
+    expect(kinds(plans, effects)).toEqual(["replay", "NONCE_CONFLICT"]);
     expect(batch.map((c) => c.replay(row, new Map()) !== null)).toEqual([true, false]);
     expect(effects.entries).toEqual([]);
+  });
+
+  it("writes an atomic group in full or not at all: a refusal or a conflicting nonce undoes the group", () => {
+    const state = new BatchState(locked({ a: 0, b: 0 }), []);
+    const existing = new Map([["old", creditAddRow(7, "old")]]);
+    const units = [
+      { commands: [post("a", "CREDIT_ADD", "g1"), post("a", "CREDIT_SPEND", "old")], atomic: true },
+      {
+        commands: [
+          post("b", "CREDIT_ADD", "g2"),
+          post("b", "CREDIT_ADD", "g2"),
+          post("b", "SIGNUP_CREDIT", "g2"),
+        ],
+        atomic: true,
+      },
+      { commands: [post("b", "CREDIT_ADD", "g3"), post("b", "CREDIT_SPEND", "g4")], atomic: true },
+      { commands: [post("a", "CREDIT_SPEND", "g5")], atomic: true },
+    ];
+    const plans = decideBatch(units, existing, state, NOW);
+    const refusals = plans.map((p) =>
+      p.kind === "group-refused" ? `${p.refusal.index} ${p.refusal.error.code}` : p.kind,
+    );
+    expect(refusals).toEqual([
+      "1 NONCE_CONFLICT",
+      "1 NONCE_CONFLICT",
+      "2 NONCE_CONFLICT",
+      "2 NONCE_CONFLICT",
+      "2 NONCE_CONFLICT",
+      "accepted",
+      "accepted",
+      "0 INSUFFICIENT_BALANCE",
+    ]);
+    // Only the third group is written: b's credit and its spend.
+    expect(state.effects().entries.map((e) => `${e.ownerId} ${e.nonce} ${e.balanceAfter}`)).toEqual([
+      "b g3 10",
+      "b g4 9",
+    ]);
   });
 
   it("enforces limits against the database and within the batch", () => {

@@ -17,7 +17,8 @@ import { read, withDeadline, type EntryRow, type HoldFacts, type RecordedEntry }
 import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
 import { writeAndCommit } from "../store/write.js";
 import type { Command, FactLoader } from "./command.js";
-import { BatchState, type LimitKey } from "./state.js";
+import type { ActiveHold } from "../domain/holds.js";
+import { BatchState, type LimitKey, type NewEntry } from "./state.js";
 
 export interface GroupCommitOptions {
   /** Most commands in one transaction. 1 turns batching off: one transaction per request. */
@@ -204,7 +205,12 @@ export class GroupCommitter {
     // no time: the transaction then held its locks while it waited for the lookup. docs/BENCHMARKS.md.)
     const existing = await findEntriesByNonces(this.#db, this.#app, nonces);
     const toWrite = batch.filter((c) => c.nonce === undefined || !existing.has(c.nonce));
-    if (toWrite.length === 0) return batch.map((c) => replayOf(c, existing.get(c.nonce ?? ""), existing));
+    if (toWrite.length === 0) {
+      return refuseAtomicUnits(
+        units,
+        batch.map((c) => replayOf(c, existing.get(c.nonce ?? ""), existing)),
+      );
+    }
 
     return this.#db.transaction(async (tx) => {
       // The limits are read with the locks, for the clock before them; the entries carry the clock read
@@ -320,7 +326,8 @@ export function decideBatch(
       acceptedByNonce.clear();
       for (const [k, v] of noncesBefore) acceptedByNonce.set(k, v);
       plans.length = first;
-      for (let i = 0; i < unit.commands.length; i += 1) plans.push({ kind: "group-refused", refusal: refused });
+      for (let i = 0; i < unit.commands.length; i += 1)
+        plans.push({ kind: "group-refused", refusal: refused });
     }
   }
   return plans;
@@ -328,9 +335,31 @@ export function decideBatch(
   function decideOne(command: Command<unknown>, index: number): Plan {
     const nonce = command.nonce;
     const recorded = nonce === undefined ? undefined : existing.get(nonce);
-    if (recorded) return { kind: "replay", row: recorded };
+    // A nonce used for a different request is refused here, before anything is written, and not only
+    // answered so after the write: an atomic group must not be written around it.
+    if (recorded) {
+      if (command.replay(recorded, existing) === null) {
+        return { kind: "refused", error: new NonceConflictError(recorded.nonce) };
+      }
+      return { kind: "replay", row: recorded };
+    }
     const earlier = nonce === undefined ? undefined : acceptedByNonce.get(nonce);
-    if (earlier !== undefined) return { kind: "replay-in-batch", of: earlier };
+    if (earlier !== undefined) {
+      const first = plans[earlier];
+      if (nonce !== undefined && first?.kind === "accepted") {
+        // What the lookup would find once the first is written (its id aside, unknown until then).
+        const written = new Map(
+          state
+            .accepted(first.entries)
+            .map(({ entry, hold }) => [entry.nonce, recordedOf(entry, hold)] as const),
+        );
+        const row = written.get(nonce);
+        if (!row || command.replay(row, written) === null) {
+          return { kind: "refused", error: new NonceConflictError(nonce) };
+        }
+      }
+      return { kind: "replay-in-batch", of: earlier };
+    }
     const draft = state.draft();
     let decision;
     try {
@@ -348,6 +377,57 @@ export function decideBatch(
     entryCount += count;
     return { kind: "accepted", answer: decision.answer, entries };
   }
+}
+
+/** An entry this batch accepted, as the nonce lookup will read it once written (its id is not known yet). */
+function recordedOf(entry: NewEntry, hold: ActiveHold | null): RecordedEntry {
+  return {
+    id: 0,
+    app: entry.app,
+    operation: entry.operation,
+    ownerId: entry.ownerId,
+    amount: BigInt(entry.amount),
+    balanceAfter: BigInt(entry.balanceAfter),
+    heldAfter: BigInt(entry.heldAfter),
+    sequence: entry.sequence,
+    nonce: entry.nonce,
+    limitPeriod: entry.limitPeriod,
+    createdAt: entry.createdAt,
+    expiresAt: entry.expiresAt,
+    holdId: entry.holdId,
+    reverses: entry.reverses,
+    counterpartyOwnerId: entry.counterpartyOwnerId,
+    reason: entry.reason,
+    hold: hold
+      ? {
+          id: hold.id,
+          ownerId: hold.ownerId,
+          operation: hold.operation,
+          amount: hold.amount,
+          expiresAt: hold.expiresAt,
+          createdAt: hold.createdAt,
+        }
+      : null,
+  };
+}
+
+/**
+ * Answers without a write (every nonce recorded) are all or nothing too: an atomic unit with a refusal
+ * among them (a nonce used for a different request) answers GroupRefused for each of its commands.
+ */
+function refuseAtomicUnits(units: readonly Unit[], settled: Settled[]): Settled[] {
+  let at = 0;
+  for (const unit of units) {
+    const mine = settled.slice(at, at + unit.commands.length);
+    const first = mine.findIndex((s) => !s.ok && s.error instanceof LedgerError);
+    const refused = mine[first];
+    if (unit.atomic && refused && !refused.ok && refused.error instanceof LedgerError) {
+      const refusal = new GroupRefused(first, refused.error);
+      for (let i = 0; i < mine.length; i += 1) settled[at + i] = { ok: false, error: refusal };
+    }
+    at += unit.commands.length;
+  }
+  return settled;
 }
 
 function replayOf(

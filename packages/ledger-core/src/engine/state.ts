@@ -331,6 +331,22 @@ export class BatchState {
     };
   }
 
+  /**
+   * The entries accepted so far at these positions (decision order), each with the hold it belongs to:
+   * what a later command of the batch under the same nonce is checked against.
+   */
+  accepted(positions: readonly number[]): { entry: NewEntry; hold: ActiveHold | null }[] {
+    return positions.flatMap((i) => {
+      const entry = this.#entries[i];
+      if (!entry) return [];
+      const hold =
+        entry.holdId === null
+          ? undefined
+          : this.#owners.get(entry.ownerId)?.holds.find((h) => h.id === entry.holdId);
+      return [{ entry, hold: hold ?? null }];
+    });
+  }
+
   effects(): Effects {
     const owners = [...this.#owners.values()];
     return {
