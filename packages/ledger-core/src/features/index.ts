@@ -5,7 +5,8 @@ import { accounts } from "./accounts/index.js";
 import type { Feature } from "./feature.js";
 import { grants } from "./grants/index.js";
 import { operations } from "./operations/index.js";
+import { suspension } from "./suspension/index.js";
 
-export const FEATURES: readonly Feature[] = [operations, accounts, grants];
+export const FEATURES: readonly Feature[] = [operations, accounts, grants, suspension];
 
 export type { Feature, FeatureRuntime } from "./feature.js";

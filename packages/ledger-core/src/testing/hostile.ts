@@ -18,6 +18,7 @@ import {
 import { RESERVED_OWNER_IDS } from "../domain/input.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { freshOwner } from "./index.js";
+import { suspensionHostileCases } from "./hostile-suspension.js";
 import { expectRefusal } from "./problems.js";
 import { apply, JSON_HEADERS, op, type PostInput, type RequestApp } from "./requests.js";
 import { ledgerTotals, ownerState } from "./snapshots.js";
@@ -880,7 +881,13 @@ function unknownRouteCases(): HostileCase[] {
  * /ledger/{owner_id} and /entries (path tricks, cursor and limit), and routes or methods that do not exist.
  */
 export function hostileCases(catalogs: HostileCatalogs): HostileCase[] {
-  return [...postCases(catalogs), ...ownerPathCases(), ...pageQueryCases(), ...unknownRouteCases()];
+  return [
+    ...postCases(catalogs),
+    ...ownerPathCases(),
+    ...pageQueryCases(),
+    ...unknownRouteCases(),
+    ...suspensionHostileCases(),
+  ];
 }
 
 /**

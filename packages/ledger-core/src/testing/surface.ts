@@ -15,6 +15,7 @@ import { ownerState, tableCounts } from "./snapshots.js";
 import type { AppSurface } from "./app-surface.js";
 import { describeExpiringCredits } from "./grants.js";
 import { describeSharedOperations } from "./shared-operations.js";
+import { describeSuspension } from "./suspension.js";
 
 export type { AppSurface } from "./app-surface.js";
 
@@ -34,6 +35,7 @@ const openApiSchema = z.object({
 export function describeAppSurface(s: AppSurface): void {
   describeSharedOperations(s);
   describeExpiringCredits(s);
+  describeSuspension(s);
 
   const snapshot = async (owner: string) => ({
     owner: await ownerState(s.app(), owner),
@@ -71,6 +73,8 @@ export function describeAppSurface(s: AppSurface): void {
         "/ledger",
         "/ledger/{owner_id}",
         "/ledger/{owner_id}/entries",
+        "/ledger/{owner_id}/reinstatement",
+        "/ledger/{owner_id}/suspension",
       ]);
       const operations = doc.components.schemas.PostOperation.properties.operation.enum;
       expect([...operations].sort()).toEqual([...s.catalog.names].sort());
