@@ -293,7 +293,9 @@ export async function listEntries(
     .select({
       ...getTableColumns(ledgerEntries),
       // Served by ledger_entries_reverses; an entry never reversed costs one probe of an index of reversals.
-      reversedAmount: sql<string>`(select coalesce(abs(sum(r.amount)), 0)::text from ledger_entries r where r.reverses = ${ledgerEntries.id})`,
+      // The outer row's id is named with its table: drizzle writes ${ledgerEntries.id} as a bare "id" in a
+      // one-table select, which inside the subquery would be r's own.
+      reversedAmount: sql<string>`(select coalesce(abs(sum(r.amount)), 0)::text from ledger_entries r where r.reverses = ledger_entries.id)`,
     })
     .from(ledgerEntries)
     .where(and(...conditions))
