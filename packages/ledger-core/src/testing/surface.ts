@@ -14,8 +14,10 @@ import type { RequestApp } from "./requests.js";
 import { ownerState, tableCounts } from "./snapshots.js";
 import type { AppSurface } from "./app-surface.js";
 import { describeExpiringCredits } from "./grants.js";
+import { describeReversals } from "./reversals.js";
 import { describeSharedOperations } from "./shared-operations.js";
 import { describeSuspension } from "./suspension.js";
+import { describeTransfers } from "./transfers.js";
 
 export type { AppSurface } from "./app-surface.js";
 
@@ -36,6 +38,8 @@ export function describeAppSurface(s: AppSurface): void {
   describeSharedOperations(s);
   describeExpiringCredits(s);
   describeSuspension(s);
+  describeReversals(s);
+  describeTransfers(s);
 
   const snapshot = async (owner: string) => ({
     owner: await ownerState(s.app(), owner),
@@ -71,6 +75,8 @@ export function describeAppSurface(s: AppSurface): void {
       const doc = openApiSchema.parse(await res.json());
       expect(Object.keys(doc.paths).sort()).toEqual([
         "/ledger",
+        "/ledger/entries/{entry_id}/reversal",
+        "/ledger/transfers",
         "/ledger/{owner_id}",
         "/ledger/{owner_id}/entries",
         "/ledger/{owner_id}/reinstatement",
