@@ -156,8 +156,11 @@ export type HoldStatus = "active" | "captured" | "released" | "expired";
 
 export class HoldNotActiveError extends LedgerError {
   readonly code = "HOLD_NOT_ACTIVE";
+  /** Also a top-level member of the problem the HTTP edge answers with. */
+  readonly holdStatus: HoldStatus;
   constructor(holdId: string, status: HoldStatus) {
     super(`Hold ${JSON.stringify(holdId)} is ${status}, not active`, { hold_id: holdId, hold_status: status });
+    this.holdStatus = status;
   }
 }
 

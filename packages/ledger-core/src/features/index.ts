@@ -4,11 +4,12 @@
 import { accounts } from "./accounts/index.js";
 import type { Feature } from "./feature.js";
 import { grants } from "./grants/index.js";
+import { holds } from "./holds/index.js";
 import { operations } from "./operations/index.js";
 import { reversals } from "./reversals/index.js";
 import { suspension } from "./suspension/index.js";
 import { transfers } from "./transfers/index.js";
 
-export const FEATURES: readonly Feature[] = [operations, reversals, transfers, accounts, grants, suspension];
+export const FEATURES: readonly Feature[] = [operations, holds, reversals, transfers, accounts, grants, suspension];
 
 export type { Feature, FeatureRuntime } from "./feature.js";

@@ -6,7 +6,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
-import { LedgerError } from "../domain/errors.js";
+import { HoldNotActiveError, LedgerError } from "../domain/errors.js";
 import { BODY_SIZE_MAX_BYTES } from "../domain/limits.js";
 import type { LedgerDb } from "../store/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
@@ -83,6 +83,7 @@ export function createLedgerApp(opts: LedgerAppOptions) {
       return problem(c, error.code, error.message, {
         ...("issues" in error ? { errors: error.issues as { path: string; message: string }[] } : {}),
         details: "issues" in error ? {} : error.details,
+        ...(error instanceof HoldNotActiveError ? { members: { hold_status: error.holdStatus } } : {}),
       });
     }
     if (error instanceof HTTPException) {

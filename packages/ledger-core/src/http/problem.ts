@@ -69,6 +69,10 @@ export const problemSchema = z
     request_id: z.string().optional(),
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
     details: z.record(z.string(), z.unknown()).optional(),
+    hold_status: z
+      .enum(["active", "captured", "released", "expired"])
+      .optional()
+      .openapi({ description: "HOLD_NOT_ACTIVE: the hold's status (also in details)" }),
   })
   .openapi("Problem");
 
@@ -81,6 +85,8 @@ export function problemBody(
     requestId?: string | undefined;
     errors?: readonly ValidationIssue[];
     details?: Record<string, unknown>;
+    /** Extension members at the top level (RFC 9457 section 3.2). */
+    members?: Partial<Pick<Problem, "hold_status">>;
   } = {},
 ): Problem {
   const status = STATUS_BY_CODE[code];
@@ -93,6 +99,7 @@ export function problemBody(
     ...(extra.requestId ? { request_id: extra.requestId } : {}),
     ...(extra.errors ? { errors: [...extra.errors] } : {}),
     ...(extra.details && Object.keys(extra.details).length > 0 ? { details: extra.details } : {}),
+    ...extra.members,
   };
 }
 
@@ -107,7 +114,11 @@ export function problem(
   c: Context,
   code: HttpErrorCode,
   detail: string,
-  extra: { errors?: readonly ValidationIssue[]; details?: Record<string, unknown> } = {},
+  extra: {
+    errors?: readonly ValidationIssue[];
+    details?: Record<string, unknown>;
+    members?: Partial<Pick<Problem, "hold_status">>;
+  } = {},
 ): Response {
   const requestId = (c.get("requestId") as string | undefined) ?? undefined;
   return problemResponse(problemBody(code, detail, { ...extra, requestId }), {
