@@ -141,16 +141,21 @@ export async function lockOwners(
   return { owners: [...owners.values()], usedLimits: toUsedLimits(used), facts };
 }
 
-// The sweeper's question: which owners have grants that are due, whichever app granted them (an app
-// with no process running must not leave its grants to wait for the owner's next write). Served by the
-// partial index ledger_grants_due (expires_at) where remaining > 0.
+// The sweeper's question: which owners have grants or active holds that are due, whichever app made
+// them (an app with no process running must not leave them to wait for the owner's next write). Served
+// by the partial indexes ledger_grants_due (expires_at) where remaining > 0, and ledger_holds_due
+// (expires_at) where status = 'active'.
 const DUE_OWNERS = `select distinct owner_id from (
-    select owner_id from ledger_grants
-    where remaining > 0 and expires_at <= $1::text::timestamptz
-    order by expires_at limit $2::int) d`;
+    (select owner_id from ledger_grants
+     where remaining > 0 and expires_at <= $1::text::timestamptz
+     order by expires_at limit $2::int)
+    union all
+    (select owner_id from ledger_holds
+     where status = 'active' and expires_at <= $1::text::timestamptz
+     order by expires_at limit $2::int)) d`;
 
-/** Owners with at least one grant due at `now`, at most `limit` of them. */
-export async function findOwnersWithDueGrants(db: SqlRunner, now: Date, limit: number): Promise<string[]> {
+/** Owners with at least one grant or active hold due at `now`, at most 2 * `limit` of them. */
+export async function findOwnersWithDueExpiries(db: SqlRunner, now: Date, limit: number): Promise<string[]> {
   const [rows = []] = await db.run([{ text: DUE_OWNERS, params: [now.toISOString(), limit] }]);
   return (rows as { owner_id: string }[]).map((r) => r.owner_id);
 }

@@ -1,18 +1,18 @@
 // Expiry. From its `expires_at` on, a grant's unspent remainder stops counting at once, for reads and
 // writes alike (they subtract it); an EXPIRY entry records it, written by the next write for that owner
-// or by this sweeper, whichever comes first. The sweeper finds owners with due grants (of any app: an
-// app with no process running must not leave its grants waiting) and submits one expiry command each
-// to group commit, where it is decided under the owner's lock like any
-// write: many processes may sweep at once and each remainder still expires exactly once (the lock, the
-// remainder read after it, and the (app, nonce) key of the expiry entry).
+// or by this sweeper, whichever comes first (likewise an active hold past its expiry, HOLD_EXPIRY). The
+// sweeper finds owners with due grants or holds (of any app: an app with no process running must not
+// leave them waiting) and submits one expiry command each to group commit, where it is decided under the
+// owner's lock like any write: many processes may sweep at once and each remainder still expires exactly
+// once (the lock, the remainder read after it, and the (app, nonce) key of the expiry entry).
 import type { Logger } from "pino";
 import type { Command } from "../../engine/command.js";
 import type { GroupCommitter } from "../../engine/group-commit.js";
-import { findOwnersWithDueGrants } from "../../store/load.js";
+import { findOwnersWithDueExpiries } from "../../store/load.js";
 import { read } from "../../store/reads.js";
 import type { SqlRunner } from "../../store/sql-client.js";
 
-/** Expires whatever is due for one owner; answers how many grants it expired. */
+/** Expires whatever is due for one owner; answers how many expiry entries (EXPIRY, HOLD_EXPIRY) it wrote. */
 export function expireDue(ownerId: string): Command<number> {
   return {
     kind: "grants.expire",
@@ -31,6 +31,7 @@ export const SWEEP_OWNERS_PER_ROUND = 500;
 
 export interface SweepReport {
   owners: number;
+  /** Expiry entries written: EXPIRY (grants) and HOLD_EXPIRY (holds). */
   grants: number;
 }
 
@@ -47,7 +48,7 @@ export async function sweepOnce(opts: SweeperOptions): Promise<SweepReport> {
   const report: SweepReport = { owners: 0, grants: 0 };
   for (;;) {
     const owners = await read(
-      () => findOwnersWithDueGrants(opts.db, opts.clock(), SWEEP_OWNERS_PER_ROUND),
+      () => findOwnersWithDueExpiries(opts.db, opts.clock(), SWEEP_OWNERS_PER_ROUND),
       opts.timeoutMs,
     );
     if (owners.length === 0) return report;
