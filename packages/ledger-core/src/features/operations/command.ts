@@ -137,7 +137,9 @@ export function postOperation(app: string, post: ValidatedPost): Command<PostRes
       };
     },
     replay(recorded) {
+      // A capture is an entry of its hold's operation too, but not a post: its nonce is a conflict here.
       const same =
+        recorded.holdId === null &&
         recorded.ownerId === req.owner_id &&
         recorded.operation === req.operation &&
         Number(recorded.amount) === amount &&
