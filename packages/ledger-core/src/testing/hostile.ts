@@ -18,6 +18,7 @@ import {
 import { RESERVED_OWNER_IDS } from "../domain/input.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { freshOwner } from "./index.js";
+import { reversalTransferHostileCases } from "./hostile-moves.js";
 import { suspensionHostileCases } from "./hostile-suspension.js";
 import { expectRefusal } from "./problems.js";
 import { apply, JSON_HEADERS, op, type PostInput, type RequestApp } from "./requests.js";
@@ -887,6 +888,7 @@ export function hostileCases(catalogs: HostileCatalogs): HostileCase[] {
     ...pageQueryCases(),
     ...unknownRouteCases(),
     ...suspensionHostileCases(),
+    ...reversalTransferHostileCases(),
   ];
 }
 
