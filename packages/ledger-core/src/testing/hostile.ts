@@ -19,6 +19,7 @@ import { RESERVED_OWNER_IDS } from "../domain/input.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { freshOwner } from "./index.js";
 import { reversalTransferHostileCases } from "./hostile-moves.js";
+import { holdHostileCases, placeHostileHold } from "./hostile-holds.js";
 import { suspensionHostileCases } from "./hostile-suspension.js";
 import { expectRefusal } from "./problems.js";
 import { apply, JSON_HEADERS, op, type PostInput, type RequestApp } from "./requests.js";
@@ -42,8 +43,10 @@ export interface HostileRequest {
 export interface HostileCase {
   /** The route and what is wrong with the request, e.g. `POST /ledger: amount -1`. */
   name: string;
-  /** Builds the request for an owner who holds credits. */
-  request: (owner: string) => HostileRequest;
+  /** Builds the request for an owner who holds credits (and, with `needsHold`, the id of its live hold). */
+  request: (owner: string, holdId?: string) => HostileRequest;
+  /** The owner also has a live hold of CREDIT_SPEND (placed before the snapshot) for the request to name. */
+  needsHold?: boolean;
   status: number;
   code: HttpErrorCode;
 }
@@ -887,6 +890,7 @@ export function hostileCases(catalogs: HostileCatalogs): HostileCase[] {
     ...ownerPathCases(),
     ...pageQueryCases(),
     ...unknownRouteCases(),
+    ...holdHostileCases(catalogs),
     ...suspensionHostileCases(),
     ...reversalTransferHostileCases(),
   ];
@@ -904,13 +908,14 @@ export async function expectHostileRefused(
 ): Promise<void> {
   const owner = freshOwner("hostile");
   await apply(app, op(owner, "CREDIT_ADD"));
+  const holdId = hostile.needsHold ? await placeHostileHold(app, owner) : undefined;
   const snapshot = async () => ({ owner: await ownerState(app, owner), totals: await ledgerTotals(db) });
   const before = await snapshot();
   // CREDIT_ADD, a shared operation, gives 10: the CREDIT_SPEND each POST is built around is affordable.
-  expect(before.owner).toEqual({ balance: 10, entryCount: 1 });
+  expect(before.owner).toEqual({ balance: 10, entryCount: holdId === undefined ? 1 : 2 });
   const prototypeKeys = Object.getOwnPropertyNames(Object.prototype);
 
-  const { path, init } = hostile.request(owner);
+  const { path, init } = hostile.request(owner, holdId);
   await expectRefusal(await app.request(path, init), hostile.status, hostile.code);
 
   expect(Object.getOwnPropertyNames(Object.prototype)).toEqual(prototypeKeys);

@@ -7,6 +7,7 @@ import {
   ledgerAllocations,
   ledgerEntries,
   ledgerGrants,
+  ledgerHolds,
   ledgerOwners,
   ledgerPostings,
 } from "../store/schema.js";
@@ -31,6 +32,7 @@ export interface TableCounts {
   owners: number;
   grants: number;
   allocations: number;
+  holds: number;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function tableCounts(db: LedgerDb): Promise<TableCounts> {
     owners: await db.$count(ledgerOwners),
     grants: await db.$count(ledgerGrants),
     allocations: await db.$count(ledgerAllocations),
+    holds: await db.$count(ledgerHolds),
   };
 }
 

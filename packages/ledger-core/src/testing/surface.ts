@@ -14,6 +14,7 @@ import type { RequestApp } from "./requests.js";
 import { ownerState, tableCounts } from "./snapshots.js";
 import type { AppSurface } from "./app-surface.js";
 import { describeExpiringCredits } from "./grants.js";
+import { describeHolds } from "./holds.js";
 import { describeReversals } from "./reversals.js";
 import { describeSharedOperations } from "./shared-operations.js";
 import { describeSuspension } from "./suspension.js";
@@ -37,6 +38,7 @@ const openApiSchema = z.object({
 export function describeAppSurface(s: AppSurface): void {
   describeSharedOperations(s);
   describeExpiringCredits(s);
+  describeHolds(s);
   describeSuspension(s);
   describeReversals(s);
   describeTransfers(s);
@@ -76,9 +78,14 @@ export function describeAppSurface(s: AppSurface): void {
       expect(Object.keys(doc.paths).sort()).toEqual([
         "/ledger",
         "/ledger/entries/{entry_id}/reversal",
+        "/ledger/holds",
+        "/ledger/holds/{hold_id}",
+        "/ledger/holds/{hold_id}/capture",
+        "/ledger/holds/{hold_id}/release",
         "/ledger/transfers",
         "/ledger/{owner_id}",
         "/ledger/{owner_id}/entries",
+        "/ledger/{owner_id}/holds",
         "/ledger/{owner_id}/reinstatement",
         "/ledger/{owner_id}/suspension",
       ]);
