@@ -19,6 +19,8 @@ export interface Feature {
   routes?: (service: LedgerService) => OpenAPIHono<LedgerEnv>;
   /** Paths of its write routes: each gets the strict JSON body guard before its own validation. */
   writePaths?: readonly string[];
+  /** The body limit of its write paths, when not the app's (BODY_SIZE_MAX_BYTES): a batch's is larger. */
+  bodySizeMaxBytes?: number;
   /** Starts its background work, if any, for one app; returns how to stop it. */
   start?: (service: LedgerService, runtime: FeatureRuntime) => (() => Promise<void>) | undefined;
 }

@@ -2,6 +2,7 @@
 // command, routes, migration and tests) and a line here; the engine, the SQL writer and the other
 // features do not change.
 import { accounts } from "./accounts/index.js";
+import { batch } from "./batch/index.js";
 import type { Feature } from "./feature.js";
 import { grants } from "./grants/index.js";
 import { holds } from "./holds/index.js";
@@ -10,6 +11,15 @@ import { reversals } from "./reversals/index.js";
 import { suspension } from "./suspension/index.js";
 import { transfers } from "./transfers/index.js";
 
-export const FEATURES: readonly Feature[] = [operations, holds, reversals, transfers, accounts, grants, suspension];
+export const FEATURES: readonly Feature[] = [
+  operations,
+  holds,
+  reversals,
+  transfers,
+  accounts,
+  grants,
+  suspension,
+  batch,
+];
 
 export type { Feature, FeatureRuntime } from "./feature.js";

@@ -6,15 +6,15 @@ import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { Logger } from "pino";
-import { HoldNotActiveError, LedgerError } from "../domain/errors.js";
+import { LedgerError } from "../domain/errors.js";
 import { BODY_SIZE_MAX_BYTES } from "../domain/limits.js";
 import type { LedgerDb } from "../store/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { LedgerService } from "../service/ledger-service.js";
 import { docsRoutes } from "./docs.js";
 import type { LedgerEnv } from "./env.js";
-import { problem, STATUS_BY_CODE } from "./problem.js";
-import { createLedgerRouter, validationHook, WRITE_PATHS } from "./router.js";
+import { problem, problemExtra, STATUS_BY_CODE } from "./problem.js";
+import { createLedgerRouter, validationHook, WRITE_ROUTES } from "./router.js";
 import { FEATURES } from "../features/index.js";
 import { findStrictJsonProblem } from "./strict-json.js";
 
@@ -48,9 +48,12 @@ export function createLedgerApp(opts: LedgerAppOptions) {
       "request",
     );
   });
-  // Before the route's own validation; strict: false makes "/ledger/" match too.
+  // Before the route's own validation; strict: false makes "/ledger/" match too. A feature may give its
+  // write paths a body limit of their own (a batch's is larger than one write's).
   const guard = writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES);
-  for (const path of WRITE_PATHS) app.post(path, guard);
+  for (const { path, bodySizeMaxBytes } of WRITE_ROUTES) {
+    app.post(path, bodySizeMaxBytes === undefined ? guard : writeBodyGuard(bodySizeMaxBytes));
+  }
   app.route("/", createLedgerRouter(service));
 
   app.get("/health", async (c) => {
@@ -80,11 +83,7 @@ export function createLedgerApp(opts: LedgerAppOptions) {
     if (error instanceof LedgerError) {
       const status = STATUS_BY_CODE[error.code];
       if (status >= 500) c.get("log")?.error({ err: error }, "ledger error");
-      return problem(c, error.code, error.message, {
-        ...("issues" in error ? { errors: error.issues as { path: string; message: string }[] } : {}),
-        details: "issues" in error ? {} : error.details,
-        ...(error instanceof HoldNotActiveError ? { members: { hold_status: error.holdStatus } } : {}),
-      });
+      return problem(c, error.code, error.message, problemExtra(error));
     }
     if (error instanceof HTTPException) {
       const status = error.status;

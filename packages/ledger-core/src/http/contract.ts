@@ -3,7 +3,7 @@
 // that gives every schema failure the same 400 problem.
 import { z } from "@hono/zod-openapi";
 import { ownerIdSchema } from "../domain/input.js";
-import { problem } from "./problem.js";
+import { problem, problemBody, type Problem } from "./problem.js";
 
 export const entrySchema = z
   .object({
@@ -126,19 +126,24 @@ export const ownerParams = z.object({
   owner_id: ownerIdSchema.clone().openapi({ param: { name: "owner_id", in: "path" }, example: "test_user" }),
 });
 
+/**
+ * The 400 problem of a value that fails its zod schema (the request id aside): what the validation hook
+ * answers, and what a batch answers for an item that fails the schema of POST /ledger.
+ */
+export function validationProblem(error: {
+  issues: readonly { path: readonly PropertyKey[]; message: string }[];
+}): Problem {
+  const errors = error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+  const detail = errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; ");
+  return problemBody("VALIDATION_FAILED", detail, { errors });
+}
+
 /** Every request that fails its zod schema gets the same 400 problem. */
 export function validationHook(
   result: { success: true } | { success: false; error: z.ZodError },
   c: Parameters<typeof problem>[0],
 ): Response | undefined {
   if (result.success) return undefined;
-  const errors = result.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
-  return problem(
-    c,
-    "VALIDATION_FAILED",
-    errors.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("; "),
-    {
-      errors,
-    },
-  );
+  const { detail, errors = [] } = validationProblem(result.error);
+  return problem(c, "VALIDATION_FAILED", detail, { errors });
 }

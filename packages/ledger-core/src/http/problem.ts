@@ -2,7 +2,12 @@
 // `code`. Used by onError, the validation hook, the body limit and the 404 handler alike.
 import type { Context } from "hono";
 import { z } from "@hono/zod-openapi";
-import type { LedgerErrorCode, ValidationIssue } from "../domain/errors.js";
+import {
+  HoldNotActiveError,
+  type LedgerError,
+  type LedgerErrorCode,
+  type ValidationIssue,
+} from "../domain/errors.js";
 
 export type HttpErrorCode =
   | LedgerErrorCode
@@ -101,6 +106,27 @@ export function problemBody(
     ...(extra.details && Object.keys(extra.details).length > 0 ? { details: extra.details } : {}),
     ...extra.members,
   };
+}
+
+/**
+ * What a domain error's problem carries besides its code and detail: onError's answer to it, and a batch
+ * item's, which must be the same byte for byte.
+ */
+export function problemExtra(error: LedgerError): {
+  errors?: readonly ValidationIssue[];
+  details: Record<string, unknown>;
+  members?: Partial<Pick<Problem, "hold_status">>;
+} {
+  return {
+    ...("issues" in error ? { errors: error.issues as readonly ValidationIssue[] } : {}),
+    details: "issues" in error ? {} : error.details,
+    ...(error instanceof HoldNotActiveError ? { members: { hold_status: error.holdStatus } } : {}),
+  };
+}
+
+/** The problem of a domain error (the request id aside, unless given). */
+export function problemOfError(error: LedgerError, requestId?: string): Problem {
+  return problemBody(error.code, error.message, { ...problemExtra(error), requestId });
 }
 
 export function problemResponse(problem: Problem, headers: Record<string, string> = {}): Response {

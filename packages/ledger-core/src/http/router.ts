@@ -26,7 +26,13 @@ export function createLedgerRouter(service: LedgerService) {
   return router;
 }
 
-/** Every write path of every feature: each gets the strict JSON body guard. */
-export const WRITE_PATHS: readonly string[] = FEATURES.flatMap((f) => f.writePaths ?? []);
+/**
+ * Every write path of every feature, with its feature's own body limit (undefined: the app's): each gets
+ * the strict JSON body guard.
+ */
+export const WRITE_ROUTES: readonly { path: string; bodySizeMaxBytes: number | undefined }[] =
+  FEATURES.flatMap((f) =>
+    (f.writePaths ?? []).map((path) => ({ path, bodySizeMaxBytes: f.bodySizeMaxBytes })),
+  );
 
 export type LedgerRouter = ReturnType<typeof createLedgerRouter>;

@@ -20,6 +20,7 @@ import type { OperationCatalogView } from "../domain/operations.js";
 import { freshOwner } from "./index.js";
 import { reversalTransferHostileCases } from "./hostile-moves.js";
 import { holdHostileCases, placeHostileHold } from "./hostile-holds.js";
+import { batchHostileCases } from "./hostile-batch.js";
 import { suspensionHostileCases } from "./hostile-suspension.js";
 import { expectRefusal } from "./problems.js";
 import { apply, JSON_HEADERS, op, type PostInput, type RequestApp } from "./requests.js";
@@ -629,8 +630,9 @@ function badExpiries(): HostileBody[] {
   ];
 }
 
-function postCases(catalogs: HostileCatalogs): HostileCase[] {
-  const bodies: HostileBody[] = [
+/** Every hostile body of POST /ledger, built around a valid CREDIT_SPEND (a batch's items reuse them). */
+export function hostilePostBodies(catalogs: HostileCatalogs): HostileBody[] {
+  return [
     ...badSyntax(),
     ...deepNesting(),
     ...badMediaTypes(),
@@ -645,6 +647,10 @@ function postCases(catalogs: HostileCatalogs): HostileCase[] {
     ...duplicateKeys(),
     ...badExpiries(),
   ];
+}
+
+function postCases(catalogs: HostileCatalogs): HostileCase[] {
+  const bodies = hostilePostBodies(catalogs);
   return ["/ledger", "/ledger/"].flatMap((path) =>
     bodies.map((spec): HostileCase => ({
       name: `POST ${path}: ${spec.name}`,
@@ -892,6 +898,7 @@ export function hostileCases(catalogs: HostileCatalogs): HostileCase[] {
     ...unknownRouteCases(),
     ...holdHostileCases(catalogs),
     ...suspensionHostileCases(),
+    ...batchHostileCases(catalogs),
     ...reversalTransferHostileCases(),
   ];
 }

@@ -18,6 +18,7 @@ import { describeHolds } from "./holds.js";
 import { describeReversals } from "./reversals.js";
 import { describeSharedOperations } from "./shared-operations.js";
 import { describeSuspension } from "./suspension.js";
+import { describeBatch } from "./batch.js";
 import { describeTransfers } from "./transfers.js";
 
 export type { AppSurface } from "./app-surface.js";
@@ -40,6 +41,7 @@ export function describeAppSurface(s: AppSurface): void {
   describeExpiringCredits(s);
   describeHolds(s);
   describeSuspension(s);
+  describeBatch(s);
   describeReversals(s);
   describeTransfers(s);
 
@@ -77,6 +79,7 @@ export function describeAppSurface(s: AppSurface): void {
       const doc = openApiSchema.parse(await res.json());
       expect(Object.keys(doc.paths).sort()).toEqual([
         "/ledger",
+        "/ledger/batch",
         "/ledger/entries/{entry_id}/reversal",
         "/ledger/holds",
         "/ledger/holds/{hold_id}",

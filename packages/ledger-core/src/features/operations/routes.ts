@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { amountSchema, nonceSchema, operationNameSchema, ownerIdSchema } from "../../domain/input.js";
 import { instantSchema } from "../../domain/instant.js";
 import type { OperationDefinition } from "../../domain/operations.js";
+import type { PostResult } from "../../domain/types.js";
 import { postResultSchema, validationHook } from "../../http/contract.js";
 import type { LedgerEnv } from "../../http/env.js";
 import { problemContent } from "../../http/problem.js";
@@ -28,6 +29,17 @@ function formatDuration(seconds: number): string {
   if (seconds % 86_400 === 0) return `${seconds / 86_400} day(s)`;
   if (seconds % 3_600 === 0) return `${seconds / 3_600} hour(s)`;
   return `${seconds} s`;
+}
+
+/** The body POST /ledger answers a post with (201, or 200 for a replay); a batch's items too. */
+export function postResultBody(result: PostResult) {
+  return {
+    owner_id: result.entry.owner_id,
+    balance: result.balance,
+    available: result.available,
+    replayed: result.replayed,
+    entry: result.entry,
+  };
 }
 
 /** The operations feature's route for one app. */
@@ -101,13 +113,7 @@ export function operationRoutes(service: LedgerService) {
     async (c) => {
       // The route's schema has validated the body already.
       const result = await service.postParsed(c.req.valid("json"));
-      const body = {
-        owner_id: result.entry.owner_id,
-        balance: result.balance,
-        available: result.available,
-        replayed: result.replayed,
-        entry: result.entry,
-      };
+      const body = postResultBody(result);
       c.header("idempotent-replayed", String(result.replayed));
       c.get("log").info(
         {
