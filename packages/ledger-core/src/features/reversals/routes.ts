@@ -24,16 +24,10 @@ export const reversalBodySchema = z
         "Unique per app across every write. Sending it again with the same request returns the original answer.",
       example: "refund-order-1234",
     }),
-    amount: z
-      .number()
-      .int()
-      .min(1)
-      .max(AMOUNT_MAX)
-      .optional()
-      .openapi({
-        description: "How much of the entry to reverse (1..what is left); default: what is left",
-        example: 5,
-      }),
+    amount: z.number().int().min(1).max(AMOUNT_MAX).optional().openapi({
+      description: "How much of the entry to reverse (1..what is left); default: what is left",
+      example: 5,
+    }),
     reason: reasonSchema
       .clone()
       .optional()
@@ -54,13 +48,9 @@ export const reversalResultSchema = z
     original: z.object({
       id: z.number().int().positive(),
       amount: z.number().int().openapi({ description: "The reversed entry's signed amount" }),
-      reversed_amount: z
-        .number()
-        .int()
-        .positive()
-        .openapi({
-          description: "What its reversals have given back, this one included (for a replay: as then)",
-        }),
+      reversed_amount: z.number().int().positive().openapi({
+        description: "What its reversals have given back, this one included (for a replay: as then)",
+      }),
     }),
   })
   .openapi("ReversalResult");
