@@ -247,6 +247,22 @@ export function describeReversals(s: AppSurface): void {
       expect(await expectReversal(await postReversal(app, credit.entry.id, { nonce }), 200)).toEqual(again);
     });
 
+    it("answers the same reversal sent twice at once once made and once replayed, with the same body", async () => {
+      const { app } = clockedApp(s);
+      const owner = freshOwner();
+      const credit = await apply(app, op(owner, "CREDIT_ADD"));
+      const body = { nonce: freshNonce(), amount: 4 };
+      const [first, second] = await Promise.all([
+        postReversal(app, credit.entry.id, body),
+        postReversal(app, credit.entry.id, body),
+      ]);
+      expect([first.status, second.status].sort()).toEqual([200, 201]);
+      const made = await expectReversal(first.status === 201 ? first : second, 201);
+      const replayed = await expectReversal(first.status === 200 ? first : second, 200);
+      expect(replayed).toEqual({ ...made, replayed: true });
+      expect(made.original.reversed_amount).toBe(4);
+    });
+
     it("takes an expiring credit's reversal from its own grant only, never from other credits", async () => {
       const { app } = clockedApp(s);
       const owner = freshOwner();

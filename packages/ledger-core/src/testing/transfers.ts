@@ -107,6 +107,20 @@ export function describeTransfers(s: AppSurface): void {
       expect((await ownerState(app, to)).entryCount).toBe(1);
     });
 
+    it("answers the same transfer sent twice at once once made and once replayed, with the same body", async () => {
+      const { app } = clockedApp(s);
+      const from = freshOwner("from");
+      const to = freshOwner("to");
+      await apply(app, op(from, "CREDIT_ADD"));
+      const body = { from_owner_id: from, to_owner_id: to, amount: 3, nonce: freshNonce() };
+      const [first, second] = await Promise.all([postTransfer(app, body), postTransfer(app, body)]);
+      expect([first.status, second.status].sort()).toEqual([200, 201]);
+      const made = await expectTransfer(first.status === 201 ? first : second, 201);
+      const replayed = await expectTransfer(first.status === 200 ? first : second, 200);
+      expect(replayed).toEqual({ ...made, replayed: true });
+      expect(await readOwner(app, from)).toMatchObject({ balance: 7 });
+    });
+
     it("carries the sender's expiries over: the receiver's expiring shows them, merged by instant", async () => {
       const { app, clock } = clockedApp(s);
       const from = freshOwner("from");
