@@ -5,6 +5,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { main, parseCommand, runCommand, type Io } from "../src/cli/ledger.js";
 import { LedgerService } from "../src/index.js";
 import { freshNonce, freshOwner, testDriver, useTestDatabase } from "../src/testing/index.js";
+import { submitCapture, submitHold } from "../src/features/holds/command.js";
+import { reverseEntry } from "../src/features/reversals/command.js";
+import { changeStatus } from "../src/features/suspension/command.js";
+import { transferCredits } from "../src/features/transfers/command.js";
 import { testCatalog } from "./fixtures.js";
 
 const tdb = useTestDatabase();
@@ -282,5 +286,142 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       tdb().db.execute(sql`update ledger_entries set created_at = now() where id = ${entry.id}`),
     );
     expect((await run("verify")).code).toBe(0);
+  });
+
+  describe("holds, reversals, transfers and suspension", () => {
+    /** An owner with 10 expiring and 10 lasting credits, a hold of 6 captured for 4, one of 3 active, a
+     * reversal of 2 of the capture, and a transfer of 5 to a second owner. */
+    async function history() {
+      const owner = freshOwner();
+      const other = freshOwner();
+      const expires_at = new Date(Date.now() + 86_400_000).toISOString();
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      const first = await submitHold(ledger, {
+        owner_id: owner,
+        operation: "TEST_DEBIT",
+        amount: 6,
+        nonce: freshNonce(),
+      });
+      const captured = await submitCapture(ledger, first.hold.id, { nonce: freshNonce(), amount: 4 });
+      const active = await submitHold(ledger, {
+        owner_id: owner,
+        operation: "TEST_DEBIT",
+        amount: 3,
+        nonce: freshNonce(),
+      });
+      await reverseEntry(ledger, captured.entry.id, { nonce: freshNonce(), amount: 2 });
+      await transferCredits(ledger, {
+        from_owner_id: owner,
+        to_owner_id: other,
+        amount: 5,
+        nonce: freshNonce(),
+      });
+      expect(await ledger.balance(owner)).toMatchObject({ balance: 13, held: 3, available: 10 });
+      return { owner, other, captured, active };
+    }
+
+    it("verify passes on them, and finds a held projection or a held_after that disagrees", async () => {
+      const { owner } = await history();
+      expect((await run("verify")).code).toBe(0);
+      await tdb().db.execute(sql`update ledger_owners set held = 1 where owner_id = ${owner}`);
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL held-is-active-holds");
+      expect(verify.text).toContain(`${owner}: held 1, active holds 3`);
+      expect(verify.text).toContain("FAIL held-after-chain");
+      const repair = await run("rebuild", "--repair");
+      expect(repair.text).toContain("held: stored 1, from holds 3");
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds a capture above its hold, and a hold without its ending entry", async () => {
+      const { captured, active } = await history();
+      await tdb().db.execute(sql`update ledger_holds set captured_amount = 5 where id = ${captured.hold.id}`);
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL holds-match-entries");
+      expect(verify.text).toContain(`${captured.hold.id}: captured ended by TEST_DEBIT -4`);
+      await tdb().db.execute(sql`update ledger_holds set captured_amount = 4 where id = ${captured.hold.id}`);
+      await tdb().db.execute(
+        sql`update ledger_holds set status = 'released', ended_at = now(), end_sequence = 1 where id = ${active.hold.id}`,
+      );
+      expect((await run("verify")).text).toContain(`${active.hold.id}: released without its ending entry`);
+      await tdb().db.execute(
+        sql`update ledger_holds set status = 'active', ended_at = null, end_sequence = null where id = ${active.hold.id}`,
+      );
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds reversals that add up to more than their original", async () => {
+      const { captured } = await history();
+      await tamper(() =>
+        tdb().db.execute(sql`update ledger_entries set amount = 5 where reverses = ${captured.entry.id}`),
+      );
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL reversals-within-original");
+      expect(verify.text).toContain(`entry ${captured.entry.id}: reversals of 5 for an entry of -4`);
+      await tamper(() =>
+        tdb().db.execute(sql`update ledger_entries set amount = 2 where reverses = ${captured.entry.id}`),
+      );
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds a transfer whose receiving side lost its pair or its carried expiry", async () => {
+      const { other } = await history();
+      await tdb().db.execute(
+        sql`update ledger_grants set expires_at = expires_at + interval '1 day' where owner_id = ${other}`,
+      );
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL transfer-pairs");
+      expect(verify.text).toContain("expiring credits sent and received differ");
+      await tdb().db.execute(
+        sql`update ledger_grants set expires_at = expires_at - interval '1 day' where owner_id = ${other}`,
+      );
+      await tamper(() =>
+        tdb().db.execute(
+          sql`update ledger_entries set nonce = nonce || 'x' where owner_id = ${other} and operation = 'TRANSFER_IN'`,
+        ),
+      );
+      expect((await run("verify")).text).toContain("TRANSFER_IN without its TRANSFER_OUT");
+      await tamper(() =>
+        tdb().db.execute(
+          sql`update ledger_entries set nonce = left(nonce, -1) where owner_id = ${other} and operation = 'TRANSFER_IN'`,
+        ),
+      );
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds a write for a suspended owner that is not allowed, and a status that disagrees", async () => {
+      const owner = freshOwner();
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      await ledger.submit(
+        changeStatus("app-a", "suspended", { owner_id: owner, nonce: freshNonce(), reason: "fraud" }),
+      );
+      const spend = await ledger
+        .post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() })
+        .then(
+          () => "accepted",
+          (e: { code?: string }) => e.code,
+        );
+      expect(spend).toBe("OWNER_SUSPENDED");
+      expect((await run("verify")).code).toBe(0);
+      // An entry slipped in while suspended (the sequence of a REINSTATEMENT turned into a debit).
+      await ledger.submit(changeStatus("app-a", "active", { owner_id: owner, nonce: freshNonce() }));
+      await ledger.post({ owner_id: owner, operation: "CREDIT_SPEND", nonce: freshNonce() });
+      await tamper(() =>
+        tdb().db.execute(
+          sql`update ledger_entries set operation = 'REINSTATEMENT_' where owner_id = ${owner} and operation = 'REINSTATEMENT'`,
+        ),
+      );
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL suspension-windows");
+      expect(verify.text).toContain(`${owner} #4: CREDIT_SPEND while suspended`);
+      expect(verify.text).toContain(`${owner}: status active, newest status entry SUSPENSION`);
+      await tamper(() =>
+        tdb().db.execute(
+          sql`update ledger_entries set operation = 'REINSTATEMENT' where owner_id = ${owner} and operation = 'REINSTATEMENT_'`,
+        ),
+      );
+      expect((await run("verify")).code).toBe(0);
+    });
   });
 });
