@@ -4,7 +4,12 @@
 import { afterAll, beforeAll, describe } from "vitest";
 import { defineCatalog, fixed, sharedOperations, variable } from "../src/index.js";
 import { ledgerAppFactory } from "../src/http/index.js";
-import { expectLedgerInvariants, openTestDatabase, testDriver, type TestDatabase } from "../src/testing/index.js";
+import {
+  expectLedgerInvariants,
+  openTestDatabase,
+  testDriver,
+  type TestDatabase,
+} from "../src/testing/index.js";
 import { silentLogger } from "../src/testing/deps.js";
 import { describeHolds } from "../src/testing/holds.js";
 import { op } from "../src/testing/requests.js";

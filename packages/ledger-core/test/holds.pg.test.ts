@@ -50,7 +50,6 @@ async function attempt<R>(p: Promise<R>): Promise<Outcome<R>> {
 }
 
 const serviceFor = (i: number) => (i % 2 === 0 ? a : b);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("holds under concurrency on real Postgres, two pools", () => {
   it("50 concurrent holds of 1 on 20 credits: exactly 20 are made, available 0", async () => {

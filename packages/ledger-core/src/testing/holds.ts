@@ -24,7 +24,6 @@ import { expectProblem } from "./problems.js";
 import {
   apply,
   entrySchema,
-  expectReplayed,
   getEntries,
   JSON_HEADERS,
   op,
