@@ -2,7 +2,7 @@
 // suspended owner is refused and what it still gets, replays and conflicts of their nonces.
 // describeAppSurface runs it; the routes' hostile input is in hostile-suspension.ts.
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import type { z } from "zod";
 import type { HttpErrorCode } from "../http/problem.js";
 import { statusChangeSchema as statusChangeContract } from "../features/suspension/routes.js";
 import { freshNonce, freshOwner } from "./index.js";
@@ -300,12 +300,12 @@ export function describeSuspension(s: AppSurface): void {
       },
       {
         name: "a reinstatement of an owner with no entries (no owner row is left behind)",
-        arrange: async (app) => {
+        arrange: (app) => {
           const owner = freshOwner();
-          return {
+          return Promise.resolve({
             owner,
             send: () => postStatus(app, owner, "reinstatement", { reason: "x", nonce: freshNonce() }),
-          };
+          });
         },
         status: 409,
         code: "OWNER_NOT_SUSPENDED",
