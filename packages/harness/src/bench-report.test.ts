@@ -1,11 +1,19 @@
 import { describe, expect, it } from "vitest";
 import {
+  batchBody,
+  batchedVsDbCeiling,
   checkTargets,
+  countBatchItems,
+  dbCeilingResult,
   formatTable,
+  holdBody,
   hotBody,
   ownerStride,
   parseBenchArgs,
+  parsePgbench,
+  pgbenchScript,
   summarize,
+  summarizeItems,
   uniformBody,
   type AutocannonLike,
   type ScenarioResult,
@@ -27,6 +35,11 @@ describe("parseBenchArgs", () => {
     const full = parseBenchArgs([], {});
     expect(full).toMatchObject({ durationS: 20, connections: 50, owners: 10_000, quick: false });
     expect(parseBenchArgs(["--quick"], {})).toMatchObject({ durationS: 3, quick: true });
+    expect(full).toMatchObject({ batchSize: 100, batchConnections: 10, pgbenchClients: 8 });
+    expect(parseBenchArgs(["--batch-size", "50", "--pgbench-clients", "4"], {})).toMatchObject({
+      batchSize: 50,
+      pgbenchClients: 4,
+    });
     expect(parseBenchArgs(["--", "--quick", "--duration-s", "7", "--connections", "8"], {})).toMatchObject({
       durationS: 7,
       connections: 8,
@@ -36,6 +49,9 @@ describe("parseBenchArgs", () => {
   it.each([
     [["--duration-s", "0"]],
     [["--connections", "many"]],
+    [["--batch-size", "0"]],
+    [["--batch-size", "1001"]],
+    [["--pgbench-clients", "0"]],
     [["--admin-url", "postgres://postgres@db.example.com:5432/postgres"]],
     [["--admin-url", "http://127.0.0.1:5432/"]],
     [["--unknown"]],
@@ -72,6 +88,116 @@ describe("the request mixes", () => {
     expect(new Set(bodies.map((b) => b.owner_id))).toEqual(new Set(["hot"]));
     expect(bodies.filter((b) => b.operation === "CREDIT_ADD")).toHaveLength(2);
     expect(new Set(bodies.map((b) => b.nonce)).size).toBe(22);
+  });
+});
+
+describe("the batched and hold-capture mixes", () => {
+  it("batched: request i carries the uniform mix's requests i*size .. i*size+size-1, no owner twice", () => {
+    const owners = 10_000;
+    const stride = ownerStride(owners);
+    const batches = Array.from({ length: 200 }, (_, i) => batchBody(i, 100, owners, stride, "b"));
+    for (const [i, batch] of batches.entries()) {
+      expect(batch.operations).toEqual(
+        Array.from({ length: 100 }, (_, j) => uniformBody(i * 100 + j, owners, stride, "b")),
+      );
+      expect(new Set(batch.operations.map((o) => o.owner_id)).size).toBe(100);
+    }
+    // 100 batches of 100 are one pass over the owners: every owner once, all debits; the next pass credits.
+    const pass = batches.slice(0, 100).flatMap((b) => b.operations);
+    expect(new Set(pass.map((o) => o.owner_id)).size).toBe(owners);
+    expect(pass.every((o) => o.operation === "CREDIT_SPEND")).toBe(true);
+    expect(batches[100]?.operations.every((o) => o.operation === "CREDIT_ADD")).toBe(true);
+    expect(new Set(batches.flatMap((b) => b.operations.map((o) => o.nonce))).size).toBe(20_000);
+  });
+
+  it("hold-capture: one CREDIT_SPEND hold per iteration, owners scattered, unique nonces", () => {
+    const stride = ownerStride(10_000);
+    const holds = Array.from({ length: 10_000 }, (_, i) => holdBody(i, 10_000, stride, "h"));
+    expect(new Set(holds.map((h) => h.owner_id)).size).toBe(10_000);
+    expect(new Set(holds.map((h) => h.nonce)).size).toBe(10_000);
+    expect(holds[0]).toEqual({ owner_id: "bench_0", operation: "CREDIT_SPEND", nonce: "h-hold-0" });
+  });
+
+  it("counts a batch's items answered 201 or 200 as done, anything else (or a failed request) as unexpected", () => {
+    const counts = { ok: 0, unexpected: 0 };
+    const results = (...statuses: number[]) =>
+      JSON.stringify({ results: statuses.map((status) => ({ status })) });
+    countBatchItems(counts, 200, results(201, 201, 200, 422), 4);
+    expect(counts).toEqual({ ok: 3, unexpected: 1 });
+    countBatchItems(counts, 200, results(201), 4); // fewer results than items
+    countBatchItems(counts, 503, "{}", 4);
+    countBatchItems(counts, 200, "not json", 2);
+    expect(counts).toEqual({ ok: 4, unexpected: 1 + 3 + 4 + 2 });
+  });
+
+  it("reports a batched scenario's operations (items) per second, and its requests per second apart", () => {
+    const r = summarizeItems("batched", cannon({ "200": 30 }), { ok: 2_990, unexpected: 10 });
+    expect(r).toMatchObject({ ops: 2_990, opsPerS: 1_495, requestsPerS: 15, unexpectedItems: 10 });
+  });
+});
+
+describe("the database ceiling", () => {
+  const output = `pgbench (15.20 (Debian 15.20-0+deb12u1))
+transaction type: /tmp/ledger-pgbench-x/batch.sql
+scaling factor: 1
+query mode: prepared
+number of clients: 8
+number of threads: 2
+maximum number of tries: 1
+duration: 20 s
+number of transactions actually processed: 4321
+number of failed transactions: 0 (0.000%)
+latency average = 37.012 ms
+initial connection time = 10.321 ms
+tps = 216.140000 (without initial connection time)
+`;
+
+  it("reads pgbench's summary, and says so when there is none", () => {
+    expect(parsePgbench(output)).toEqual({
+      transactions: 4321,
+      failed: 0,
+      tps: 216.14,
+      latencyAvgMs: 37.012,
+    });
+    expect(typeof parsePgbench("pgbench: error: connection to server failed")).toBe("string");
+  });
+
+  it("writes rows per transaction as its operations, and compares the batched figure with it", () => {
+    const parsed = parsePgbench(output);
+    if (typeof parsed === "string") throw new Error(parsed);
+    const db = dbCeilingResult(parsed, 100, 20);
+    expect(db).toMatchObject({
+      scenario: "db-ceiling",
+      ops: 432_100,
+      opsPerS: 21_614,
+      rowsPerTransaction: 100,
+    });
+    const batched = summarizeItems("batched", cannon({ "200": 100 }, { duration: 1 }), {
+      ok: 10_807,
+      unexpected: 0,
+    });
+    expect(batchedVsDbCeiling([batched, db])).toMatch(
+      /^batched 10807 ops\/s = 50\.0% of the database ceiling \(21614 rows\/s/,
+    );
+    expect(batchedVsDbCeiling([batched])).toBeUndefined();
+    // pgbench gives no percentiles, and its rows are no share of the HTTP ceiling: the table prints "-".
+    const row = formatTable([db], 1_000).split("\n")[2] ?? "";
+    expect(row).toMatch(/^\| db-ceiling \| +21614 \| +- \| +- \| +- \|/);
+    expect(row).toMatch(/\| +- \| +- \|$/);
+  });
+
+  it("locks, inserts and updates `rows` distinct owners of one block in one statement", () => {
+    const script = pgbenchScript();
+    expect(script.startsWith("\\set block random(0, :blocks - 1)\n")).toBe(true);
+    expect(script).toContain("generate_series(0, :rows - 1)");
+    expect(script).toContain("ORDER BY owner_id FOR UPDATE");
+    expect(script.match(/;/g)).toHaveLength(3);
+    expect(script).toContain("'bench_' || (:block + k * :blocks)");
+    // The owners of block b: bench_<b + k * blocks>, every owner in exactly one block.
+    const blocks = 100;
+    const seen = new Set<number>();
+    for (let b = 0; b < blocks; b++) for (let k = 0; k < 100; k++) seen.add(b + k * blocks);
+    expect(seen.size).toBe(10_000);
   });
 });
 

@@ -10,6 +10,9 @@ const optionsSchema = z.object({
   owners: z.coerce.number().int().min(1).max(1_000_000),
   replaySet: z.coerce.number().int().min(1).max(1_000_000),
   poolSize: z.coerce.number().int().min(1).max(200),
+  batchSize: z.coerce.number().int().min(1).max(1_000),
+  batchConnections: z.coerce.number().int().min(1).max(1_000),
+  pgbenchClients: z.coerce.number().int().min(1).max(90),
   workers: z.union([z.literal("auto"), z.coerce.number().int().min(1).max(64)]),
   adminUrl: localPostgresUrl,
   jsonOut: z.string().min(1).optional(),
@@ -32,6 +35,9 @@ export const BENCH_USAGE = `usage: pnpm bench [options]
   --owners N           owners of the uniform scenario, each credited first (default 10000)
   --replay-set N       posts applied once, then replayed (default 10000)
   --pool-size N        the app's DB_POOL_SIZE per worker (default 10, the app's own default)
+  --batch-size N       operations per POST /ledger/batch in the batched scenario (default 100)
+  --batch-connections C  autocannon connections of the batched scenario (default 10)
+  --pgbench-clients N  pgbench clients of the database ceiling (default 8)
   --workers N|auto     the app's LEDGER_WORKERS: server processes (default auto: one per core)
   --admin-url URL      Postgres to create the run's database on (default TEST_DATABASE_URL, else
                        ${DEFAULT_ADMIN_URL}); must be 127.0.0.1
@@ -54,6 +60,9 @@ export function parseBenchArgs(
       owners: { type: "string" },
       "replay-set": { type: "string" },
       "pool-size": { type: "string" },
+      "batch-size": { type: "string" },
+      "batch-connections": { type: "string" },
+      "pgbench-clients": { type: "string" },
       workers: { type: "string" },
       "admin-url": { type: "string" },
       "keep-database": { type: "boolean", default: false },
@@ -70,6 +79,9 @@ export function parseBenchArgs(
         owners: v.owners ?? 10_000,
         replaySet: v["replay-set"] ?? 10_000,
         poolSize: v["pool-size"] ?? 10,
+        batchSize: v["batch-size"] ?? 100,
+        batchConnections: v["batch-connections"] ?? 10,
+        pgbenchClients: v["pgbench-clients"] ?? 8,
         workers: v.workers ?? "auto",
         adminUrl: adminUrlFrom(v, env),
         jsonOut: v["json-out"],
@@ -123,6 +135,63 @@ export function hotBody(i: number, owner: string, noncePrefix: string): PostBody
   };
 }
 
+/**
+ * The batched mix, request i: `size` items of the uniform mix, those it would send as requests
+ * i*size .. i*size+size-1, so a batch never names an owner twice (size <= owners) and the items cover
+ * the owners as uniform's requests do.
+ */
+export function batchBody(
+  i: number,
+  size: number,
+  owners: number,
+  stride: number,
+  noncePrefix: string,
+): { operations: PostBody[] } {
+  return {
+    operations: Array.from({ length: size }, (_, j) =>
+      uniformBody(i * size + j, owners, stride, noncePrefix),
+    ),
+  };
+}
+
+/** The hold-capture mix, iteration i: a hold of CREDIT_SPEND (1 credit) on the uniform mix's owner i. */
+export function holdBody(
+  i: number,
+  owners: number,
+  stride: number,
+  noncePrefix: string,
+): { owner_id: string; operation: "CREDIT_SPEND"; nonce: string } {
+  return {
+    owner_id: ownerId((i * stride) % owners),
+    operation: "CREDIT_SPEND",
+    nonce: `${noncePrefix}-hold-${i}`,
+  };
+}
+
+/** What the answers of a batched scenario held: items answered 201 or 200, and any other item. */
+export interface ItemCounts {
+  ok: number;
+  unexpected: number;
+}
+
+/** Counts one POST /ledger/batch answer's items: a request that is not a 200 counts all its items as unexpected. */
+export function countBatchItems(counts: ItemCounts, status: number, body: string, size: number): void {
+  if (status !== 200) {
+    counts.unexpected += size;
+    return;
+  }
+  let results: { status?: unknown }[];
+  try {
+    const parsed = JSON.parse(body) as { results?: { status?: unknown }[] };
+    results = Array.isArray(parsed.results) ? parsed.results : [];
+  } catch {
+    results = [];
+  }
+  const ok = results.filter((r) => r.status === 201 || r.status === 200).length;
+  counts.ok += ok;
+  counts.unexpected += size - ok;
+}
+
 /** What bench needs from autocannon's result (a subset of its shape). */
 export interface AutocannonLike {
   duration: number;
@@ -149,6 +218,13 @@ export interface ScenarioResult {
   errors: number;
   /** Replay only: 200 answers whose body said replayed: true. */
   replayedTrue?: number;
+  /** Batched only: HTTP requests per second (opsPerS counts the operations they carried). */
+  requestsPerS?: number;
+  /** Batched only: items answered other than 201 or 200. */
+  unexpectedItems?: number;
+  /** The database ceiling only: rows per pgbench transaction, and a transaction's average latency. */
+  rowsPerTransaction?: number;
+  latencyAvgMs?: number;
   statusCodes: Record<string, number>;
   verify?: "pass" | "FAIL";
 }
@@ -189,6 +265,107 @@ export function summarize(
   };
 }
 
+/** A batched scenario's result: operations are the items answered 201 or 200, not the requests. */
+export function summarizeItems(scenario: string, r: AutocannonLike, items: ItemCounts): ScenarioResult {
+  const requests = summarize(scenario, r, { refusalsExpected: false });
+  return {
+    ...requests,
+    ops: items.ok,
+    opsPerS: Math.round(items.ok / requests.durationS),
+    requestsPerS: requests.opsPerS,
+    unexpectedItems: items.unexpected,
+  };
+}
+
+/**
+ * The database ceiling's transaction, for pgbench: what one batch of `rows` plain operations writes,
+ * in one statement: lock `rows` owners (in one order, as the ledger does), insert an entry for each
+ * (a debit of 1, or a credit of 10 when the balance is 0: the uniform mix's amounts), move their
+ * balances. Owners are `bench_<block + k * blocks>` for k in 0..rows-1: blocks of distinct owners
+ * (blocks = owners / rows), one drawn at random per transaction.
+ */
+export function pgbenchScript(): string {
+  return `\\set block random(0, :blocks - 1)
+BEGIN;
+WITH o AS (
+    SELECT owner_id, balance, last_sequence FROM ledger_owners
+    WHERE owner_id IN (SELECT 'bench_' || (:block + k * :blocks) FROM generate_series(0, :rows - 1) AS k)
+    ORDER BY owner_id FOR UPDATE
+  ), e AS (
+    INSERT INTO ledger_entries (app, operation, owner_id, amount, balance_after, held_after, sequence, nonce, created_at)
+    SELECT 'app1', CASE WHEN balance > 0 THEN 'CREDIT_SPEND' ELSE 'CREDIT_ADD' END, owner_id,
+           CASE WHEN balance > 0 THEN -1 ELSE 10 END, balance + CASE WHEN balance > 0 THEN -1 ELSE 10 END, 0,
+           last_sequence + 1, 'pgbench ' || owner_id || ' ' || (last_sequence + 1), now()
+    FROM o
+    RETURNING owner_id, balance_after, sequence
+  )
+UPDATE ledger_owners AS b SET balance = e.balance_after, last_sequence = e.sequence, updated_at = now()
+FROM e WHERE b.owner_id = e.owner_id;
+COMMIT;
+`;
+}
+
+export interface PgbenchResult {
+  transactions: number;
+  failed: number;
+  tps: number;
+  latencyAvgMs: number;
+}
+
+/** Reads pgbench's summary; a string says what was missing from it. */
+export function parsePgbench(output: string): PgbenchResult | string {
+  const number = (re: RegExp) => {
+    const m = re.exec(output);
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+  };
+  const transactions = number(/number of transactions actually processed: (\d+)/);
+  const failed = number(/number of failed transactions: (\d+)/) ?? 0;
+  const tps = number(/tps = ([\d.]+)/);
+  const latencyAvgMs = number(/latency average = ([\d.]+) ms/);
+  if (transactions === undefined || tps === undefined || latencyAvgMs === undefined) {
+    return `pgbench printed no summary:\n${output.slice(-2_000)}`;
+  }
+  return { transactions, failed, tps, latencyAvgMs };
+}
+
+/** The database ceiling as a scenario row: rows written per second (tps x rows per transaction). */
+export function dbCeilingResult(
+  r: PgbenchResult,
+  rowsPerTransaction: number,
+  durationS: number,
+): ScenarioResult {
+  const ops = r.transactions * rowsPerTransaction;
+  return {
+    scenario: "db-ceiling",
+    durationS,
+    ops,
+    opsPerS: Math.round(r.tps * rowsPerTransaction),
+    // pgbench reports an average, not percentiles.
+    p50Ms: Number.NaN,
+    p99Ms: Number.NaN,
+    p999Ms: Number.NaN,
+    status2xx: r.transactions,
+    status422: 0,
+    unexpectedNon2xx: r.failed,
+    errors: 0,
+    statusCodes: {},
+    rowsPerTransaction,
+    latencyAvgMs: r.latencyAvgMs,
+  };
+}
+
+/** The batched figure beside the database ceiling measured in the same run. */
+export function batchedVsDbCeiling(results: ScenarioResult[]): string | undefined {
+  const batched = results.find((r) => r.scenario === "batched");
+  const db = results.find((r) => r.scenario === "db-ceiling");
+  if (!batched || !db || db.opsPerS <= 0) return undefined;
+  const share = ((100 * batched.opsPerS) / db.opsPerS).toFixed(1);
+  return (
+    `batched ${batched.opsPerS} ops/s = ${share}% of the database ceiling (${db.opsPerS} rows/s by pgbench ` +
+    `in transactions of ${db.rowsPerTransaction ?? "?"}, ${db.latencyAvgMs ?? "?"} ms each on average)`
+  );
+}
+
 function pad(s: string, width: number, right = false): string {
   return right ? s.padEnd(width) : s.padStart(width);
 }
@@ -207,17 +384,22 @@ export function formatTable(results: ScenarioResult[], ceilingOpsPerS: number | 
     "errors",
   ];
   header.push("vs ceiling", "verify");
+  // A figure not measured (the database ceiling's percentiles) prints as "-".
+  const ms = (v: number) => (Number.isFinite(v) ? String(v) : "-");
   const rows = results.map((r) => [
     r.scenario,
     String(r.opsPerS),
-    String(r.p50Ms),
-    String(r.p99Ms),
-    String(r.p999Ms),
+    ms(r.p50Ms),
+    ms(r.p99Ms),
+    ms(r.p999Ms),
     String(r.status2xx),
     String(r.status422),
     String(r.unexpectedNon2xx),
     String(r.errors),
-    ceilingOpsPerS ? `${((100 * r.opsPerS) / ceilingOpsPerS).toFixed(1)}%` : "-",
+    // The database ceiling is not an HTTP figure: no share of the HTTP ceiling.
+    ceilingOpsPerS && r.rowsPerTransaction === undefined
+      ? `${((100 * r.opsPerS) / ceilingOpsPerS).toFixed(1)}%`
+      : "-",
     r.verify ?? "-",
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));

@@ -5,6 +5,9 @@
 //   uniform   10,000 owners (credited first), half CREDIT_ADD half CREDIT_SPEND, a new nonce per request
 //   hot       one owner, one CREDIT_ADD for ten CREDIT_SPEND: 422 refusals are expected and counted apart
 //   replay    a set of posts applied once, then sent again: 200 with replayed: true
+//   batched   POST /ledger/batch, 100 uniform operations per request (not atomic): operations/s
+//   db-ceiling  the same rows written by pgbench on a scratch copy of the schema, in transactions of 100
+//   hold-capture  POST /ledger/holds then its capture, per iteration: holds + captures per second
 //   baseline  uniform again with LEDGER_BATCH_SIZE_MAX=1 (group commit off: one transaction per request)
 //
 //   pnpm bench                 every scenario, 20 s each (plus warm-up)
@@ -20,20 +23,28 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import {
+  batchBody,
+  batchedVsDbCeiling,
   BENCH_USAGE,
   checkTargets,
+  countBatchItems,
+  dbCeilingResult,
   formatTable,
+  holdBody,
   hotBody,
   ownerId,
   ownerStride,
   parseBenchArgs,
   summarize,
+  summarizeItems,
   uniformBody,
   type BenchOptions,
+  type ItemCounts,
   type PostBody,
   type ScenarioResult,
 } from "./bench-report.js";
 import { REPO_ROOT } from "./paths.js";
+import { measureDbCeiling } from "./pgbench.js";
 import { createDatabase, dropDatabase } from "./postgres.js";
 import { AppProcess, freePort, runLedgerCli, ServerProcess } from "./processes.js";
 
@@ -54,6 +65,8 @@ interface LoadSpec {
   amount?: number;
   body: () => string;
   onResponse?: (status: number, body: string) => void;
+  /** Instead of path, body and onResponse: requests each connection sends in turn (a hold, its capture). */
+  requests?: autocannon.Request[];
 }
 
 async function load(spec: LoadSpec): Promise<autocannon.Result> {
@@ -62,7 +75,7 @@ async function load(spec: LoadSpec): Promise<autocannon.Result> {
     connections: spec.connections,
     ...(spec.amount !== undefined ? { amount: spec.amount } : { duration: spec.durationS ?? 1 }),
     timeout: 10,
-    requests: [
+    requests: spec.requests ?? [
       {
         method: "POST",
         path: spec.path,
@@ -72,6 +85,62 @@ async function load(spec: LoadSpec): Promise<autocannon.Result> {
       },
     ],
   });
+}
+
+/** What a connection of the hold-capture scenario remembers between a hold and its capture. */
+interface HoldContext {
+  i?: number;
+  holdId?: string;
+}
+
+/**
+ * The hold-capture requests: each connection places a hold (CREDIT_SPEND, 1 credit, on the uniform
+ * mix's next owner), then captures it. `check` counts what came back other than a 201 hold or capture.
+ */
+function holdCaptureRequests(
+  next: () => number,
+  body: (i: number) => string,
+  noncePrefix: string,
+  check: { unexpected: number },
+): autocannon.Request[] {
+  const json = { "content-type": "application/json" };
+  return [
+    {
+      method: "POST",
+      path: "/ledger/holds",
+      headers: json,
+      setupRequest: (req, context) => {
+        const c = context as HoldContext;
+        c.i = next();
+        c.holdId = undefined;
+        return { ...req, body: body(c.i) };
+      },
+      onResponse: (status, text, context) => {
+        const c = context as HoldContext;
+        try {
+          const id = status === 201 ? (JSON.parse(text) as { hold?: { id?: unknown } }).hold?.id : undefined;
+          c.holdId = typeof id === "string" ? id : undefined;
+        } catch {
+          c.holdId = undefined;
+        }
+        if (c.holdId === undefined) check.unexpected += 1;
+      },
+    },
+    {
+      method: "POST",
+      headers: json,
+      setupRequest: (req, context) => {
+        const c = context as HoldContext;
+        // No hold to capture (the hold was refused): capture a hold that does not exist, counted as unexpected.
+        const path = `/ledger/holds/${encodeURIComponent(c.holdId ?? "missing")}/capture`;
+        return { ...req, path, body: JSON.stringify({ nonce: `${noncePrefix}-capture-${c.i ?? -1}` }) };
+      },
+      onResponse: (status, text) => {
+        const captured = status === 201 && text.includes('"status":"captured"');
+        if (!captured) check.unexpected += 1;
+      },
+    },
+  ];
 }
 
 interface MachineInfo {
@@ -268,6 +337,67 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
     });
     replay.replayedTrue = replayedTrue;
     await report(replay, `, replayed:true ${replayedTrue}`);
+
+    // Batched: the uniform mix, opts.batchSize operations per POST /ledger/batch (not atomic), each
+    // answer's items checked; operations per second are the items answered 201 (or 200).
+    let b = 0;
+    const batchSpec = {
+      url: app.baseUrl,
+      path: "/ledger/batch",
+      connections: opts.batchConnections,
+      body: () => JSON.stringify(batchBody(b++, opts.batchSize, opts.owners, stride, `${runId}-batched`)),
+    };
+    if (opts.warmupS > 0) await load({ ...batchSpec, ...warm });
+    const items: ItemCounts = { ok: 0, unexpected: 0 };
+    const batchedRun = await load({
+      ...batchSpec,
+      ...duration,
+      onResponse: (status, body) => countBatchItems(items, status, body, opts.batchSize),
+    });
+    assertRunning(app);
+    const batched = summarizeItems("batched", batchedRun, items);
+    await report(batched, `, ${batched.requestsPerS ?? 0} requests/s, unexpected items ${items.unexpected}`);
+
+    // The database ceiling, beside it, while the app is idle: the same rows by pgbench.
+    const dbCeiling = await measureDbCeiling({
+      adminUrl: opts.adminUrl,
+      owners: opts.owners,
+      rows: opts.batchSize,
+      clients: opts.pgbenchClients,
+      durationS: opts.durationS,
+      warmupS: opts.warmupS,
+    });
+    if (typeof dbCeiling === "string") {
+      log(`db-ceiling: not measured: ${dbCeiling}`);
+    } else {
+      const row = dbCeilingResult(dbCeiling, opts.batchSize, opts.durationS);
+      results.push(row);
+      log(
+        `db-ceiling: ${row.opsPerS} rows/s (${dbCeiling.tps.toFixed(1)} transactions/s of ${opts.batchSize}, ` +
+          `${opts.pgbenchClients} clients, latency ${dbCeiling.latencyAvgMs} ms on average, failed ${dbCeiling.failed})`,
+      );
+    }
+
+    // Hold then capture, per connection in turn; ops are holds + captures answered 201.
+    let hc = 0;
+    const holdCheck = { unexpected: 0 };
+    const holdSpec = (check: { unexpected: number }) => ({
+      ...ledger(app),
+      body: () => "",
+      requests: holdCaptureRequests(
+        () => hc++,
+        (i) => JSON.stringify(holdBody(i, opts.owners, stride, `${runId}-hc`)),
+        `${runId}-hc`,
+        check,
+      ),
+    });
+    if (opts.warmupS > 0) await load({ ...holdSpec({ unexpected: 0 }), ...warm });
+    const holdRun = await load({ ...holdSpec(holdCheck), ...duration });
+    assertRunning(app);
+    await report(
+      summarize("hold-capture", holdRun, { refusalsExpected: false }),
+      `, unexpected answers ${holdCheck.unexpected}`,
+    );
     await app.stop();
 
     // Group commit off: one transaction per request, same uniform load on the same owners.
@@ -289,6 +419,8 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
   const speedUp =
     uniform && baseline && baseline.opsPerS > 0 ? uniform.opsPerS / baseline.opsPerS : undefined;
   if (speedUp !== undefined) log(`\ngroup commit speed-up (uniform / baseline): ${speedUp.toFixed(2)}x`);
+  const vsDb = batchedVsDbCeiling(results);
+  if (vsDb !== undefined) log(vsDb);
   const targets = checkTargets(results);
   log("\ntargets:");
   for (const t of targets) log(`  ${t.met ? "met   " : "MISSED"} ${t.target}: ${t.measured}`);
