@@ -12,10 +12,16 @@
 import { DatabaseUnavailableError, LedgerError, NonceConflictError } from "../domain/errors.js";
 import type { LedgerDb } from "../store/client.js";
 import { translateDriverError } from "../store/errors.js";
-import { findEntriesByNonces, findUsedLimits, lockOwners } from "../store/load.js";
+import {
+  entriesByNoncesStatement,
+  findEntriesByNonces,
+  findUsedLimits,
+  lockOwners,
+  toRecordedEntries,
+} from "../store/load.js";
 import { read, withDeadline, type EntryRow, type HoldFacts, type RecordedEntry } from "../store/reads.js";
 import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
-import { writeAndCommit } from "../store/write.js";
+import { writeReadAndCommit } from "../store/write.js";
 import type { Command, FactLoader } from "./command.js";
 import type { ActiveHold } from "../domain/holds.js";
 import { BatchState, type LimitKey, type NewEntry } from "./state.js";
@@ -95,7 +101,7 @@ export class GroupCommitter {
         atomic: false,
         settle: ([s]) => {
           if (s?.ok) resolve(s.answer as A);
-          else reject(s ? s.error : new Error("no answer"));
+          else reject(s?.error instanceof Error ? s.error : new Error(s ? String(s.error) : "no answer"));
         },
       });
       this.#pump();
@@ -244,8 +250,38 @@ export class GroupCommitter {
 
       const state = new BatchState(locked.owners, used, locked.facts);
       const plans = decideBatch(units, existing, state, now);
+      // A command refused by a rule may be the copy of a request another batch committed after this
+      // batch's nonce lookup (a retry racing its original, on another connection): under the locks now
+      // held, that entry is visible. Its nonce is looked up again in the write round trip (before the
+      // write, so the lookup sees only what others committed), and the copy is answered as the replay
+      // it is. Only batches with such a refusal send it. (An atomic group's refusal stands: nothing of
+      // it was written, and sent again it is answered from its entries.)
+      const atomicAt = new Set<number>();
+      let position = 0;
+      for (const unit of units) {
+        for (const _ of unit.commands) {
+          if (unit.atomic) atomicAt.add(position);
+          position += 1;
+        }
+      }
+      const recheck = plans.flatMap((plan, i) => {
+        const nonce = batch[i]?.nonce;
+        return plan.kind === "refused" &&
+          nonce !== undefined &&
+          !atomicAt.has(i) &&
+          !(plan.error instanceof NonceConflictError)
+          ? [nonce, ...(batch[i]?.linkedNonces ?? [])]
+          : [];
+      });
       const effects = state.effects();
-      const rows = await writeAndCommit(tx, effects, now);
+      const written = await writeReadAndCommit(
+        tx,
+        effects,
+        now,
+        recheck.length > 0 ? [entriesByNoncesStatement(this.#app, recheck)] : [],
+      );
+      const rows = written.entries;
+      const committedMeanwhile = toRecordedEntries(written.reads[0] ?? []);
       const holdsMade = new Map(effects.holds.map((h) => [h.id, h] as const));
       const rowsOf = (plan: Plan) =>
         plan.kind === "accepted" ? plan.entries.map((i) => rows[i]).filter((r) => r !== undefined) : [];
@@ -253,8 +289,12 @@ export class GroupCommitter {
         const command = batch[index];
         if (!command) return { ok: false, error: new Error(`no command ${index} in its batch`) };
         switch (plan.kind) {
-          case "refused":
-            return { ok: false, error: plan.error };
+          case "refused": {
+            const meanwhile = committedMeanwhile.get(command.nonce ?? "");
+            return meanwhile
+              ? replayOf(command, meanwhile, committedMeanwhile)
+              : { ok: false, error: plan.error };
+          }
           case "group-refused":
             return { ok: false, error: plan.refusal };
           case "replay":

@@ -25,6 +25,15 @@ const FIND_BY_NONCES = `select ${entryColumns("e.")}, ${HOLD_FACT_COLUMNS("h.")}
   from ledger_entries e left join ledger_holds h on h.id = e.hold_id
   where e.app = $1 and e.nonce = any($2::text[])`;
 
+/** The lookup of findEntriesByNonces as a statement, to send in another round trip. */
+export function entriesByNoncesStatement(app: string, nonces: readonly string[]): Statement {
+  return { text: FIND_BY_NONCES, params: [app, [...new Set(nonces)]] };
+}
+
+export function toRecordedEntries(rows: Rows): Map<string, RecordedEntry> {
+  return new Map((rows as unknown as (RawEntry & RawHoldFacts)[]).map((r) => [r.nonce, toRecordedEntry(r)]));
+}
+
 /** The entries this app already wrote under any of these nonces. */
 export async function findEntriesByNonces(
   db: SqlRunner,
@@ -33,9 +42,7 @@ export async function findEntriesByNonces(
 ): Promise<Map<string, RecordedEntry>> {
   if (nonces.length === 0) return new Map();
   const [rows = []] = await db.run([{ text: FIND_BY_NONCES, params: [app, [...new Set(nonces)]] }]);
-  return new Map(
-    (rows as unknown as (RawEntry & RawHoldFacts)[]).map((r) => [r.nonce, toRecordedEntry(r)]),
-  );
+  return new Map((rows as unknown as (RawEntry & RawHoldFacts)[]).map((r) => [r.nonce, toRecordedEntry(r)]));
 }
 
 // Creates the missing owner rows and locks every owner's row, in one statement and in sorted order,

@@ -18,7 +18,7 @@ import type { Effects } from "../engine/state.js";
 import { pgErrorFacts, translateDriverError } from "./errors.js";
 import { ENTRY_COLUMNS, toEntryRow, type EntryRow, type RawEntry } from "./reads.js";
 import { constraints } from "./schema.js";
-import type { Rows, SqlTransaction } from "./sql-client.js";
+import type { Rows, SqlTransaction, Statement } from "./sql-client.js";
 
 // Entries, owners and unused owner rows: what every batch writes.
 const WRITE_LEDGER = `with e as (
@@ -83,6 +83,19 @@ const str = (n: number | null) => (n === null ? null : String(n));
  *   nonce meanwhile): the caller then retries its commands one by one.
  */
 export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: Date): Promise<EntryRow[]> {
+  return (await writeReadAndCommit(tx, effects, now, [])).entries;
+}
+
+/**
+ * writeAndCommit, with reads sent in the same round trip, before the write (so they see what others
+ * committed, not this batch's rows): their rows come back in `reads`, in order.
+ */
+export async function writeReadAndCommit(
+  tx: SqlTransaction,
+  effects: Effects,
+  now: Date,
+  reads: readonly Statement[],
+): Promise<{ entries: EntryRow[]; reads: Rows[] }> {
   const { entries, owners, unusedOwners, grants, allocations, holds } = effects;
   // Features' own rows go in the same round trip, after the ledger's statement, before COMMIT.
   const extra = [...effects.rows]
@@ -95,8 +108,7 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
     holds.length === 0 &&
     extra.length === 0
   ) {
-    await tx.runAndCommit([]);
-    return [];
+    return { entries: [], reads: await tx.runAndCommit(reads) };
   }
   const fresh = grants.filter((g) => g.isNew);
   const changed = grants.filter((g) => !g.isNew);
@@ -104,8 +116,10 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
   const madeHolds = holds.filter((h) => h.isNew);
   const endedHolds = holds.filter((h) => !h.isNew);
   let rows: Rows;
+  let readRows: Rows[];
   try {
-    [rows = []] = await tx.runAndCommit([
+    const results = await tx.runAndCommit([
+      ...reads,
       {
         text: plain ? WRITE_PLAIN : WRITE_BATCH,
         params: [
@@ -136,6 +150,8 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
       },
       ...extra,
     ]);
+    readRows = results.slice(0, reads.length);
+    rows = results[reads.length] ?? [];
   } catch (error) {
     const { code, constraint } = pgErrorFacts(error);
     const first = entries[0];
@@ -145,11 +161,12 @@ export async function writeAndCommit(tx: SqlTransaction, effects: Effects, now: 
     throw translateDriverError(error);
   }
   const byKey = new Map((rows as unknown as RawEntry[]).map((r) => [`${r.app} ${r.nonce}`, toEntryRow(r)]));
-  return entries.map((e) => {
+  const written = entries.map((e) => {
     const row = byKey.get(`${e.app} ${e.nonce}`);
     if (!row) throw new Error(`insert into ledger_entries returned no row for ${e.app} nonce ${e.nonce}`);
     return row;
   });
+  return { entries: written, reads: readRows };
 
   function grantParams(): unknown[] {
     return [
