@@ -71,6 +71,8 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       "held-after-chain",
       "holds-match-entries",
       "reversals-within-original",
+      "reversals-return-to-source",
+      "holds-within-grants",
       "transfer-pairs",
       "suspension-windows",
       "append-only-triggers",
@@ -78,7 +80,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     ]) {
       expect(text).toContain(`ok   ${name}`);
     }
-    expect(text).toContain("verify: all 24 checks passed");
+    expect(text).toContain("verify: all 26 checks passed");
   });
 
   it("verify --json prints the report as JSON", async () => {
@@ -386,6 +388,86 @@ describe(`ledger CLI [${testDriver()}]`, () => {
         tdb().db.execute(
           sql`update ledger_entries set nonce = left(nonce, -1) where owner_id = ${other} and operation = 'TRANSFER_IN'`,
         ),
+      );
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds a receiver whose carried expiring credits were dropped (they would never expire)", async () => {
+      const { other } = await history();
+      const carried = await tdb().db.execute(
+        sql`select count(*)::int as n from ledger_grants where owner_id = ${other}`,
+      );
+      expect(JSON.stringify(carried)).toContain('"n":1');
+      await tdb().db.execute(sql`alter table ledger_grants rename to ledger_grants_kept`);
+      await tdb().db.execute(sql`create table ledger_grants (like ledger_grants_kept including all)`);
+      await tdb().db.execute(
+        sql`insert into ledger_grants select * from ledger_grants_kept where owner_id <> ${other}`,
+      );
+      try {
+        const verify = await run("verify");
+        expect(verify.text).toContain("FAIL transfer-pairs");
+        expect(verify.text).toContain("expiring credits sent and received differ");
+      } finally {
+        await tdb().db.execute(sql`drop table ledger_grants`);
+        await tdb().db.execute(sql`alter table ledger_grants_kept rename to ledger_grants`);
+      }
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds a reversal that gave credits back elsewhere than the debit took them from", async () => {
+      const owner = freshOwner();
+      const soon = new Date(Date.now() + 86_400_000).toISOString();
+      const later = new Date(Date.now() + 2 * 86_400_000).toISOString();
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at: soon });
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at: later });
+      // #3 takes 4 from grant #1; #4 takes 6 from #1 and 4 from #2; #5 gives #3's 4 back to grant #1.
+      const spend = await ledger.post({
+        owner_id: owner,
+        operation: "TEST_DEBIT",
+        amount: 4,
+        nonce: freshNonce(),
+      });
+      await ledger.post({ owner_id: owner, operation: "TEST_DEBIT", amount: 10, nonce: freshNonce() });
+      await reverseEntry(ledger, spend.entry.id, { nonce: freshNonce() });
+      expect((await run("verify")).code).toBe(0);
+      // Tampered: the give-back lands on the later grant #2, which #3 never spent (its credits would
+      // then live a day longer).
+      const moveGiveBack = async (to: number, remainders: [number, number]) => {
+        await tdb().db.execute(
+          sql`alter table ledger_allocations disable trigger ledger_allocations_append_only`,
+        );
+        try {
+          await tdb().db.execute(sql`update ledger_allocations set grant_sequence = ${to}
+            where owner_id = ${owner} and sequence = 5`);
+        } finally {
+          await tdb().db.execute(
+            sql`alter table ledger_allocations enable trigger ledger_allocations_append_only`,
+          );
+        }
+        await tdb().db.execute(sql`update ledger_grants
+          set remaining = case sequence when 1 then ${remainders[0]}::bigint else ${remainders[1]}::bigint end
+          where owner_id = ${owner}`);
+      };
+      await moveGiveBack(2, [0, 10]);
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL reversals-return-to-source");
+      expect(verify.text).toContain(
+        `${owner} #5 (reversing entry ${spend.entry.id}): gave back 4 to grant #2.0, which it took 0 from`,
+      );
+      await moveGiveBack(1, [4, 6]);
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds a grant holding less than its active holds took from it", async () => {
+      const { active } = await history();
+      await tdb().db.execute(
+        sql`update ledger_holds set draws = '[[1, 0, 30]]'::jsonb where id = ${active.hold.id}`,
+      );
+      const verify = await run("verify");
+      expect(verify.text).toContain("FAIL holds-within-grants");
+      expect(verify.text).toContain(", active holds hold 30");
+      await tdb().db.execute(
+        sql`update ledger_holds set draws = '[[1, 0, 3]]'::jsonb where id = ${active.hold.id}`,
       );
       expect((await run("verify")).code).toBe(0);
     });

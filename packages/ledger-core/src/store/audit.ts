@@ -317,6 +317,59 @@ const CHECKS: Check[] = [
                    where (reverses is not null) <> (operation = 'REVERSAL')`,
   },
   {
+    name: "reversals-return-to-source",
+    description:
+      "a debit's reversals give credits back only to the grants it spent, never more to one than it took; a credit's reversal takes from that credit's own grant if it opened one, from no grant otherwise",
+    offenders: sql`select r.owner_id || ' #' || r.sequence || ' (reversing entry ' || r.reverses || '): ' ||
+                          case when o.amount < 0 then 'gave back ' || -sum(a.amount) || ' to grant #' || a.grant_sequence
+                                    || '.' || a.grant_part || ', which it took ' || coalesce(min(t.taken), 0) || ' from'
+                               else 'took ' || sum(a.amount) || ' from grant #' || a.grant_sequence || '.' || a.grant_part end as example
+                   from ledger_entries r
+                   join ledger_entries o on o.id = r.reverses
+                   join ledger_allocations a on a.owner_id = r.owner_id and a.sequence = r.sequence
+                   left join lateral (select sum(x.amount) as taken from ledger_allocations x
+                                      where x.owner_id = o.owner_id and x.sequence = o.sequence
+                                        and x.grant_sequence = a.grant_sequence and x.grant_part = a.grant_part) t on true
+                   where r.operation = 'REVERSAL'
+                   group by r.owner_id, r.sequence, r.reverses, o.amount, o.sequence, o.expires_at, a.grant_sequence, a.grant_part
+                   having (o.amount < 0 and (bool_or(a.amount > 0) or coalesce(min(t.taken), 0) < -sum(a.amount)))
+                       or (o.amount > 0 and (o.expires_at is null or a.grant_sequence <> o.sequence or a.grant_part <> 0
+                                             or bool_or(a.amount < 0)))
+                   union all
+                   select o.owner_id || ' grant #' || a.grant_sequence || '.' || a.grant_part || ': reversals of entry ' || o.id
+                          || ' gave back ' || -sum(a.amount) || ', it took ' || coalesce(min(t.taken), 0)
+                   from ledger_entries r
+                   join ledger_entries o on o.id = r.reverses
+                   join ledger_allocations a on a.owner_id = r.owner_id and a.sequence = r.sequence and a.amount < 0
+                   left join lateral (select sum(x.amount) as taken from ledger_allocations x
+                                      where x.owner_id = o.owner_id and x.sequence = o.sequence
+                                        and x.grant_sequence = a.grant_sequence and x.grant_part = a.grant_part) t on true
+                   where r.operation = 'REVERSAL'
+                   group by o.owner_id, o.id, a.grant_sequence, a.grant_part
+                   having -sum(a.amount) > coalesce(min(t.taken), 0)
+                   union all
+                   select r.owner_id || ' #' || r.sequence || ': reversal of an expiring credit took ' || coalesce(sum(a.amount), 0)
+                          || ' of ' || -r.amount || ' from its grant'
+                   from ledger_entries r
+                   join ledger_entries o on o.id = r.reverses and o.amount > 0 and o.expires_at is not null
+                   left join ledger_allocations a on a.owner_id = r.owner_id and a.sequence = r.sequence
+                   where r.operation = 'REVERSAL'
+                   group by r.owner_id, r.sequence, r.amount
+                   having coalesce(sum(a.amount), 0) <> -r.amount`,
+  },
+  {
+    name: "holds-within-grants",
+    description: "the active holds' draws on a grant add up to no more than its remainder",
+    offenders: sql`select g.owner_id || ' grant #' || g.sequence || '.' || g.part || ': remaining ' || g.remaining
+                          || ', active holds hold ' || d.held as example
+                   from (select h.owner_id, (w->>0)::bigint as sequence, (w->>1)::int as part, sum((w->>2)::bigint) as held
+                         from ledger_holds h, jsonb_array_elements(h.draws) w
+                         where h.status = 'active'
+                         group by 1, 2, 3) d
+                   left join ledger_grants g on g.owner_id = d.owner_id and g.sequence = d.sequence and g.part = d.part
+                   where g.owner_id is null or d.held > g.remaining`,
+  },
+  {
     name: "transfer-pairs",
     description:
       "every TRANSFER_OUT has one TRANSFER_IN of the same app and instant for the opposite amount on its counterparty, naming it back, and the receiver's grants carry exactly the expiring credits the sender spent, by expiry",
@@ -340,19 +393,19 @@ const CHECKS: Check[] = [
                    join ledger_entries i on i.operation = 'TRANSFER_IN' and i.app = o.app and i.nonce = 'transfer-in ' || o.nonce
                    where o.operation = 'TRANSFER_OUT'
                      and exists (
-                       (select g.expires_at, sum(a.amount) from ledger_allocations a
-                          join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
-                          where a.owner_id = o.owner_id and a.sequence = o.sequence group by g.expires_at)
-                       except
-                       (select expires_at, sum(amount) from ledger_grants
-                          where owner_id = i.owner_id and sequence = i.sequence group by expires_at)
+                       ((select g.expires_at, sum(a.amount) from ledger_allocations a
+                           join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
+                           where a.owner_id = o.owner_id and a.sequence = o.sequence group by g.expires_at)
+                        except
+                        (select expires_at, sum(amount) from ledger_grants
+                           where owner_id = i.owner_id and sequence = i.sequence group by expires_at))
                        union all
-                       (select expires_at, sum(amount) from ledger_grants
-                          where owner_id = i.owner_id and sequence = i.sequence group by expires_at)
-                       except
-                       (select g.expires_at, sum(a.amount) from ledger_allocations a
-                          join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
-                          where a.owner_id = o.owner_id and a.sequence = o.sequence group by g.expires_at))`,
+                       ((select expires_at, sum(amount) from ledger_grants
+                           where owner_id = i.owner_id and sequence = i.sequence group by expires_at)
+                        except
+                        (select g.expires_at, sum(a.amount) from ledger_allocations a
+                           join ledger_grants g on g.owner_id = a.owner_id and g.sequence = a.grant_sequence and g.part = a.grant_part
+                           where a.owner_id = o.owner_id and a.sequence = o.sequence group by g.expires_at)))`,
   },
   {
     name: "suspension-windows",
