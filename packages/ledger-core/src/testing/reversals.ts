@@ -511,6 +511,11 @@ export function describeReversals(s: AppSurface): void {
       },
       { name: "no reason", send: (app, c) => postReversal(app, c.entryId, { nonce: c.nonce, amount: 1 }) },
       {
+        // The first reversed 1 of 10: one without an amount (what is left) is another request.
+        name: "no amount",
+        send: (app, c) => postReversal(app, c.entryId, { nonce: c.nonce, reason: "first" }),
+      },
+      {
         name: "as POST /ledger",
         send: (app, c) => postJson(app, op(c.owner, "CREDIT_ADD", { nonce: c.nonce })),
       },

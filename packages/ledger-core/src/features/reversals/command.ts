@@ -22,6 +22,7 @@
 import {
   AlreadyReversedError,
   EntryNotFoundError,
+  NonceConflictError,
   NotReversibleError,
   ReversalExceedsOriginalError,
 } from "../../domain/errors.js";
@@ -345,6 +346,11 @@ export async function reverseEntry(
   );
   const figures = rows[0] as { reversed: string; expired: string } | undefined;
   const expired = Number(figures?.expired ?? 0);
+  // A request without `amount` reverses what is left: the recorded reversal is its replay only if it
+  // left nothing (one that left some was made with an amount: another request).
+  if (input.amount === undefined && Number(figures?.reversed ?? 0) < Math.abs(Number(original.row.amount))) {
+    throw new NonceConflictError(input.nonce);
+  }
   return {
     entry: toLedgerEntry(recorded),
     balance: Number(recorded.balanceAfter) - expired,
