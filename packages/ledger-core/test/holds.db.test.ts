@@ -1,16 +1,20 @@
 // The holds suite (src/testing/holds.ts) over a catalog with every kind of operation the apps' catalogs
 // leave out between them: a variable debit whose minimum is above 1, a zero-amount operation, a debit
 // with a daily limit, a credit of each kind. The apps run the same suite over their own catalogs.
-import { afterAll, beforeAll, describe } from "vitest";
-import { defineCatalog, fixed, sharedOperations, variable } from "../src/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defineCatalog, fixed, LedgerService, sharedOperations, variable } from "../src/index.js";
+import { submitHold, submitRelease } from "../src/features/holds/command.js";
+import { findOwnersWithDueExpiries } from "../src/store/load.js";
 import { ledgerAppFactory } from "../src/http/index.js";
 import {
   expectLedgerInvariants,
+  freshNonce,
+  freshOwner,
   openTestDatabase,
   testDriver,
   type TestDatabase,
 } from "../src/testing/index.js";
-import { silentLogger } from "../src/testing/deps.js";
+import { manualClock, silentLogger } from "../src/testing/deps.js";
 import { describeHolds } from "../src/testing/holds.js";
 import { op } from "../src/testing/requests.js";
 
@@ -51,5 +55,29 @@ describe(`holds over a catalog of every kind [${testDriver()}]`, () => {
     foreignApp: "holds-other",
     foreignOperations: ["NOT_OFFERED_HERE"],
     validPost: (owner) => op(owner, "CREDIT_ADD"),
+  });
+});
+
+describe(`the sweeper's finder and held grants [${testDriver()}]`, () => {
+  it("passes over a due grant that live holds hold entirely, and finds it once its hold ends", async () => {
+    const clock = manualClock("2026-05-01T00:00:00.000Z");
+    const service = new LedgerService({ db: tdb.db, app: "holds-test", catalog, clock: clock.now });
+    const owner = freshOwner();
+    const expires_at = new Date(clock.now().getTime() + 60_000).toISOString();
+    await service.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce(), expires_at });
+    const hold = await submitHold(service, {
+      owner_id: owner,
+      operation: "TEST_METERED",
+      amount: 10,
+      nonce: freshNonce(),
+      expires_in_s: 3_600,
+    });
+    clock.set("2026-05-01T00:02:00.000Z");
+    const due = () => service.query((db) => findOwnersWithDueExpiries(db, clock.now(), 500));
+    expect(await due()).not.toContain(owner);
+    await submitRelease(service, hold.hold.id, { nonce: freshNonce() });
+    // The release expired what it freed at once: nothing is left to find.
+    expect(await due()).not.toContain(owner);
+    expect(await service.balance(owner)).toMatchObject({ balance: 0, held: 0 });
   });
 });

@@ -153,9 +153,15 @@ export async function lockOwners(
 // by the partial indexes ledger_grants_due (expires_at) where remaining > 0, and ledger_holds_due
 // (expires_at) where status = 'active'.
 const DUE_OWNERS = `select distinct owner_id from (
-    (select owner_id from ledger_grants
-     where remaining > 0 and expires_at <= $1::text::timestamptz
-     order by expires_at limit $2::int)
+    (select g.owner_id from ledger_grants g
+     where g.remaining > 0 and g.expires_at <= $1::text::timestamptz
+       -- A due grant that live holds hold entirely has nothing to expire yet: passed over, so it never
+       -- stands in front of the ones that do.
+       and g.remaining > coalesce((select sum((w->>2)::bigint) from ledger_holds h, jsonb_array_elements(h.draws) w
+                                   where h.owner_id = g.owner_id and h.status = 'active'
+                                     and h.expires_at > $1::text::timestamptz
+                                     and (w->>0)::bigint = g.sequence and (w->>1)::int = g.part), 0)
+     order by g.expires_at limit $2::int)
     union all
     (select owner_id from ledger_holds
      where status = 'active' and expires_at <= $1::text::timestamptz
