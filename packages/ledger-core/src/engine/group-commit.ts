@@ -177,10 +177,14 @@ export class GroupCommitter {
         // decide the whole batch once more, when the lookup will find it, before going one by one.
         return this.#commit(units, false);
       }
-      if (units.length > 1 && !(error instanceof DatabaseUnavailableError)) {
+      // A non-atomic group's commands stand alone: retried one by one like separate submissions.
+      const singles = units.flatMap((u) =>
+        u.atomic ? [u] : u.commands.map((c) => ({ commands: [c], atomic: false })),
+      );
+      if (singles.length > 1 && !(error instanceof DatabaseUnavailableError)) {
         // The batch failed as a whole: find out which submission it was by retrying one by one, in order.
         const settled: Settled[] = [];
-        for (const unit of units) settled.push(...(await this.#commit([unit], false)));
+        for (const unit of singles) settled.push(...(await this.#commit([unit], false)));
         return settled;
       }
       const only = batch.length === 1 ? batch[0] : undefined;
