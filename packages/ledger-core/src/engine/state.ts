@@ -509,8 +509,12 @@ export class Draft {
   expireDue(ownerId: string, now: Date): number {
     const o = this.#owner(ownerId);
     let written = 0;
-    for (const h of o.holds) {
-      if (h.status !== "active" || !isHoldDue(h, now)) continue;
+    // Soonest expiry first, then the older hold: the order the holds were loaded in is the database's,
+    // which no query fixes, so the entries' order would not be a function of the ledger's state.
+    const due = o.holds
+      .filter((h) => h.status === "active" && isHoldDue(h, now))
+      .sort((a, b) => a.expiresAt.getTime() - b.expiresAt.getTime() || a.sequence - b.sequence);
+    for (const h of due) {
       this.#endHold(o, h, "expired", now);
       this.#push(o, {
         app: h.app,
