@@ -20,20 +20,47 @@ import { writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { adminUrlFrom, DEFAULT_ADMIN_URL, localPostgresUrl, parseCli } from "./cli-args.js";
-import { postUntilDefinite, readLedger, type Entry, type LedgerRead, type RetryOptions } from "./client.js";
 import {
+  batchResultSchema,
+  captureResultSchema,
+  holdResultSchema,
+  postResultSchema,
+  readLedger,
+  reversalResultSchema,
+  sendUntilDefinite,
+  statusResultSchema,
+  transferResultSchema,
+  type Entry,
+  type LedgerRead,
+  type Resolution,
+  type RetryOptions,
+} from "./client.js";
+import {
+  batchItems,
   checkLedger,
   countByKind,
   EXPIRY,
+  HOLD_EXPIRY,
+  kindOf,
   lateExpiry,
   signedAmount,
+  type OpKind,
+  type OpOutcome,
   type OpRecord,
+  type PostRecord,
   type Violation,
 } from "./model.js";
 import type { AppName } from "./paths.js";
-import { countEntries, countOverdueGrants, createDatabase, dropDatabase, LocalCluster } from "./postgres.js";
+import {
+  countEntries,
+  countOverdueGrants,
+  countOverdueHolds,
+  createDatabase,
+  dropDatabase,
+  LocalCluster,
+} from "./postgres.js";
 import { AppProcess, freePort, runLedgerCli } from "./processes.js";
-import { EXPECTED_REFUSALS, seededRandom, Workload } from "./workload.js";
+import { EXPECTED_REFUSALS, pathOf, seededRandom, Workload, type Request } from "./workload.js";
 
 const optionsSchema = z
   .object({
@@ -198,6 +225,10 @@ export interface ChaosSummary {
   attempts: number;
   acknowledged: { total: number; created: number; replayed: number };
   refused: { total: number; byCode: Record<string, number> };
+  /** Per kind of write (batches: their items are counted as posts too, in the totals above): acknowledged, refused. */
+  byKind: Record<string, { acked: number; refused: number; unresolved: number }>;
+  /** HOLD_EXPIRY entries read back (holds the ledger expired, by a write or a sweeper). */
+  holdExpiryEntries: number;
   unknown: {
     operations: number;
     attempts: number;
@@ -369,7 +400,79 @@ async function killer(run: Run): Promise<CycleRecord[]> {
   return done;
 }
 
-/** One client loop: the next operation, sent until its answer is definite, recorded; until told to stop. */
+/** A request's resolution as the record the checker holds the ledger against. */
+function outcomeOf<R>(resolution: Resolution<R>): OpOutcome<R> {
+  return resolution.final ?? { kind: "unresolved", detail: resolution.lastUnknownDetail ?? "" };
+}
+
+/** Sends one write of any kind until its answer is definite, and records it. */
+export async function sendWrite(baseUrl: string, r: Request, retry: RetryOptions): Promise<OpRecord> {
+  const path = pathOf(r);
+  const done = <R>(res: Resolution<R>) => ({
+    app: r.app,
+    attempts: res.attempts,
+    unknowns: res.unknowns,
+    outcome: outcomeOf(res),
+    answeredAtMs: Date.now(),
+  });
+  switch (r.kind) {
+    case "post":
+      return {
+        body: r.body,
+        amount: signedAmount(r.app, r.body.operation, r.body.amount),
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, postResultSchema, retry)),
+      };
+    case "hold":
+      return {
+        kind: r.kind,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, holdResultSchema, retry)),
+      };
+    case "capture":
+      return {
+        kind: r.kind,
+        holdId: r.holdId,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, captureResultSchema, retry)),
+      };
+    case "release":
+      return {
+        kind: r.kind,
+        holdId: r.holdId,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, holdResultSchema, retry)),
+      };
+    case "reversal":
+      return {
+        kind: r.kind,
+        entryId: r.entryId,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, reversalResultSchema, retry)),
+      };
+    case "transfer":
+      return {
+        kind: r.kind,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, transferResultSchema, retry)),
+      };
+    case "suspension":
+    case "reinstatement":
+      return {
+        kind: r.kind,
+        ownerId: r.ownerId,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, statusResultSchema, retry)),
+      };
+    case "batch":
+      return {
+        kind: r.kind,
+        body: r.body,
+        ...done(await sendUntilDefinite(baseUrl, path, r.body, batchResultSchema, retry)),
+      };
+  }
+}
+
+/** One client loop: the next write, sent until its answer is definite, recorded; until told to stop. */
 async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }): Promise<void> {
   const retry: RetryOptions = {
     timeoutMs: run.opts.requestTimeoutMs,
@@ -377,20 +480,22 @@ async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }):
     signal: run.signal,
   };
   while (!stop.now && !run.signal.aborted) {
-    const { app, body } = workload.next();
-    const resolution = await postUntilDefinite(run.apps[app].baseUrl, body, retry);
-    const answeredAtMs = Date.now();
-    const final = resolution.final;
-    run.records.push({
-      app,
-      body,
-      amount: signedAmount(app, body.operation, body.amount),
-      attempts: resolution.attempts,
-      unknowns: resolution.unknowns,
-      outcome: final ?? { kind: "unresolved", detail: resolution.lastUnknownDetail ?? "" },
-      answeredAtMs,
-    });
+    const request = workload.next();
+    const record = await sendWrite(run.apps[request.app].baseUrl, request, retry);
+    run.records.push(record);
+    workload.observe(record);
   }
+}
+
+/** Every post of the run, batches' items included, each with its own outcome. */
+const postsOf = (records: readonly OpRecord[]): PostRecord[] =>
+  records.flatMap((r) => (r.kind === "batch" ? batchItems(r) : r.kind === undefined ? [r] : []));
+
+/** Whether a definite answer was the original again (a batch: whether all its items were). */
+function replayed(r: OpRecord): boolean {
+  if (r.outcome.kind !== "acked") return false;
+  if (r.kind === "batch") return r.outcome.result.results.every((x) => x.status === 200);
+  return (r.outcome.result as { replayed: boolean }).replayed;
 }
 
 /**
@@ -429,7 +534,13 @@ function summarize(
 ): ChaosSummary {
   const records = run.records;
   const acked = records.filter((r) => r.outcome.kind === "acked");
-  const replayed = acked.filter((r) => r.outcome.kind === "acked" && r.outcome.result.replayed).length;
+  const replays = acked.filter(replayed).length;
+  const byKind: Record<string, { acked: number; refused: number; unresolved: number }> = {};
+  for (const r of records) {
+    const k: OpKind = kindOf(r);
+    const counts = (byKind[k] ??= { acked: 0, refused: 0, unresolved: 0 });
+    counts[r.outcome.kind] += 1;
+  }
   const byCode: Record<string, number> = {};
   for (const r of records)
     if (r.outcome.kind === "refused") byCode[r.outcome.code] = (byCode[r.outcome.code] ?? 0) + 1;
@@ -440,7 +551,7 @@ function summarize(
   const apps = Object.values(run.apps);
   const expiries = expiriesByWriter(read.entries);
   const granted: Record<string, number> = {};
-  for (const r of acked)
+  for (const r of postsOf(records))
     if (r.outcome.kind === "acked" && r.outcome.result.entry.expires_at !== undefined)
       granted[r.body.operation] = (granted[r.body.operation] ?? 0) + 1;
   return {
@@ -456,18 +567,16 @@ function summarize(
     appErrorLogLines: apps.reduce((n, a) => n + a.errorLines, 0),
     operations: records.length,
     attempts: records.reduce((n, r) => n + r.attempts, 0),
-    acknowledged: { total: acked.length, created: acked.length - replayed, replayed },
+    acknowledged: { total: acked.length, created: acked.length - replays, replayed: replays },
     refused: { total: records.filter((r) => r.outcome.kind === "refused").length, byCode },
+    byKind,
+    holdExpiryEntries: read.entries.filter((e) => e.operation === HOLD_EXPIRY).length,
     unknown: {
       operations: withUnknown.length,
       attempts: withUnknown.reduce((n, r) => n + r.unknowns.length, 0),
       byReason,
-      resolvedAppliedBefore: withUnknown.filter(
-        (r) => r.outcome.kind === "acked" && r.outcome.result.replayed,
-      ).length,
-      resolvedAppliedByRetry: withUnknown.filter(
-        (r) => r.outcome.kind === "acked" && !r.outcome.result.replayed,
-      ).length,
+      resolvedAppliedBefore: withUnknown.filter(replayed).length,
+      resolvedAppliedByRetry: withUnknown.filter((r) => r.outcome.kind === "acked" && !replayed(r)).length,
       resolvedRefused: withUnknown.filter((r) => r.outcome.kind === "refused").length,
       unresolved: withUnknown.filter((r) => r.outcome.kind === "unresolved").length,
     },
@@ -479,7 +588,7 @@ function summarize(
       databaseExpiryEntries: read.databaseExpiryEntries,
       expiredByWrite: expiries.byWrite,
       expiredOtherwise: expiries.otherwise,
-      refusedAfterExpiry: records.filter(lateExpiry).length,
+      refusedAfterExpiry: postsOf(records).filter(lateExpiry).length,
     },
     verify,
     violations: {
@@ -512,10 +621,14 @@ function printSummary(s: ChaosSummary): void {
     `  operations           ${s.operations} (one nonce each), ${s.attempts} HTTP attempts, ${s.options.concurrency} client loops, ${s.options.owners} owners`,
     `  acknowledged         ${s.acknowledged.total} (${s.acknowledged.created} x 201, ${s.acknowledged.replayed} x 200 replay)`,
     `  refused              ${s.refused.total} (${fmt(s.refused.byCode)})`,
+    `  by kind              ${Object.entries(s.byKind)
+      .map(([k, c]) => `${k} ${c.acked}/${c.refused}${c.unresolved ? `/${c.unresolved} unresolved` : ""}`)
+      .join(", ")} (acknowledged/refused; a batch counts once here, its items as posts in the lines above)`,
     `  unknown outcomes     ${s.unknown.operations} operations, ${s.unknown.attempts} attempts (${fmt(s.unknown.byReason)})`,
     `    resolved by retry  ${s.unknown.resolvedAppliedBefore} had been applied (200 replay), ${s.unknown.resolvedAppliedByRetry} applied by the retry (201), ${s.unknown.resolvedRefused} refused; ${s.unknown.unresolved} unresolved`,
     `  history checked      ${s.entriesChecked} entries read back over the API; ${s.databaseEntries} in the database`,
     `  expiring credits     ${Object.values(s.grants.granted).reduce((a, b) => a + b, 0)} granted (${fmt(s.grants.granted)}); ${s.grants.expiryEntries} EXPIRY entries read back (${s.grants.databaseExpiryEntries} in the database): ${s.grants.expiredByWrite} by a write, ${s.grants.expiredOtherwise} by a sweeper; ${s.grants.refusedAfterExpiry} refused once their expires_at had passed`,
+    `  holds expired        ${s.holdExpiryEntries} HOLD_EXPIRY entries read back`,
     `  ledger verify        exit ${s.verify.code}: ${s.verify.lastLine}`,
     `  violations           ${s.violations.total}${s.violations.total ? ` (${fmt(s.violations.byKind)})` : ""}`,
     ...s.violations.examples.map((e) => `    - ${e}`),
@@ -591,12 +704,21 @@ export async function runChaos(
     // Everything up, every outcome settled, every credit of the run past its expiry: read the ledger
     // back and hold it against the records.
     await allHealthy(run);
+    // Every credit with an expiry and every hold of the run past its expiry: none counts by then.
     const latestExpiryMs = Math.max(
       0,
-      ...run.records.flatMap((r) => (r.body.expires_at === undefined ? [] : [Date.parse(r.body.expires_at)])),
+      ...postsOf(run.records).flatMap((r) =>
+        r.body.expires_at === undefined ? [] : [Date.parse(r.body.expires_at)],
+      ),
+      ...run.records.flatMap((r) =>
+        r.kind === "hold" && r.outcome.kind === "acked" ? [Date.parse(r.outcome.result.hold.expires_at)] : [],
+      ),
     );
     await sleep(Math.max(0, latestExpiryMs + SETTLE_AFTER_EXPIRY_MS - Date.now()), undefined, { signal });
-    const { read, counts } = await readQuiet(run, owners, url);
+    const holds = run.records.flatMap((r) =>
+      r.kind === "hold" && r.outcome.kind === "acked" ? [{ app: r.app, id: r.outcome.result.hold.id }] : [],
+    );
+    const { read, counts } = await readQuiet(run, owners, url, holds);
     run.violations.push(
       ...checkLedger(
         run.records,
@@ -605,6 +727,8 @@ export async function runChaos(
           entries: read.entries,
           balances: read.balances,
           expiring: read.expiring,
+          figures: read.figures,
+          holds: read.holds,
           readWindow: read.readWindow,
           totalEntries: counts.total,
           totalExpiryEntries: counts.expiry,
@@ -618,6 +742,12 @@ export async function runChaos(
         kind: "sweep-missed",
         detail: `${overdue} grants due for over ${SWEEP_GRACE_S} s still not expired, with sweepers every ${EXPIRY_SWEEP_S} s`,
       });
+    const overdueHolds = await countOverdueHolds(url, SWEEP_GRACE_S);
+    if (overdueHolds > 0)
+      run.findings.push({
+        kind: "sweep-missed",
+        detail: `${overdueHolds} holds past their expiry for over ${SWEEP_GRACE_S} s still active, with sweepers every ${EXPIRY_SWEEP_S} s`,
+      });
     const cli = await runLedgerCli(["verify"], url);
     const lastLine = `${cli.stdout}${cli.stderr}`.trim().split("\n").at(-1) ?? "";
     if (cli.code !== 0)
@@ -629,7 +759,7 @@ export async function runChaos(
       if (r.unknowns.includes("http-5xx")) {
         run.findings.push({
           kind: "server-error",
-          detail: `${r.app} ${r.body.operation} nonce ${r.body.nonce}: a 5xx other than 503 (the client is only told to retry 503)`,
+          detail: `${r.app} ${kindOf(r)} ${JSON.stringify(r.body).slice(0, 200)}: a 5xx other than 503 (the client is only told to retry 503)`,
         });
       }
     }
@@ -668,6 +798,7 @@ async function readQuiet(
   run: Run,
   owners: readonly string[],
   url: string,
+  holds: readonly { app: AppName; id: string }[],
 ): Promise<{ read: LedgerRead; counts: { total: number; expiry: number } }> {
   for (let attempt = 1; ; attempt++) {
     const before = await countEntries(url);
@@ -676,6 +807,7 @@ async function readQuiet(
       owners,
       { timeoutMs: 10_000, giveUpAfterMs: 120_000, signal: run.signal },
       4,
+      holds,
     );
     const counts = await countEntries(url);
     if (counts.total === before.total || attempt === READS_MAX) {

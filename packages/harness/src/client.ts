@@ -17,30 +17,99 @@ export const entrySchema = z.object({
   sequence: z.number().int().positive(),
   nonce: z.string(),
   created_at: z.string(),
-  /** A credit that expires, and an EXPIRY entry (the expiry it recorded); absent otherwise. */
+  /** A credit that expires, an EXPIRY entry (the expiry it recorded), a HOLD entry (the hold's). */
   expires_at: z.string().optional(),
+  /** HOLD, HOLD_RELEASE, HOLD_EXPIRY and captures: the hold. */
+  hold_id: z.string().optional(),
+  /** A REVERSAL: the entry it reverses. */
+  reverses: z.number().int().positive().optional(),
+  /** An entry reversed in part or in full: what its reversals gave back so far. */
+  reversed_amount: z.number().int().positive().optional(),
+  /** TRANSFER_OUT and TRANSFER_IN: the other owner. */
+  counterparty_owner_id: z.string().optional(),
+  reason: z.string().optional(),
 });
 export type Entry = z.infer<typeof entrySchema>;
 
+/** What every answer that changes an owner carries. */
+const figures = { balance: z.number().int(), available: z.number().int() };
+
 export const postResultSchema = z.object({
   owner_id: z.string(),
-  balance: z.number().int(),
+  ...figures,
   replayed: z.boolean(),
   entry: entrySchema,
 });
 export type PostResult = z.infer<typeof postResultSchema>;
 
-const problemSchema = z.looseObject({
+export const holdSchema = z.object({
+  id: z.string(),
+  owner_id: z.string(),
+  app: z.string(),
+  operation: z.string(),
+  amount: z.number().int().positive(),
+  status: z.enum(["active", "captured", "released", "expired"]),
+  expires_at: z.string(),
+  created_at: z.string(),
+  captured_amount: z.number().int().positive().optional(),
+});
+export type Hold = z.infer<typeof holdSchema>;
+
+export const holdResultSchema = z.object({ hold: holdSchema, ...figures, replayed: z.boolean() });
+export type HoldResult = z.infer<typeof holdResultSchema>;
+
+export const captureResultSchema = holdResultSchema.extend({ entry: entrySchema });
+export type CaptureResult = z.infer<typeof captureResultSchema>;
+
+export const reversalResultSchema = z.object({
+  ...figures,
+  replayed: z.boolean(),
+  entry: entrySchema,
+  original: z.object({ id: z.number().int(), amount: z.number().int(), reversed_amount: z.number().int() }),
+});
+export type ReversalResult = z.infer<typeof reversalResultSchema>;
+
+const transferSide = z.object({ owner_id: z.string(), ...figures, entry: entrySchema });
+export const transferResultSchema = z.object({ from: transferSide, to: transferSide, replayed: z.boolean() });
+export type TransferResult = z.infer<typeof transferResultSchema>;
+
+export const statusResultSchema = z.object({
+  owner_id: z.string(),
+  status: z.enum(["active", "suspended"]),
+  ...figures,
+  replayed: z.boolean(),
+  entry: entrySchema,
+});
+export type StatusResult = z.infer<typeof statusResultSchema>;
+
+/** Each item answered as POST /ledger would have answered it alone: 201, 200 (a replay), or a problem. */
+export const batchResultSchema = z.object({
+  results: z.array(z.object({ status: z.number().int(), body: z.looseObject({}) })),
+});
+export type BatchResult = z.infer<typeof batchResultSchema>;
+
+export const problemSchema = z.looseObject({
   status: z.number().int(),
   code: z.string(),
   errors: z.array(z.looseObject({ path: z.string() })).optional(),
+  /** An atomic batch's refusal: the item refused. */
+  index: z.number().int().optional(),
 });
 const expiringSchema = z.array(z.object({ amount: z.number().int(), expires_at: z.string() }));
 const balanceSchema = z.object({
   owner_id: z.string(),
   balance: z.number().int(),
+  available: z.number().int(),
+  held: z.number().int(),
+  status: z.enum(["active", "suspended"]),
   expiring: expiringSchema,
 });
+/** GET /ledger/{owner}'s figures besides the balance. */
+export interface OwnerFigures {
+  available: number;
+  held: number;
+  status: "active" | "suspended";
+}
 /** GET /ledger/{owner}'s unexpired credits with an expiry, summed by instant, soonest first. */
 export type Expiring = z.infer<typeof expiringSchema>;
 const entryPageSchema = z.object({
@@ -59,17 +128,61 @@ export interface PostBody {
   expires_at?: string;
 }
 
+/** POST /ledger/holds. */
+export interface HoldRequest {
+  owner_id: string;
+  operation: string;
+  nonce: string;
+  amount?: number;
+  expires_in_s?: number;
+}
+
+/** POST /ledger/holds/{id}/capture (amount: all of it when left out) and /release (no amount). */
+export interface SettleRequest {
+  nonce: string;
+  amount?: number;
+}
+
+/** POST /ledger/entries/{id}/reversal (amount: what is left when left out). */
+export interface ReversalRequest {
+  nonce: string;
+  amount?: number;
+  reason?: string;
+}
+
+/** POST /ledger/transfers. */
+export interface TransferRequest {
+  from_owner_id: string;
+  to_owner_id: string;
+  amount: number;
+  nonce: string;
+}
+
+/** POST /ledger/{owner}/suspension (reason required) and /reinstatement. */
+export interface StatusRequest {
+  nonce: string;
+  reason?: string;
+}
+
+/** POST /ledger/batch: each item the body of POST /ledger. */
+export interface BatchRequest {
+  operations: PostBody[];
+  atomic?: boolean;
+}
+
 export type UnknownReason =
   "timeout" | "connection-refused" | "connection-reset" | "http-503" | "http-5xx" | "unreadable-answer";
 
-export type Attempt =
-  | { kind: "acked"; status: number; result: PostResult }
+export type Attempt<R = PostResult> =
+  | { kind: "acked"; status: number; result: R }
   | {
       kind: "refused";
       status: number;
       code: string;
       /** The fields a 400 names (`errors[].path`), to tell which part of the request it refused. */
       paths?: string[];
+      /** An atomic batch's refusal: the item it refused. */
+      index?: number;
     }
   | { kind: "unknown"; reason: UnknownReason; detail: string };
 
@@ -82,7 +195,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** What went wrong on the wire, as an unknown outcome. */
-export function classifyFailure(error: unknown): Attempt & { kind: "unknown" } {
+export function classifyFailure(error: unknown): Attempt<never> & { kind: "unknown" } {
   if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
     return { kind: "unknown", reason: "timeout", detail: error.message };
   }
@@ -93,11 +206,22 @@ export function classifyFailure(error: unknown): Attempt & { kind: "unknown" } {
 }
 
 /** One POST /ledger, with a client-side timeout covering the whole exchange (body included). */
-export async function postOnce(baseUrl: string, body: PostBody, timeoutMs: number): Promise<Attempt> {
+export function postOnce(baseUrl: string, body: PostBody, timeoutMs: number): Promise<Attempt> {
+  return sendOnce(baseUrl, "/ledger", body, postResultSchema, timeoutMs);
+}
+
+/** One POST of any write route, its 2xx answer read with `schema`; the same timeout covers it all. */
+export async function sendOnce<R>(
+  baseUrl: string,
+  path: string,
+  body: unknown,
+  schema: z.ZodType<R>,
+  timeoutMs: number,
+): Promise<Attempt<R>> {
   let status: number;
   let text: string;
   try {
-    const res = await fetch(`${baseUrl}/ledger`, {
+    const res = await fetch(`${baseUrl}${path}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -115,9 +239,16 @@ export async function postOnce(baseUrl: string, body: PostBody, timeoutMs: numbe
     const problem = problemSchema.safeParse(safeJson(text));
     if (!problem.success) return { kind: "refused", status, code: `HTTP_${status}` };
     const paths = problem.data.errors?.map((e) => e.path);
-    return { kind: "refused", status, code: problem.data.code, ...(paths ? { paths } : {}) };
+    const index = problem.data.index;
+    return {
+      kind: "refused",
+      status,
+      code: problem.data.code,
+      ...(paths ? { paths } : {}),
+      ...(index === undefined ? {} : { index }),
+    };
   }
-  const result = postResultSchema.safeParse(safeJson(text));
+  const result = schema.safeParse(safeJson(text));
   if ((status === 200 || status === 201) && result.success)
     return { kind: "acked", status, result: result.data };
   return { kind: "unknown", reason: "unreadable-answer", detail: `${status} ${text.slice(0, 200)}` };
@@ -143,9 +274,9 @@ export interface RetryOptions {
   signal?: AbortSignal;
 }
 
-export interface Resolution {
+export interface Resolution<R = PostResult> {
   /** The definite answer; undefined when the outcome was still unknown when retrying stopped. */
-  final: (Attempt & { kind: "acked" | "refused" }) | undefined;
+  final: (Attempt<R> & { kind: "acked" | "refused" }) | undefined;
   attempts: number;
   /** Why each attempt before the definite one had an unknown outcome, in order. */
   unknowns: UnknownReason[];
@@ -153,18 +284,25 @@ export interface Resolution {
   lastUnknownDetail: string | undefined;
 }
 
-/** Sends the same request until its answer is definite, or retrying is given up or aborted. */
-export async function postUntilDefinite(
+/** Sends the same POST /ledger until its answer is definite, or retrying is given up or aborted. */
+export function postUntilDefinite(baseUrl: string, body: PostBody, opts: RetryOptions): Promise<Resolution> {
+  return sendUntilDefinite(baseUrl, "/ledger", body, postResultSchema, opts);
+}
+
+/** Sends the same request (same path, same body) until its answer is definite, or retrying stops. */
+export async function sendUntilDefinite<R>(
   baseUrl: string,
-  body: PostBody,
+  path: string,
+  body: unknown,
+  schema: z.ZodType<R>,
   opts: RetryOptions,
-): Promise<Resolution> {
+): Promise<Resolution<R>> {
   const giveUpAt = Date.now() + opts.giveUpAfterMs;
   const unknowns: UnknownReason[] = [];
   let lastUnknownDetail: string | undefined;
   let delayMs = opts.retryDelayMs ?? 100;
   for (let attempts = 1; ; attempts++) {
-    const attempt = await postOnce(baseUrl, body, opts.timeoutMs);
+    const attempt = await sendOnce(baseUrl, path, body, schema, opts.timeoutMs);
     if (attempt.kind !== "unknown") return { final: attempt, attempts, unknowns, lastUnknownDetail };
     unknowns.push(attempt.reason);
     lastUnknownDetail = attempt.detail;
@@ -201,14 +339,28 @@ async function getJson<T>(url: string, schema: z.ZodType<T>, opts: RetryOptions)
   throw new Error(`GET ${url}: no answer within ${opts.giveUpAfterMs} ms (last: ${last})`);
 }
 
-/** GET /ledger/{owner}: the balance that counts now, and what of it expires when. */
+/** GET /ledger/{owner}: the balance that counts now, what of it expires when, what is held. */
 export async function getBalanceView(
   baseUrl: string,
   ownerId: string,
   opts: RetryOptions,
-): Promise<{ balance: number; expiring: Expiring }> {
+): Promise<{ balance: number; expiring: Expiring; figures: OwnerFigures }> {
   const body = await getJson(`${baseUrl}/ledger/${encodeURIComponent(ownerId)}`, balanceSchema, opts);
-  return { balance: body.balance, expiring: body.expiring };
+  return {
+    balance: body.balance,
+    expiring: body.expiring,
+    figures: { available: body.available, held: body.held, status: body.status },
+  };
+}
+
+/** GET /ledger/holds/{id}, through the app that made the hold (no other app sees it). */
+export async function getHold(baseUrl: string, holdId: string, opts: RetryOptions): Promise<Hold> {
+  const body = await getJson(
+    `${baseUrl}/ledger/holds/${encodeURIComponent(holdId)}`,
+    z.object({ hold: holdSchema }),
+    opts,
+  );
+  return body.hold;
 }
 
 export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
@@ -252,6 +404,10 @@ export interface LedgerRead {
   entries: Entry[];
   balances: Map<string, number>;
   expiring: Map<string, Expiring>;
+  /** Each owner's available, held and status, as GET /ledger/{owner} answered them with its balance. */
+  figures: Map<string, OwnerFigures>;
+  /** The holds asked for, by id, as GET /ledger/holds/{id} answered them. */
+  holds: Map<string, Hold>;
   /**
    * The client's clock (epoch ms) before the first read and after the last answer. A balance counts
    * a grant's remainder until its expires_at, so which grants counted depends on when the ledger read
@@ -269,20 +425,29 @@ export async function readLedger(
   owners: readonly string[],
   retry: RetryOptions,
   lanes: number,
+  holdsToRead: readonly { app: AppName; id: string }[] = [],
 ): Promise<LedgerRead> {
   const entries: Entry[] = [];
   const balances = new Map<string, number>();
   const expiring = new Map<string, Expiring>();
+  const figures = new Map<string, OwnerFigures>();
+  const holds = new Map<string, Hold>();
   const fromMs = Date.now();
   await inPool(
-    owners.map((owner, i) => async () => {
-      const app = apps[i % 2 === 0 ? "app1" : "app2"];
-      entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
-      const view = await getBalanceView(app.baseUrl, owner, retry);
-      balances.set(owner, view.balance);
-      expiring.set(owner, view.expiring);
-    }),
+    [
+      ...owners.map((owner, i) => async () => {
+        const app = apps[i % 2 === 0 ? "app1" : "app2"];
+        entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
+        const view = await getBalanceView(app.baseUrl, owner, retry);
+        balances.set(owner, view.balance);
+        expiring.set(owner, view.expiring);
+        figures.set(owner, view.figures);
+      }),
+      ...holdsToRead.map((h) => async () => {
+        holds.set(h.id, await getHold(apps[h.app].baseUrl, h.id, retry));
+      }),
+    ],
     lanes,
   );
-  return { entries, balances, expiring, readWindow: { fromMs, toMs: Date.now() } };
+  return { entries, balances, expiring, figures, holds, readWindow: { fromMs, toMs: Date.now() } };
 }

@@ -38,6 +38,18 @@ export async function countOverdueGrants(databaseUrl: string, graceS: number): P
   }
 }
 
+/** Holds still active more than `graceS` seconds after their expires_at: each should have been expired. */
+export async function countOverdueHolds(databaseUrl: string, graceS: number): Promise<number> {
+  const sql = admin(databaseUrl);
+  try {
+    const rows = await sql<{ n: string }[]>`select count(*)::text as n from ledger_holds
+      where status = 'active' and expires_at <= now() - make_interval(secs => ${graceS})`;
+    return Number(rows[0]?.n ?? "NaN");
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
 interface RunResult {
   code: number | null;
   output: string;

@@ -21,7 +21,7 @@ import {
   seededRandom,
   signedAmount,
   type AppName,
-  type OpRecord,
+  type PostRecord,
   type PostBody,
   type RetryOptions,
 } from "../src/index.js";
@@ -64,7 +64,7 @@ afterAll(async () => {
 });
 
 /** One POST, recorded. No retries: without failures injected, an unknown outcome is itself a failure. */
-async function send(app: AppName, body: PostBody): Promise<OpRecord> {
+async function send(app: AppName, body: PostBody): Promise<PostRecord> {
   const attempt = await postOnce(running()[app].baseUrl, body, REQUEST_TIMEOUT_MS);
   return {
     app,
