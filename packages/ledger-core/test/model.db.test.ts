@@ -197,7 +197,14 @@ type NonceRecord =
   | { kind: "hold"; owner: string; operation: string; amount: number; expiresInS: number }
   | { kind: "capture"; holdId: string; amount: number }
   | { kind: "release"; holdId: string }
-  | { kind: "reversal"; entryId: number; amount: number; reason: string | undefined }
+  | {
+      kind: "reversal";
+      entryId: number;
+      amount: number;
+      reason: string | undefined;
+      /** Nothing was left of the original after it: only then is a request without amount its replay. */
+      leftNothing: boolean;
+    }
   | { kind: "transfer"; from: string; to: string; amount: number }
   | { kind: "status"; operation: "SUSPENSION" | "REINSTATEMENT"; owner: string; reason: string | undefined };
 
@@ -560,8 +567,12 @@ async function resolveIds(m: Model, r: Real, written: Tx["written"]): Promise<En
 /** Sends one post to the real service, checks the answer against the model, then moves the model. */
 /** What each kind of write was answered, over the whole property run (FC_STATS=1 prints it). */
 const STATS = new Map<string, number>();
-const tally = (label: string, outcome: string) =>
+/** The last write's label and outcome ("reversal NONCE_CONFLICT"): what the fixed scenarios assert on. */
+let lastOutcome = "";
+const tally = (label: string, outcome: string) => {
+  if (label !== "event" && !label.startsWith("reversal of")) lastOutcome = `${label} ${outcome}`;
   STATS.set(`${label} ${outcome}`, (STATS.get(`${label} ${outcome}`) ?? 0) + 1);
+};
 
 /** The situations the issue names, as they happened (FC_STATS): so a weak generator shows. */
 function tallyEvents(tx: Tx): void {
@@ -676,10 +687,16 @@ async function walkHistory(m: Model, service: LedgerService, owner: string, page
 // that depends on the run (owner ids, nonces, hold ids, entry ids, what was applied) is looked up in
 // the model when they run.
 
-type NonceChoice = { kind: "fresh" } | { kind: "applied"; pick: number } | { kind: "refused"; pick: number };
+type NonceChoice =
+  | { kind: "fresh" }
+  | { kind: "applied"; pick: number }
+  | { kind: "refused"; pick: number }
+  /** The nonce the run applied last (the fixed scenarios). */
+  | { kind: "last" };
 
 const nonceReady = (m: Readonly<Model>, choice: NonceChoice) =>
-  choice.kind === "fresh" || (choice.kind === "applied" ? m.used.length > 0 : m.refused.length > 0);
+  choice.kind === "fresh" ||
+  (choice.kind === "applied" || choice.kind === "last" ? m.used.length > 0 : m.refused.length > 0);
 
 /** The applied post a command picked (its check() makes sure there is one). */
 function pickApplied(m: Readonly<Model>, pick: number): Model["applied"][number] {
@@ -690,12 +707,14 @@ function pickApplied(m: Readonly<Model>, pick: number): Model["applied"][number]
 
 function resolveNonce(m: Model, choice: NonceChoice): string {
   if (choice.kind === "applied") return m.used[choice.pick % m.used.length]?.nonce ?? "";
+  if (choice.kind === "last") return m.used.at(-1)?.nonce ?? "";
   if (choice.kind === "refused") return m.refused[choice.pick % m.refused.length]?.nonce ?? "";
   m.nonceCount += 1;
   return `${m.noncePrefix}-${m.nonceCount}`;
 }
 
-const showNonce = (n: NonceChoice) => (n.kind === "fresh" ? "fresh" : `${n.kind}#${n.pick}`);
+const showNonce = (n: NonceChoice) =>
+  n.kind === "fresh" || n.kind === "last" ? n.kind : `${n.kind}#${n.pick}`;
 
 const withAmount = <T extends object>(input: T, amount: number | undefined): T & { amount?: number } =>
   amount === undefined ? input : { ...input, amount };
@@ -1424,7 +1443,8 @@ function predictReversal(
       x.kind === "reversal" &&
       x.entryId === entry.id &&
       x.reason === req.reason &&
-      (req.amount === undefined || req.amount === x.amount),
+      // Without amount, a request reverses what is left: the same request only as one that left nothing.
+      (req.amount === undefined ? x.leftNothing : req.amount === x.amount),
   );
   if (earlier) return earlier;
   return inTx(m, (tx) => {
@@ -1442,7 +1462,13 @@ function predictReversal(
     );
     return {
       status: 201,
-      record: { kind: "reversal", entryId: entry.id, amount: Math.abs(reversal.amount), reason: req.reason },
+      record: {
+        kind: "reversal",
+        entryId: entry.id,
+        amount: Math.abs(reversal.amount),
+        reason: req.reason,
+        leftNothing: reversedAmount >= Math.abs(entry.amount),
+      },
       answer: (ids) => ({
         ...figuresAfter(tx, entry.owner_id),
         replayed: false,
@@ -2463,6 +2489,15 @@ class ExpectCommand implements fc.AsyncCommand<Model, Real> {
 }
 
 const fresh: NonceChoice = { kind: "fresh" };
+/** The last write was answered so (its label and outcome, as tallied). */
+const outcome = (expected: string) => new ExpectCommand(expected, () => expect(lastOutcome).toBe(expected));
+/** A reversal of app-b's reversible entry #pick. */
+const rev = (
+  pick: number,
+  amount: ReversalCommand["amount"],
+  reason: string | undefined,
+  nonce: NonceChoice,
+) => new ReversalCommand({ kind: "reversible", pick, otherApp: false }, amount, reason, nonce, 1);
 const live = (pick = 0): HoldChoice => ({ kind: "live", pick });
 const made = (pick: number): HoldChoice => ({ kind: "made", pick, otherApp: false });
 const post = (app: AppIndex, owner: number, operation: string, amount?: number) =>
@@ -2540,13 +2575,25 @@ const SCENARIOS: [string, () => fc.AsyncCommand<Model, Real>[]][] = [
       new ExpectCommand("the reversal, then what it gave back expires", (m) =>
         expect(lastOps(m, 1, 2)).toEqual(["REVERSAL 4", "EXPIRY -4"]),
       ),
+      // The half's nonce without an amount asks for what is left: another request.
+      rev(2, undefined, "refund", { kind: "last" }),
+      outcome("reversal NONCE_CONFLICT"),
       new ReversalCommand({ kind: "debit", pick: 0 }, undefined, "refund", fresh, 1),
-      new ReversalCommand({ kind: "reversible", pick: 2, otherApp: false }, 1, "refund", fresh, 1),
+      // That one left nothing: without an amount, or with what it reversed, it is the same request.
+      rev(2, undefined, "refund", { kind: "last" }),
+      outcome("reversal replayed"),
+      rev(2, 3, "refund", { kind: "last" }),
+      outcome("reversal replayed"),
+      rev(2, 1, "refund", fresh),
+      outcome("reversal ALREADY_REVERSED"),
       // The expiring credit, past its expiry: nothing of its grant is left to take back.
-      new ReversalCommand({ kind: "reversible", pick: 0, otherApp: false }, undefined, undefined, fresh, 1),
-      new ReversalCommand({ kind: "reversible", pick: 1, otherApp: false }, "over", undefined, fresh, 1),
-      new ReversalCommand({ kind: "reversible", pick: 1, otherApp: false }, "left", undefined, fresh, 1),
-      new ReversalCommand({ kind: "reversible", pick: 1, otherApp: false }, undefined, undefined, fresh, 1),
+      rev(0, undefined, undefined, fresh),
+      outcome("reversal INSUFFICIENT_BALANCE"),
+      rev(1, "over", undefined, fresh),
+      outcome("reversal REVERSAL_EXCEEDS_ORIGINAL"),
+      rev(1, "left", undefined, fresh),
+      rev(1, undefined, undefined, fresh),
+      outcome("reversal ALREADY_REVERSED"),
       new ListEntriesCommand(0, 1, 3),
     ],
   ],
@@ -2559,11 +2606,14 @@ const SCENARIOS: [string, () => fc.AsyncCommand<Model, Real>[]][] = [
       hold(0, 0, "CREDIT_SPEND", undefined),
       // 23 credits, 1 of them held: 22 available.
       new TransferCommand(1, 0, 0, 23, fresh),
+      outcome("transfer INSUFFICIENT_BALANCE"),
       new TransferCommand(1, 0, 0, 18, fresh),
+      outcome("transfer applied"),
       new ExpectCommand("the receiver has 9 and 9 expiring, as the sender spent them", (m) =>
         expect(expectedRead(m, ownerAt(m, 1)).expiring.map((x) => x.amount)).toEqual([9, 9]),
       ),
       new TransferCommand(0, 1, null, 1, fresh),
+      outcome("transfer VALIDATION_FAILED"),
       new AdvanceToExpiryCommand(),
       new TransferCommand(0, 1, 0, 9, fresh),
       new TransferCommand(0, 1, 0, 8, fresh),
@@ -2582,16 +2632,27 @@ const SCENARIOS: [string, () => fc.AsyncCommand<Model, Real>[]][] = [
       hold(0, 0, "CREDIT_SPEND", 1, 7_200),
       new StatusCommand(1, 0, "suspended", "chargeback fraud", fresh),
       new StatusCommand(0, 0, "suspended", "again", fresh),
+      outcome("suspend OWNER_ALREADY_SUSPENDED"),
       post(0, 0, "CREDIT_SPEND"),
+      outcome("post OWNER_SUSPENDED"),
       post(1, 0, "CREDIT_ADD"),
+      outcome("post OWNER_SUSPENDED"),
       post(0, 0, "TEST_ZERO"),
+      outcome("post OWNER_SUSPENDED"),
       hold(0, 0, "CREDIT_SPEND", undefined),
+      outcome("hold OWNER_SUSPENDED"),
       new CaptureCommand(made(0), undefined, fresh),
+      outcome("capture OWNER_SUSPENDED"),
       new TransferCommand(0, 0, 0, 1, fresh),
+      outcome("transfer OWNER_SUSPENDED"),
       new TransferCommand(0, 1, 0, 1, fresh),
+      outcome("transfer OWNER_SUSPENDED"),
       new ReleaseCommand(made(0), fresh),
+      outcome("release applied"),
       new ReversalCommand({ kind: "reversible", pick: 0, otherApp: false }, 2, "correction", fresh, 0),
+      outcome("reversal applied"),
       new ReversalCommand({ kind: "debit", pick: 0 }, undefined, undefined, fresh, 0),
+      outcome("reversal applied"),
       new AdvanceClockCommand(3 * HOUR_MS),
       new SweepCommand(0),
       new ExpectCommand("the other hold expired by the sweeper while suspended", (m) =>
@@ -2599,9 +2660,13 @@ const SCENARIOS: [string, () => fc.AsyncCommand<Model, Real>[]][] = [
       ),
       new ReadBalanceCommand(1, 0),
       new StatusCommand(1, 0, "active", undefined, fresh),
+      outcome("reinstate applied"),
       new StatusCommand(1, 0, "active", "twice", fresh),
+      outcome("reinstate OWNER_NOT_SUSPENDED"),
       post(0, 0, "CREDIT_SPEND"),
+      outcome("post applied"),
       new ReplayWriteCommand(0),
+      outcome("hold replayed"),
     ],
   ],
   [
@@ -2611,7 +2676,9 @@ const SCENARIOS: [string, () => fc.AsyncCommand<Model, Real>[]][] = [
       hold(0, 0, "TEST_DEBIT", 5, 60),
       new AdvanceToExpiryCommand(),
       new CaptureCommand(made(0), undefined, fresh),
+      outcome("capture HOLD_NOT_ACTIVE"),
       new ReleaseCommand(made(0), fresh),
+      outcome("release HOLD_NOT_ACTIVE"),
       new ReadHoldCommand(made(0)),
       new ListHoldsCommand(0, 0, "expired", 1),
       new ListHoldsCommand(0, 0, "active", 1),
