@@ -234,6 +234,8 @@ interface Model {
   readonly holds: { app: AppIndex; id: string; owner: string }[];
   /** Batches that applied something, as sent: the pool batch replays draw from. */
   readonly batches: { app: AppIndex; bodies: readonly PostInput[]; atomic: boolean | undefined }[];
+  /** Per owner: its state after each write, with the write's instant (what GET ?at= reads). */
+  readonly snapshots: Map<string, { atMs: number; state: OwnerState }[]>;
   /** Every entry (ids known), oldest first: the pool reversals draw from. */
   readonly entries: { id: number; owner: string; sequence: number }[];
   lastId: number;
@@ -520,7 +522,7 @@ async function check(
       const expected = predicted.answer(ids);
       expect(actual.body).toEqual(expected);
       tallyEvents(predicted.tx);
-      predicted.tx.commitTo(m.states);
+      commit(m, predicted.tx);
       for (const key of predicted.tx.limits) m.limitsUsed.add(key);
       m.byNonce.set(nonceKey(app, nonce), { record: predicted.record, answer: actual.body });
       m.used.push({ app, nonce });
@@ -528,6 +530,20 @@ async function check(
       predicted.after?.(m, actual.body);
       return;
     }
+  }
+}
+
+/** Folds a write into the model, keeping each owner's state after it for the reads of history. */
+function commit(m: Model, tx: Tx): void {
+  tx.commitTo(m.states);
+  const wrote = new Set(tx.written.map((w) => w.owner));
+  for (const owner of wrote) {
+    const state = m.states.get(owner);
+    if (!state) continue;
+    m.snapshots.set(owner, [
+      ...(m.snapshots.get(owner) ?? []),
+      { atMs: tx.nowMs, state: structuredClone(state) },
+    ]);
   }
 }
 
@@ -1815,7 +1831,7 @@ async function batchAndCheck(
     const b = bodies[i];
     if (p.kind !== "applied" || !b) continue;
     tallyEvents(p.tx);
-    p.tx.commitTo(m.states);
+    commit(m, p.tx);
     for (const key of p.tx.limits) m.limitsUsed.add(key);
     m.byNonce.set(nonceKey(app, b.nonce), { record: p.record, answer: answerOf(p) });
     m.used.push({ app, nonce: b.nonce });
@@ -1853,7 +1869,7 @@ class SweepCommand implements fc.AsyncCommand<Model, Real> {
     // worlds are finished); this run's owners are checked entry by entry against the model.
     expect(report.grants).toBeGreaterThanOrEqual(tx.written.length);
     if (tx.written.length > 0) await resolveIds(m, r, tx.written);
-    tx.commitTo(m.states);
+    commit(m, tx);
   }
   toString(): string {
     return `sweep(${APP_NAMES[this.app]})`;
@@ -1920,6 +1936,50 @@ class ReadBalanceCommand implements fc.AsyncCommand<Model, Real> {
   }
   toString(): string {
     return `balance(${APP_NAMES[this.app]}, owner#${this.owner})`;
+  }
+}
+
+/**
+ * GET /ledger/{owner}?at=: the running balance right after the owner's last entry at or before `at`,
+ * less what had expired by `at` but was recorded later (a remainder stops counting at its expiry, in
+ * history as now), held credits counting while their hold was live at `at`.
+ */
+class BalanceAtCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly app: AppIndex,
+    readonly owner: number,
+    /** One of the run's instants (a write's, a grant's or a hold's expiry), by pick, moved by offsetMs (never past now). */
+    readonly pick: number,
+    readonly offsetMs: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(m: Model, r: Real): Promise<void> {
+    const owner = ownerAt(m, this.owner);
+    const instants = [
+      ...new Set(
+        [...m.snapshots.values()]
+          .flat()
+          .flatMap((x) => [
+            x.atMs,
+            ...x.state.grants.map((g) => g.expiresAtMs),
+            ...x.state.holds.map((h) => h.expiresAtMs),
+          ]),
+      ),
+    ].sort((a, b) => a - b);
+    const base = instants.length === 0 ? m.nowMs : (instants[this.pick % instants.length] ?? m.nowMs);
+    const atMs = Math.min(m.nowMs, base + this.offsetMs);
+    const last = (m.snapshots.get(owner) ?? []).filter((x) => x.atMs <= atMs).at(-1);
+    const balance = last ? standing(last.state, atMs).balance : 0;
+    expect(await r.services[this.app].balanceAt(owner, iso(atMs))).toEqual({
+      owner_id: owner,
+      balance,
+      at: iso(atMs),
+    });
+  }
+  toString(): string {
+    return `balanceAt(${APP_NAMES[this.app]}, owner#${this.owner}, write#${this.pick} ${this.offsetMs >= 0 ? "+" : ""}${this.offsetMs} ms)`;
   }
 }
 
@@ -2089,6 +2149,17 @@ const clockArb = fc
   )
   .map((ms) => new AdvanceClockCommand(ms));
 const balanceArb = fc.tuple(appArb, ownerArb).map(([app, owner]) => new ReadBalanceCommand(app, owner));
+const balanceAtArb = fc
+  .tuple(
+    appArb,
+    ownerArb,
+    pickArb,
+    fc.oneof(
+      fc.constantFrom(0, -1, 1, HOUR_MS, -DAY_MS),
+      fc.integer({ min: -3 * HOUR_MS, max: 3 * HOUR_MS }),
+    ),
+  )
+  .map(([app, owner, pick, offset]) => new BalanceAtCommand(app, owner, pick, offset));
 const listArb = fc
   .tuple(appArb, ownerArb, fc.oneof(fc.integer({ min: 1, max: 4 }), fc.constant(PAGE_SIZE_LIMIT)))
   .map(([app, owner, size]) => new ListEntriesCommand(app, owner, size));
@@ -2298,6 +2369,8 @@ const commandArbs: fc.Arbitrary<fc.AsyncCommand<Model, Real>>[] = [
   badAmountCommandArb,
   unknownArb,
   balanceArb,
+  balanceAtArb,
+  balanceAtArb,
   listArb,
   ...Array<typeof holdArb>(4).fill(holdArb),
   ...Array<typeof captureArb>(4).fill(captureArb),
@@ -2357,6 +2430,7 @@ function newWorld(startMs: number, poolSize: number): { model: Model; real: Real
     limitsUsed: new Set(),
     holds: [],
     batches: [],
+    snapshots: new Map(),
     entries: [],
     lastId: 0,
   };
