@@ -2744,6 +2744,39 @@ const SCENARIOS: [string, () => fc.AsyncCommand<Model, Real>[]][] = [
     ],
   ],
   [
+    "two holds on one grant past its expiry: each frees only its own part, which expires as it ends",
+    () => [
+      expiring(0, 0, HOUR_MS),
+      post(0, 0, "TEST_CREDIT", 5),
+      hold(0, 0, "TEST_DEBIT", 4, 86_400),
+      hold(0, 0, "TEST_DEBIT", 3, 86_400),
+      // Taking back the expiring credit takes only what no hold holds of its grant: 3 of 10.
+      rev(0, 4, undefined, fresh),
+      outcome("reversal INSUFFICIENT_BALANCE"),
+      rev(0, 1, "part", fresh),
+      outcome("reversal applied"),
+      new AdvanceToExpiryCommand(),
+      new SweepCommand(0),
+      new ExpectCommand("the 2 no hold holds expire; the held 7 do not", (m) =>
+        expect(lastOps(m, 0, 1)).toEqual(["EXPIRY -2"]),
+      ),
+      new ReleaseCommand(live(0), fresh),
+      new ExpectCommand("the release frees 4, which expire at once", (m) =>
+        expect(lastOps(m, 0, 2)).toEqual(["HOLD_RELEASE 0", "EXPIRY -4"]),
+      ),
+      new CaptureCommand(live(0), 2, fresh),
+      new ExpectCommand("the capture takes 2 of the grant, the 1 it releases expires", (m) =>
+        expect(lastOps(m, 0, 2)).toEqual(["TEST_DEBIT -2", "EXPIRY -1"]),
+      ),
+      new ReadBalanceCommand(1, 0),
+      new ReversalCommand({ kind: "debit", pick: 0 }, undefined, undefined, fresh, 0),
+      new ExpectCommand("the capture reversed: its 2 go back to the grant and expire at once", (m) =>
+        expect(lastOps(m, 0, 2)).toEqual(["REVERSAL 2", "EXPIRY -2"]),
+      ),
+      new ListHoldsCommand(0, 0, undefined, 5),
+    ],
+  ],
+  [
     "a hold at its expiry instant is expired: capture and release answer HOLD_NOT_ACTIVE",
     () => [
       post(0, 0, "TEST_CREDIT", 10),
