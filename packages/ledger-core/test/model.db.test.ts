@@ -14,11 +14,16 @@
 // credits and debits (in full, in part, beyond what is left, of what was reversed already, of expiring
 // credits once past their expiry, of entries that cannot be reversed or are another app's), transfers
 // (expiries carried over, more than available, to the same owner), suspension and reinstatement (and
-// every kind of write while suspended), over HTTP (app.request(), one app per service); the clock moving
-// past expiries, to the instant.
+// every kind of write while suspended), batches of posts (atomic or not, items sharing a nonce, whole
+// batches sent again), replays of every kind of write, GET /ledger/{owner}?at= at write instants and at
+// expiries, over HTTP (app.request(), one app per service); the clock moving past expiries, to the
+// instant. Every write's entries are read back as it lands; every run ends with each owner's balance,
+// held, status, history, grants and holds compared with the model's. FC_STATS=1 prints what each kind
+// of write was answered, and how often the situations the issue names came up.
 //
 // Each run is its own world: fresh owner ids (a pool of 2 or 3, so commands interact) and fresh nonces
-// on the one database this file opens; the model starts empty every run.
+// on the one database this file opens; the model starts empty every run, with a few credits first. The
+// situations the issue names are also run as fixed sequences of the same commands (the last describe).
 //
 // Replaying a failure. fast-check's error gives `seed` and `path`, and the counterexample's commands
 // end with a comment `/*replayPath="..."*/`. Pass all three back (quote them for the shell):
