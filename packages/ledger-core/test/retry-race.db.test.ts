@@ -15,7 +15,7 @@ const tdb = useTestDatabase();
 const outcome = (p: Promise<{ replayed: boolean }>) =>
   p.then(
     (v) => (v.replayed ? "replayed" : "applied"),
-    (e: { code?: string }) => e.code ?? String(e),
+    (e: unknown) => (e instanceof Error && "code" in e ? String(e.code) : `not a ledger error: ${String(e)}`),
   );
 
 describe(`a retry racing its original from another process [${testDriver()}]`, () => {
