@@ -67,7 +67,10 @@ function addNote(
       if (note === "refuse")
         return { ok: false, error: new ValidationError([{ path: "note", message: "refused" }]) };
       const n = (draft.fact(noteCount, ownerId) ?? 0) + 1;
-      const { entry } = draft.append({ app: "app-a", operation: "TEST_NOTE", ownerId, amount: 0, nonce }, now);
+      const { entry } = draft.append(
+        { app: "app-a", operation: "TEST_NOTE", ownerId, amount: 0, nonce },
+        now,
+      );
       draft.setFact(noteCount, ownerId, n);
       draft.emit(noteWriter, { ownerId, sequence: entry.sequence, note, n });
       return {

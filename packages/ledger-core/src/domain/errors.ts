@@ -159,7 +159,10 @@ export class HoldNotActiveError extends LedgerError {
   /** Also a top-level member of the problem the HTTP edge answers with. */
   readonly holdStatus: HoldStatus;
   constructor(holdId: string, status: HoldStatus) {
-    super(`Hold ${JSON.stringify(holdId)} is ${status}, not active`, { hold_id: holdId, hold_status: status });
+    super(`Hold ${JSON.stringify(holdId)} is ${status}, not active`, {
+      hold_id: holdId,
+      hold_status: status,
+    });
     this.holdStatus = status;
   }
 }

@@ -50,7 +50,6 @@ export function expiryHorizon(now: Date): Date {
 /** The longest expiresAfterS a catalog may declare: ten years of 365 days. */
 const EXPIRES_AFTER_S_MAX = EXPIRY_HORIZON_YEARS * 365 * 86_400;
 
-
 /** A fixed-amount operation; the literal amount and extras are kept in the type, so changing one is a type error. */
 export function fixed<const A extends number, const E extends OperationExtras = Record<never, never>>(
   amount: A,

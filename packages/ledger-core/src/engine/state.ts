@@ -815,7 +815,12 @@ export class Draft {
   }
 
   /** Suspends or reinstates the owner with a SUSPENSION or REINSTATEMENT entry (amount 0). */
-  setStatus(ownerId: string, status: OwnerStatus, spec: Omit<EntrySpec, "ownerId" | "amount">, now: Date): NewEntry {
+  setStatus(
+    ownerId: string,
+    status: OwnerStatus,
+    spec: Omit<EntrySpec, "ownerId" | "amount">,
+    now: Date,
+  ): NewEntry {
     const { entry } = this.append({ ...spec, ownerId, amount: 0 }, now);
     this.#owner(ownerId).status = status;
     return entry;

@@ -24,14 +24,25 @@ export const entrySchema = z
       .openapi({ description: "Position in the owner's history: 1, 2, 3, ..." }),
     nonce: z.string(),
     created_at: z.iso.datetime().openapi({ format: "date-time" }),
-    expires_at: z.iso.datetime().optional().openapi({
-      format: "date-time",
-      description:
-        "A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it " +
-        "recorded. A HOLD entry: the hold's expiry.",
-    }),
-    hold_id: z.string().optional().openapi({ description: "HOLD, HOLD_RELEASE, HOLD_EXPIRY and captures: the hold" }),
-    reverses: z.number().int().positive().optional().openapi({ description: "A REVERSAL: the entry it reverses" }),
+    expires_at: z.iso
+      .datetime()
+      .optional()
+      .openapi({
+        format: "date-time",
+        description:
+          "A credit that expires: when its unspent remainder stops counting. An EXPIRY entry: the expiry it " +
+          "recorded. A HOLD entry: the hold's expiry.",
+      }),
+    hold_id: z
+      .string()
+      .optional()
+      .openapi({ description: "HOLD, HOLD_RELEASE, HOLD_EXPIRY and captures: the hold" }),
+    reverses: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .openapi({ description: "A REVERSAL: the entry it reverses" }),
     reversed_amount: z.number().int().positive().optional().openapi({
       description: "An entry reversed in part or in full: the credits its reversals gave back so far",
     }),

@@ -248,7 +248,8 @@ const CHECKS: Check[] = [
   },
   {
     name: "held-is-active-holds",
-    description: "every owner's held credits are the sum of its active holds, and never more than its balance",
+    description:
+      "every owner's held credits are the sum of its active holds, and never more than its balance",
     offenders: sql`select o.owner_id || ': held ' || o.held || ', active holds ' || coalesce(h.total, 0) as example
                    from ledger_owners o
                    left join (select owner_id, sum(amount) as total from ledger_holds where status = 'active'

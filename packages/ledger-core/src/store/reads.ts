@@ -83,7 +83,9 @@ export interface HoldFacts {
 export type RecordedEntry = EntryRow & { hold: HoldFacts | null };
 
 /** The hold columns read beside an entry (null without a hold). */
-export const HOLD_FACT_COLUMNS = (t: string) => `${t}owner_id as hold_owner_id, ${t}operation as hold_operation,
+export const HOLD_FACT_COLUMNS = (
+  t: string,
+) => `${t}owner_id as hold_owner_id, ${t}operation as hold_operation,
   ${t}amount::text as hold_amount, ${UTC_MS(`${t}expires_at`)} as hold_expires_at,
   ${UTC_MS(`${t}created_at`)} as hold_created_at`;
 
@@ -225,7 +227,13 @@ const parseJson = <T>(v: unknown): T => (typeof v === "string" ? (JSON.parse(v) 
 export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {
   const [rows = []] = await sqlClientOf(db).run([{ text: OWNER_STATE, params: [ownerId] }]);
   const row = rows[0] as
-    | { balance: string | null; held: string | null; status: OwnerStatus | null; grants: unknown; holds: unknown }
+    | {
+        balance: string | null;
+        held: string | null;
+        status: OwnerStatus | null;
+        grants: unknown;
+        holds: unknown;
+      }
     | undefined;
   return {
     balance: row?.balance == null ? 0 : Number(row.balance),

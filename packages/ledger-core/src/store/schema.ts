@@ -60,7 +60,9 @@ export const ledgerEntries = pgTable(
      */
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }),
     /** The owner's credits under active holds right after this entry: balance_after - held_after was available. */
-    heldAfter: bigint("held_after", { mode: "bigint" }).notNull().default(sql`0`),
+    heldAfter: bigint("held_after", { mode: "bigint" })
+      .notNull()
+      .default(sql`0`),
     /** HOLD, HOLD_RELEASE, HOLD_EXPIRY and capture entries: the hold. */
     holdId: text("hold_id"),
     /** REVERSAL entries: the id of the entry reversed. */
@@ -82,10 +84,17 @@ export const ledgerEntries = pgTable(
       "ledger_entries_balance_after_range",
       sql`${t.balanceAfter} >= 0 and ${t.balanceAfter} <= ${MAX_SAFE}`,
     ),
-    check("ledger_entries_held_after_range", sql`${t.heldAfter} >= 0 and ${t.heldAfter} <= ${t.balanceAfter}`),
+    check(
+      "ledger_entries_held_after_range",
+      sql`${t.heldAfter} >= 0 and ${t.heldAfter} <= ${t.balanceAfter}`,
+    ),
     // What reversed an entry, summed under the owner's lock; and a hold's entries.
-    index("ledger_entries_reverses").on(t.reverses).where(sql`${t.reverses} is not null`),
-    index("ledger_entries_hold").on(t.holdId).where(sql`${t.holdId} is not null`),
+    index("ledger_entries_reverses")
+      .on(t.reverses)
+      .where(sql`${t.reverses} is not null`),
+    index("ledger_entries_hold")
+      .on(t.holdId)
+      .where(sql`${t.holdId} is not null`),
   ],
 );
 
@@ -110,7 +119,9 @@ export const ledgerOwners = pgTable(
     lastSequence: bigint("last_sequence", { mode: "number" }).notNull(),
     status: text("status").notNull().default("active"),
     /** The sum of the owner's holds active in storage (some may be past their expiry, not yet recorded). */
-    held: bigint("held", { mode: "bigint" }).notNull().default(sql`0`),
+    held: bigint("held", { mode: "bigint" })
+      .notNull()
+      .default(sql`0`),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
   },
   (t) => [
