@@ -2,7 +2,7 @@
 // operations; while active they are `held`: they still count in the balance but not in `available`,
 // and no debit, hold or transfer may take them. A hold takes its credits from the owner's grants in burn
 // order when it is made (its draws); credits under an active hold do not expire until the hold ends.
-import { drawKey, isDue, type Draw, type OpenGrant } from "./grants.js";
+import { drawKey, grantKey, isDue, type Draw, type OpenGrant } from "./grants.js";
 import type { HoldStatus } from "./errors.js";
 
 export type { HoldStatus };
@@ -68,7 +68,7 @@ export function standingAt(
   let expiring = 0;
   for (const g of grants) {
     if (g.remaining > 0 && isDue(g, now)) {
-      expiring += Math.max(0, g.remaining - (heldOf.get(`${g.sequence}.${g.part}`) ?? 0));
+      expiring += Math.max(0, g.remaining - (heldOf.get(grantKey(g)) ?? 0));
     }
   }
   const held = holds.filter((h) => !isHoldDue(h, now)).reduce((sum, h) => sum + h.amount, 0);

@@ -258,22 +258,11 @@ export class GroupCommitter {
       // batch's nonce lookup (a retry racing its original, on another connection): under the locks now
       // held, that entry is visible. Its nonce is looked up again in the write round trip (before the
       // write, so the lookup sees only what others committed), and the copy is answered as the replay
-      // it is. Only batches with such a refusal send it. (An atomic group's refusal stands: nothing of
-      // it was written, and sent again it is answered from its entries.)
-      const atomicAt = new Set<number>();
-      let position = 0;
-      for (const unit of units) {
-        for (const _ of unit.commands) {
-          if (unit.atomic) atomicAt.add(position);
-          position += 1;
-        }
-      }
+      // it is. Only batches with such a refusal send it. (An atomic group's refusal is "group-refused"
+      // and stands: nothing of it was written, and sent again it is answered from its entries.)
       const recheck = plans.flatMap((plan, i) => {
         const nonce = batch[i]?.nonce;
-        return plan.kind === "refused" &&
-          nonce !== undefined &&
-          !atomicAt.has(i) &&
-          !(plan.error instanceof NonceConflictError)
+        return plan.kind === "refused" && nonce !== undefined && !(plan.error instanceof NonceConflictError)
           ? [nonce, ...(batch[i]?.linkedNonces ?? [])]
           : [];
       });

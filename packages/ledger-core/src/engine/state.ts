@@ -25,7 +25,14 @@ import {
   type Draw,
   type OpenGrant,
 } from "../domain/grants.js";
-import { heldByGrant, isHoldDue, permanentPart, type ActiveHold, type HoldStatus } from "../domain/holds.js";
+import {
+  heldByGrant,
+  isHoldDue,
+  permanentPart,
+  standingAt,
+  type ActiveHold,
+  type HoldStatus,
+} from "../domain/holds.js";
 import { LEDGER_OPERATIONS, writableWhileSuspended } from "../domain/ledger-operations.js";
 import { nextBalance } from "../domain/rules.js";
 import type { FactLoader, RowWriter } from "./command.js";
@@ -458,24 +465,15 @@ export class Draft {
   /** The owner as this draft sees it at `now`, whether or not what is due has been written yet. */
   owner(ownerId: string, now: Date): OwnerView {
     const o = this.#owner(ownerId);
-    const live = o.holds.filter((h) => h.status === "active" && !isHoldDue(h, now));
-    const heldOf = heldByGrant(live, now);
+    const active = o.holds.filter((h) => h.status === "active");
     const open = o.grants.filter((g) => g.remaining > 0);
-    let expiring = 0;
-    for (const g of open) {
-      if (isDue(g, now)) expiring += Math.max(0, g.remaining - (heldOf.get(grantKey(g)) ?? 0));
-    }
-    const held = live.reduce((sum, h) => sum + h.amount, 0);
-    const balance = o.balance - expiring;
     return {
       ownerId,
-      balance,
-      held,
-      available: balance - held,
+      ...standingAt(o.balance, open, active, now),
       lastSequence: o.lastSequence,
       status: o.status,
       grants: open.filter((g) => !isDue(g, now)),
-      holds: live.map((h) => ({ ...h, status: "active" as const })),
+      holds: active.filter((h) => !isHoldDue(h, now)),
     };
   }
 

@@ -8,6 +8,7 @@ import {
   entryColumns,
   HOLD_FACT_COLUMNS,
   HOLD_JSON_FIELDS,
+  parseJson,
   toActiveHold,
   toOpenGrant,
   toRecordedEntry,
@@ -139,7 +140,7 @@ export async function lockOwners(
     });
   }
   for (const { hold } of holds as { hold: RawHold | string }[]) {
-    const h = toActiveHold(typeof hold === "string" ? (JSON.parse(hold) as RawHold) : hold);
+    const h = toActiveHold(parseJson<RawHold>(hold));
     owners.get(h.ownerId)?.holds.push(h);
   }
   for (const g of grants as unknown as (RawGrant & { owner_id: string })[]) {

@@ -6,7 +6,7 @@ import type { LedgerEntry } from "../domain/types.js";
 import type { LedgerDb } from "./client.js";
 import { translateDriverError } from "./errors.js";
 import { ledgerEntries } from "./schema.js";
-import type { OpenGrant } from "../domain/grants.js";
+import type { Draw, OpenGrant } from "../domain/grants.js";
 import type { ActiveHold } from "../domain/holds.js";
 import type { OwnerStatus } from "../engine/state.js";
 import { sqlClientOf } from "./sql-client.js";
@@ -199,11 +199,24 @@ export interface RawHold {
   expires_at: string;
   created_at: string;
   sequence: string;
-  draws: [number | string, number | string, number | string][] | string;
+  draws: RawDraws | string;
+}
+
+/** A json/jsonb value as the drivers give it: parsed already (postgres.js) or as text (json columns). */
+export const parseJson = <T>(v: unknown): T => (typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
+
+/** Draws stored or aggregated as [grant sequence, grant part, amount] triples (numbers or their text). */
+export type RawDraws = [number | string, number | string, number | string][];
+
+export function toDraws(raw: unknown): Draw[] {
+  return parseJson<RawDraws>(raw).map(([seq, part, amount]) => ({
+    grantSequence: Number(seq),
+    grantPart: Number(part),
+    amount: Number(amount),
+  }));
 }
 
 export function toActiveHold(h: RawHold): ActiveHold & { sequence: number } {
-  const draws = typeof h.draws === "string" ? (JSON.parse(h.draws) as RawHold["draws"]) : h.draws;
   return {
     id: h.id,
     app: h.app,
@@ -213,15 +226,9 @@ export function toActiveHold(h: RawHold): ActiveHold & { sequence: number } {
     expiresAt: new Date(h.expires_at),
     createdAt: new Date(h.created_at),
     sequence: Number(h.sequence),
-    draws: (draws as [number, number, number][]).map(([seq, part, amount]) => ({
-      grantSequence: Number(seq),
-      grantPart: Number(part),
-      amount: Number(amount),
-    })),
+    draws: toDraws(h.draws),
   };
 }
-
-const parseJson = <T>(v: unknown): T => (typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
 
 /** The owner's row, open grants and active holds, read in one snapshot; an owner with no entries has balance 0. */
 export async function getOwner(db: LedgerDb, ownerId: string): Promise<OwnerRecord> {

@@ -26,7 +26,7 @@ import {
   NotReversibleError,
   ReversalExceedsOriginalError,
 } from "../../domain/errors.js";
-import { byBurnOrder, grantKey, type Draw } from "../../domain/grants.js";
+import { byBurnOrder, drawKey, grantKey, type Draw } from "../../domain/grants.js";
 import { LEDGER_OPERATIONS, whyNotReversible } from "../../domain/ledger-operations.js";
 import type { LedgerEntry } from "../../domain/types.js";
 import type { Command, ErrorList, FactLoader } from "../../engine/command.js";
@@ -35,11 +35,15 @@ import type { LedgerService } from "../../service/ledger-service.js";
 import {
   availableAfter,
   entryColumns,
+  parseJson,
+  toDraws,
   toEntryRow,
+  toOpenGrant,
   toLedgerEntry,
   UTC_MS,
   type EntryRow,
   type RawEntry,
+  type RawGrant,
   type RecordedEntry,
 } from "../../store/reads.js";
 import type { Rows } from "../../store/sql-client.js";
@@ -87,8 +91,6 @@ const FIND_ORIGINAL = `select ${entryColumns("e.")},
       from ledger_allocations a where a.owner_id = e.owner_id and a.sequence = e.sequence), '[]') as draws
   from ledger_entries e where e.id = $1::bigint and e.app = $2`;
 
-const parseJson = <T>(v: unknown): T => (typeof v === "string" ? (JSON.parse(v) as T) : (v as T));
-
 /** The app's entry with this id, or undefined (no such entry, or another app's). */
 export async function findOriginal(
   service: LedgerService,
@@ -99,12 +101,7 @@ export async function findOriginal(
   );
   const raw = rows[0] as (RawEntry & { draws: unknown }) | undefined;
   if (!raw) return undefined;
-  const draws = parseJson<[string, number | string, string][]>(raw.draws).map(([seq, part, amount]) => ({
-    grantSequence: Number(seq),
-    grantPart: Number(part),
-    amount: Number(amount),
-  }));
-  return { row: toEntryRow(raw), draws };
+  return { row: toEntryRow(raw), draws: toDraws(raw.draws) };
 }
 
 /** What reversals of an entry have given back so far, and the grants it spent as they stand now. */
@@ -143,16 +140,7 @@ interface RawReversedSoFar {
   grants: unknown;
 }
 
-interface RawStoredGrant {
-  sequence: string;
-  part: number | string;
-  app: string;
-  amount: string;
-  remaining: string;
-  expires_at: string;
-  created_at: string;
-  expired_sequence: string | null;
-}
+type RawStoredGrant = RawGrant & { created_at: string; expired_sequence: string | null };
 
 /** The reversals feature's facts: what was reversed of each entry, keyed by its id. */
 export const reversedSoFar: FactLoader<ReversedSoFar> = {
@@ -164,19 +152,9 @@ export const reversedSoFar: FactLoader<ReversedSoFar> = {
         r.id,
         {
           reversed: Number(r.reversed),
-          restored: new Map(
-            parseJson<[string, number | string, string][]>(r.restored).map(([seq, part, amount]) => [
-              grantKey({ sequence: Number(seq), part: Number(part) }),
-              Number(amount),
-            ]),
-          ),
+          restored: new Map(toDraws(r.restored).map((d) => [drawKey(d), d.amount])),
           grants: parseJson<RawStoredGrant[]>(r.grants).map((g): StoredGrant => ({
-            sequence: Number(g.sequence),
-            part: Number(g.part),
-            app: g.app,
-            amount: Number(g.amount),
-            remaining: Number(g.remaining),
-            expiresAt: new Date(g.expires_at),
+            ...toOpenGrant(g),
             createdAt: new Date(g.created_at),
             expiredSequence: g.expired_sequence === null ? null : Number(g.expired_sequence),
           })),
