@@ -5,7 +5,7 @@
 import type { LedgerError, LedgerErrorCode } from "../domain/errors.js";
 import type { EntryRow, RecordedEntry } from "../store/reads.js";
 import type { Rows, Statement } from "../store/sql-client.js";
-import type { Draft, LimitKey } from "./state.js";
+import type { Draft, Effects, LimitKey } from "./state.js";
 
 /**
  * A feature's own facts, read under the batch's locks in the same round trip as the locks (a hold by
@@ -24,6 +24,18 @@ export interface FactLoader<F = unknown> {
 export interface RowWriter<R = unknown> {
   readonly name: string;
   statement(rows: readonly R[]): Statement;
+}
+
+/**
+ * Where a batch's events go: rows derived from its effects, written by `writer` last in the write round
+ * trip (so they commit if and only if the entries do). `requestIds` names, for each entry, the request
+ * whose command wrote it (null for the ledger's own writes). `committed` is told after each batch that
+ * wrote entries has committed.
+ */
+export interface Outbox<R = unknown> {
+  readonly writer: RowWriter<R>;
+  rowsOf(effects: Effects, requestIds: readonly (string | null)[]): R[];
+  committed?(): void;
 }
 
 /** What a command needs loaded (and locked) before it can be decided. */

@@ -19,10 +19,18 @@ import {
   lockOwners,
   toRecordedEntries,
 } from "../store/load.js";
-import { read, withDeadline, type EntryRow, type HoldFacts, type RecordedEntry } from "../store/reads.js";
+import {
+  entryRowOf,
+  read,
+  withDeadline,
+  type EntryRow,
+  type HoldFacts,
+  type RecordedEntry,
+} from "../store/reads.js";
 import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
 import { writeReadAndCommit } from "../store/write.js";
-import type { Command, FactLoader } from "./command.js";
+import type { Command, FactLoader, Outbox } from "./command.js";
+import { currentRequestId } from "./request-context.js";
 import type { ActiveHold } from "../domain/holds.js";
 import { BatchState, type LimitKey, type NewEntry } from "./state.js";
 
@@ -37,6 +45,8 @@ export interface GroupCommitOptions {
    */
   queueLongMin: number;
   timeoutMs: number;
+  /** Where each batch's events go (the events feature's outbox); none: no events are written. */
+  outbox?: Outbox | undefined;
 }
 
 /**
@@ -46,6 +56,8 @@ export interface GroupCommitOptions {
 interface Pending {
   commands: readonly Command<unknown>[];
   atomic: boolean;
+  /** The request that submitted it, read when it was submitted. */
+  requestId: string | null;
   settle: (settled: Settled[]) => void;
 }
 
@@ -99,6 +111,7 @@ export class GroupCommitter {
       this.#queue.push({
         commands: [command],
         atomic: false,
+        requestId: currentRequestId(),
         settle: ([s]) => {
           if (s?.ok) resolve(s.answer as A);
           else reject(s?.error instanceof Error ? s.error : new Error(s ? String(s.error) : "no answer"));
@@ -116,7 +129,7 @@ export class GroupCommitter {
   submitGroup(commands: readonly Command<unknown>[], atomic: boolean): Promise<Settled[]> {
     if (commands.length === 0) return Promise.resolve([]);
     return new Promise<Settled[]>((settle) => {
-      this.#queue.push({ commands, atomic, settle });
+      this.#queue.push({ commands, atomic, requestId: currentRequestId(), settle });
       this.#pump();
     });
   }
@@ -154,7 +167,9 @@ export class GroupCommitter {
   async #run(batch: Pending[]): Promise<void> {
     let settled: Settled[];
     try {
-      settled = await this.#commit(batch.map((p) => ({ commands: p.commands, atomic: p.atomic })));
+      settled = await this.#commit(
+        batch.map((p) => ({ commands: p.commands, atomic: p.atomic, requestId: p.requestId })),
+      );
     } catch (error) {
       // #commit answers every failure it knows; anything else still answers every waiting request.
       settled = batch.flatMap((p) => p.commands.map(() => ({ ok: false as const, error })));
@@ -179,7 +194,7 @@ export class GroupCommitter {
       }
       // A non-atomic group's commands stand alone: retried one by one like separate submissions.
       const singles = units.flatMap((u) =>
-        u.atomic ? [u] : u.commands.map((c) => ({ commands: [c], atomic: false })),
+        u.atomic ? [u] : u.commands.map((c) => ({ commands: [c], atomic: false, requestId: u.requestId })),
       );
       if (singles.length > 1 && !(error instanceof DatabaseUnavailableError)) {
         // The batch failed as a whole: find out which submission it was by retrying one by one, in order.
@@ -267,6 +282,13 @@ export class GroupCommitter {
           : [];
       });
       const effects = state.effects();
+      const outbox = this.#opts.outbox;
+      if (outbox && effects.entries.length > 0) {
+        effects.rows.set(
+          outbox.writer,
+          outbox.rowsOf(effects, requestIdsOf(units, plans, effects.entries.length)),
+        );
+      }
       const written = await writeReadAndCommit(
         tx,
         effects,
@@ -274,6 +296,7 @@ export class GroupCommitter {
         recheck.length > 0 ? [entriesByNoncesStatement(this.#app, recheck)] : [],
       );
       const rows = written.entries;
+      if (rows.length > 0) outbox?.committed?.();
       const committedMeanwhile = toRecordedEntries(written.reads[0] ?? []);
       const holdsMade = new Map(effects.holds.map((h) => [h.id, h] as const));
       const rowsOf = (plan: Plan) =>
@@ -324,6 +347,22 @@ export class GroupCommitter {
 export interface Unit {
   commands: readonly Command<unknown>[];
   atomic: boolean;
+  /** The request that submitted it (none: the ledger's own writes). */
+  requestId?: string | null;
+}
+
+/** For each entry the batch decided, the request whose command wrote it. */
+function requestIdsOf(units: readonly Unit[], plans: readonly Plan[], entryCount: number): (string | null)[] {
+  const ids = new Array<string | null>(entryCount).fill(null);
+  let at = 0;
+  for (const unit of units) {
+    for (let i = 0; i < unit.commands.length; i += 1) {
+      const plan = plans[at + i];
+      if (plan?.kind === "accepted") for (const e of plan.entries) ids[e] = unit.requestId ?? null;
+    }
+    at += unit.commands.length;
+  }
+  return ids;
 }
 
 /**
@@ -415,22 +454,7 @@ export function decideBatch(
 /** An entry this batch accepted, as the nonce lookup will read it once written (its id is not known yet). */
 function recordedOf(entry: NewEntry, hold: ActiveHold | null): RecordedEntry {
   return {
-    id: 0,
-    app: entry.app,
-    operation: entry.operation,
-    ownerId: entry.ownerId,
-    amount: BigInt(entry.amount),
-    balanceAfter: BigInt(entry.balanceAfter),
-    heldAfter: BigInt(entry.heldAfter),
-    sequence: entry.sequence,
-    nonce: entry.nonce,
-    limitPeriod: entry.limitPeriod,
-    createdAt: entry.createdAt,
-    expiresAt: entry.expiresAt,
-    holdId: entry.holdId,
-    reverses: entry.reverses,
-    counterpartyOwnerId: entry.counterpartyOwnerId,
-    reason: entry.reason,
+    ...entryRowOf(entry),
     hold: hold
       ? {
           id: hold.id,

@@ -17,6 +17,7 @@ import { problem, problemExtra, STATUS_BY_CODE } from "./problem.js";
 import { createLedgerRouter, validationHook, WRITE_ROUTES } from "./router.js";
 import { FEATURES } from "../features/index.js";
 import { findStrictJsonProblem } from "./strict-json.js";
+import { withRequestContext } from "../engine/request-context.js";
 
 export interface LedgerAppOptions {
   service: LedgerService;
@@ -33,6 +34,8 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   const app = new OpenAPIHono<LedgerEnv>({ strict: false, defaultHook: validationHook });
 
   app.use(requestId());
+  // The request's id reaches what it writes (the events name it) through the request context.
+  app.use((c, next) => withRequestContext({ requestId: c.get("requestId") }, next));
   app.use(async (c, next) => {
     const started = performance.now();
     const log = logger.child({ req_id: c.get("requestId"), app: service.app });

@@ -29,6 +29,8 @@ import type { Balance, BalanceAt, EntryPage, PostResult } from "../domain/types.
 import type { Command } from "../engine/command.js";
 import { GroupCommitter, type GroupCommitStats, type Settled } from "../engine/group-commit.js";
 import { postOperation, validatePost } from "../features/operations/command.js";
+import { createOutbox } from "../features/events/outbox.js";
+import { eventSignalFor } from "../features/events/signal.js";
 import { startSweeper, sweepOnce, type SweepReport } from "../features/grants/sweeper.js";
 
 export interface LedgerServiceOptions {
@@ -82,11 +84,14 @@ export class LedgerService {
     this.catalog = opts.catalog;
     this.#clock = opts.clock ?? (() => new Date());
     this.#timeoutMs = opts.operationTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT;
+    // Every committed write appends its events (the outbox, in its own transaction).
+    const signal = eventSignalFor(this.#db);
     this.#committer = new GroupCommitter(this.#db, this.app, this.#clock, {
       batchSizeMax: opts.batchSizeMax ?? BATCH_SIZE_MAX_DEFAULT,
       batchesInFlightMax: opts.batchesInFlightMax ?? BATCHES_IN_FLIGHT_MAX_DEFAULT,
       queueLongMin: opts.queueLongMin ?? QUEUE_LONG_MIN_DEFAULT,
       timeoutMs: this.#timeoutMs,
+      outbox: createOutbox(() => signal.wake()),
     });
   }
 

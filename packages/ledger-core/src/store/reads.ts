@@ -8,7 +8,7 @@ import { translateDriverError } from "./errors.js";
 import { ledgerEntries } from "./schema.js";
 import type { Draw, OpenGrant } from "../domain/grants.js";
 import type { ActiveHold } from "../domain/holds.js";
-import type { OwnerStatus } from "../engine/state.js";
+import type { NewEntry, OwnerStatus } from "../engine/state.js";
 import { sqlClientOf } from "./sql-client.js";
 
 export type EntryRow = typeof ledgerEntries.$inferSelect;
@@ -317,6 +317,28 @@ export async function listEntries(
     .orderBy(desc(ledgerEntries.sequence))
     .limit(limit);
   return rows.map((r) => ({ ...r, reversedAmount: Number(r.reversedAmount) }));
+}
+
+/** An entry a batch decided, as its row will read once written (`id`: the database's, 0 until then). */
+export function entryRowOf(entry: NewEntry, id = 0): EntryRow {
+  return {
+    id,
+    app: entry.app,
+    operation: entry.operation,
+    ownerId: entry.ownerId,
+    amount: BigInt(entry.amount),
+    balanceAfter: BigInt(entry.balanceAfter),
+    heldAfter: BigInt(entry.heldAfter),
+    sequence: entry.sequence,
+    nonce: entry.nonce,
+    limitPeriod: entry.limitPeriod,
+    createdAt: entry.createdAt,
+    expiresAt: entry.expiresAt,
+    holdId: entry.holdId,
+    reverses: entry.reverses,
+    counterpartyOwnerId: entry.counterpartyOwnerId,
+    reason: entry.reason,
+  };
 }
 
 /** An entry as the ledger reports it; `reversedAmount`: what reversals of it have given back so far. */

@@ -15,6 +15,7 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
+  boolean,
   check,
   index,
   integer,
@@ -23,6 +24,7 @@ import {
   pgView,
   primaryKey,
   text,
+  uuid,
   timestamp,
   unique,
   uniqueIndex,
@@ -236,6 +238,57 @@ export const ledgerHolds = pgTable(
   ],
 );
 
+/**
+ * The outbox: every committed entry's events, written in the entry's transaction (an event exists if and
+ * only if its write committed). Append-only but for retention: delivered events older than
+ * LEDGER_EVENTS_RETENTION_DAYS are pruned; entries stay forever. `position` is gapless and in commit order:
+ * each transaction takes its positions from ledger_event_counter's one row, whose lock it holds until it
+ * commits, so a transaction that commits later always has higher positions than one a reader already saw.
+ * The data is stored without the entry's id (unknown until the insert); readers put entry_id back in.
+ */
+export const ledgerEvents = pgTable(
+  "ledger_events",
+  {
+    position: bigint("position", { mode: "number" }).primaryKey(),
+    id: uuid("id").notNull(),
+    type: text("type").notNull(),
+    version: integer("version").notNull(),
+    occurredAt: timestamp("occurred_at", { withTimezone: true, mode: "date" }).notNull(),
+    app: text("app").notNull(),
+    ownerId: text("owner_id").notNull(),
+    sequence: bigint("sequence", { mode: "number" }).notNull(),
+    entryId: bigint("entry_id", { mode: "number" }).notNull(),
+    requestId: text("request_id"),
+    data: jsonb("data").$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [
+    // An owner's events in order: a stream's catch-up after Last-Event-ID.
+    index("ledger_events_owner").on(t.ownerId, t.position),
+  ],
+);
+
+/**
+ * The one row every writing transaction locks last, after its owners, to take its events' positions:
+ * commits that write events are serialized by it for the length of their COMMIT, which is what makes the
+ * positions follow commit order. `backfilled_through` is the last entry id the migration gave events to.
+ */
+export const ledgerEventCounter = pgTable(
+  "ledger_event_counter",
+  {
+    singleton: boolean("singleton").primaryKey().default(true),
+    lastPosition: bigint("last_position", { mode: "number" }).notNull(),
+    backfilledThrough: bigint("backfilled_through", { mode: "number" }).notNull(),
+  },
+  (t) => [check("ledger_event_counter_one_row", sql`${t.singleton}`)],
+);
+
+/** Each relay's checkpoint: the last position its broker acknowledged. One row per broker kind. */
+export const ledgerEventRelays = pgTable("ledger_event_relays", {
+  name: text("name").primaryKey(),
+  position: bigint("position", { mode: "number" }).notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull(),
+});
+
 export const ownerAccount = (ownerId: string) => `owner:${ownerId}`;
 export const operationAccount = (operation: string) => `operation:${operation}`;
 
@@ -246,4 +299,7 @@ export const schema = {
   ledgerGrants,
   ledgerAllocations,
   ledgerHolds,
+  ledgerEvents,
+  ledgerEventCounter,
+  ledgerEventRelays,
 };

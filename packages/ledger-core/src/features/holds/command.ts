@@ -377,7 +377,8 @@ async function answerOf<R extends HoldResult>(service: LedgerService, settled: S
   };
 }
 
-function holdBody(h: {
+/** A hold as the holds routes answer it. */
+export function holdBody(h: {
   id: string;
   app: string;
   ownerId: string;
