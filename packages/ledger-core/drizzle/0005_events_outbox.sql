@@ -4,7 +4,8 @@
 -- and in commit order. Entries written before this migration get their entry.created here, in id order
 -- (request_id null: it was not kept), and backfilled_through records the last of them; holds made before it
 -- get no hold events. Events are append-only (UPDATE and TRUNCATE are refused); DELETE is the retention
--- prune of delivered events. Relays keep their checkpoints in ledger_event_relays.
+-- prune of delivered events. Relays keep their checkpoints in ledger_event_relays;
+-- ledger_event_retention says what retention has pruned (nothing yet).
 CREATE TABLE "ledger_event_counter" (
 	"singleton" boolean PRIMARY KEY DEFAULT true NOT NULL,
 	"last_position" bigint NOT NULL,
@@ -16,6 +17,12 @@ CREATE TABLE "ledger_event_relays" (
 	"name" text PRIMARY KEY NOT NULL,
 	"position" bigint NOT NULL,
 	"updated_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE "ledger_event_retention" (
+	"singleton" boolean PRIMARY KEY DEFAULT true NOT NULL,
+	"pruned_before" timestamp with time zone,
+	CONSTRAINT "ledger_event_retention_one_row" CHECK ("ledger_event_retention"."singleton")
 );
 --> statement-breakpoint
 CREATE TABLE "ledger_events" (
@@ -32,7 +39,8 @@ CREATE TABLE "ledger_events" (
 	"data" jsonb NOT NULL
 );
 --> statement-breakpoint
-CREATE INDEX "ledger_events_owner" ON "ledger_events" USING btree ("owner_id","position");--> statement-breakpoint
+CREATE INDEX "ledger_events_owner" ON "ledger_events" USING btree ("owner_id","position");
+--> statement-breakpoint
 INSERT INTO "ledger_events" ("position", "id", "type", "version", "occurred_at", "app", "owner_id", "sequence", "entry_id", "request_id", "data")
 SELECT row_number() OVER (ORDER BY e.id), gen_random_uuid(), 'entry.created', 1, e.created_at, e.app, e.owner_id, e.sequence, e.id, NULL,
   jsonb_strip_nulls(jsonb_build_object(
@@ -47,6 +55,8 @@ FROM "ledger_entries" e;
 --> statement-breakpoint
 INSERT INTO "ledger_event_counter" ("singleton", "last_position", "backfilled_through")
 SELECT true, count(*), coalesce(max(id), 0) FROM "ledger_entries";
+--> statement-breakpoint
+INSERT INTO "ledger_event_retention" ("singleton", "pruned_before") VALUES (true, NULL);
 --> statement-breakpoint
 CREATE FUNCTION ledger_refuse_event_change() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -10,6 +10,8 @@ import { reverseEntry } from "../src/features/reversals/command.js";
 import { changeStatus } from "../src/features/suspension/command.js";
 import { transferCredits } from "../src/features/transfers/command.js";
 import { testCatalog } from "./fixtures.js";
+import { lastEventPosition, pruneEvents } from "../src/store/events.js";
+import { sqlClientOf } from "../src/store/sql-client.js";
 
 const tdb = useTestDatabase();
 let ledger: LedgerService;
@@ -46,6 +48,16 @@ async function tamper(fn: () => Promise<unknown>) {
   }
 }
 
+/** Runs fn with the events' UPDATE guard off (a tamper test's way in), and puts it back. */
+async function tamperEvents(fn: () => Promise<unknown>) {
+  await tdb().db.execute(sql`alter table ledger_events disable trigger ledger_events_append_only`);
+  try {
+    await fn();
+  } finally {
+    await tdb().db.execute(sql`alter table ledger_events enable trigger ledger_events_append_only`);
+  }
+}
+
 describe(`ledger CLI [${testDriver()}]`, () => {
   it("verify passes on a healthy ledger, naming every check", async () => {
     const { code, text } = await run("verify");
@@ -75,12 +87,18 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       "holds-within-grants",
       "transfer-pairs",
       "suspension-windows",
+      "events-gapless",
+      "event-per-entry",
+      "events-match-entries",
+      "hold-events-match-entries",
+      "events-in-owner-order",
+      "events-append-only-triggers",
       "append-only-triggers",
       "append-only-refuses",
     ]) {
       expect(text).toContain(`ok   ${name}`);
     }
-    expect(text).toContain("verify: all 26 checks passed");
+    expect(text).toContain("verify: all 32 checks passed");
   });
 
   it("verify --json prints the report as JSON", async () => {
@@ -158,6 +176,116 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     expect(gap.text).toContain("FAIL projection-head");
     await tamper(() => tdb().db.execute(sql`update ledger_entries set sequence = 2 where id = ${entry.id}`));
     expect((await run("verify")).code).toBe(0);
+  });
+
+  describe("the events", () => {
+    it("finds an entry whose event is missing (a gap in the positions), and one whose event disagrees", async () => {
+      const owner = freshOwner();
+      const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      await tdb().db.execute(
+        sql`create temporary table kept as select * from ledger_events where entry_id = ${entry.id}`,
+      );
+      try {
+        await tdb().db.execute(sql`delete from ledger_events where entry_id = ${entry.id}`);
+        const gone = await run("verify");
+        expect(gone.code).toBe(1);
+        expect(gone.text).toContain("FAIL events-gapless");
+        expect(gone.text).toContain("FAIL event-per-entry");
+        expect(gone.text).toContain(`entry ${entry.id} (${owner} #1): 0 entry.created events`);
+      } finally {
+        await tdb().db.execute(sql`insert into ledger_events select * from kept`);
+        await tdb().db.execute(sql`drop table kept`);
+      }
+      expect((await run("verify")).code).toBe(0);
+
+      const change = (amount: number) =>
+        tamperEvents(() =>
+          tdb().db.execute(
+            sql`update ledger_events set data = jsonb_set(data, '{amount}', to_jsonb(${amount}::int)) where entry_id = ${entry.id}`,
+          ),
+        );
+      await change(11);
+      const differs = await run("verify");
+      expect(differs.text).toContain("FAIL events-match-entries");
+      expect(differs.text).toContain(`(entry.created): differs from entry ${entry.id}`);
+      await change(10);
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("finds an owner's events out of its sequence order, and a hold entry without its hold event", async () => {
+      const owner = freshOwner();
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      const made = await submitHold(ledger, {
+        owner_id: owner,
+        operation: "TEST_DEBIT",
+        amount: 3,
+        nonce: freshNonce(),
+      });
+      const swap = () =>
+        tamperEvents(() =>
+          tdb().db.execute(sql`update ledger_events set sequence = case sequence when 1 then 2 else 1 end,
+                                 entry_id = (select id from ledger_entries e where e.owner_id = ${owner}
+                                             and e.sequence = case ledger_events.sequence when 1 then 2 else 1 end)
+                               where owner_id = ${owner} and type = 'entry.created'`),
+        );
+      await swap();
+      const swapped = await run("verify");
+      expect(swapped.text).toContain("FAIL events-in-owner-order");
+      await swap();
+      expect((await run("verify")).code).toBe(0);
+
+      await tamperEvents(() =>
+        tdb().db.execute(
+          sql`update ledger_events set type = 'hold.released' where type = 'hold.created' and owner_id = ${owner}`,
+        ),
+      );
+      const wrong = await run("verify");
+      expect(wrong.text).toContain("FAIL hold-events-match-entries");
+      expect(wrong.text).toContain(`hold ${made.hold.id}): 0 hold.created events, 1 of another kind`);
+      await tamperEvents(() =>
+        tdb().db.execute(
+          sql`update ledger_events set type = 'hold.created' where type = 'hold.released' and owner_id = ${owner}`,
+        ),
+      );
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("accepts what retention pruned, and checks every entry after it", async () => {
+      const owner = freshOwner();
+      await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      const db = sqlClientOf(tdb().db);
+      const head = await lastEventPosition(db);
+      expect(
+        await pruneEvents(db, { before: new Date(Date.now() + 1_000), through: head, limit: 1_000_000 }),
+      ).toBe(head);
+      expect((await run("verify")).code).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const { entry } = await ledger.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() });
+      expect((await run("verify")).code).toBe(0);
+      await tdb().db.execute(
+        sql`create temporary table kept as select * from ledger_events where entry_id = ${entry.id}`,
+      );
+      try {
+        await tdb().db.execute(sql`delete from ledger_events where entry_id = ${entry.id}`);
+        const gone = await run("verify");
+        expect(gone.text).toContain("FAIL event-per-entry");
+        expect(gone.text).toContain(`entry ${entry.id} (${owner} #2): 0 entry.created events`);
+      } finally {
+        await tdb().db.execute(sql`insert into ledger_events select * from kept`);
+        await tdb().db.execute(sql`drop table kept`);
+      }
+      expect((await run("verify")).code).toBe(0);
+    });
+
+    it("notices when the events' guard is switched off", async () => {
+      await tamperEvents(async () => {
+        const off = await run("verify");
+        expect(off.text).toContain("FAIL events-append-only-triggers");
+        expect(off.text).toContain("ledger_events: no enabled UPDATE guard");
+      });
+      expect((await run("verify")).code).toBe(0);
+    });
   });
 
   it("notices when the append-only guard is switched off", async () => {
@@ -285,7 +413,9 @@ describe(`ledger CLI [${testDriver()}]`, () => {
     expect(verify.text).toContain("FAIL no-spend-after-expiry");
     expect(verify.text).toContain(`${owner} #2 took 4 from grant #1.0`);
     await tamper(() =>
-      tdb().db.execute(sql`update ledger_entries set created_at = now() where id = ${entry.id}`),
+      tdb().db.execute(
+        sql`update ledger_entries set created_at = ${entry.created_at}::timestamptz where id = ${entry.id}`,
+      ),
     );
     expect((await run("verify")).code).toBe(0);
   });

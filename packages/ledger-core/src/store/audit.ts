@@ -438,6 +438,95 @@ const CHECKS: Check[] = [
                                       order by s.sequence desc limit 1) s on true
                    where o.status <> case when s.operation = 'SUSPENSION' then 'suspended' else 'active' end`,
   },
+  // The outbox. Retention may have pruned delivered events that occurred before pruned_before; every
+  // entry since has its events. Holds made before the events migration (backfilled_through) have none.
+  {
+    name: "events-gapless",
+    description:
+      "event positions run without a gap from the oldest kept to the counter's last, each event id once",
+    offenders: sql`select 'positions ' || coalesce(min(position), 0) || '..' || coalesce(max(position), 0) || ': ' ||
+                          count(*) || ' events, ' || count(distinct id) || ' ids, counter at ' || (select last_position from ledger_event_counter) as example
+                   from ledger_events
+                   having count(*) > 0 and (count(*) <> max(position) - min(position) + 1
+                                            or max(position) <> (select last_position from ledger_event_counter)
+                                            or count(distinct id) <> count(*))
+                       or count(*) = 0 and (select last_position from ledger_event_counter) < 0`,
+  },
+  {
+    name: "event-per-entry",
+    description:
+      "every entry has exactly one entry.created event (but for what retention pruned), none twice",
+    offenders: sql`select 'entry ' || e.id || ' (' || e.owner_id || ' #' || e.sequence || '): ' || count(v.position) || ' entry.created events' as example
+                   from ledger_entries e
+                   left join ledger_events v on v.entry_id = e.id and v.type = 'entry.created'
+                   group by e.id, e.owner_id, e.sequence, e.created_at
+                   having count(v.position) > 1
+                       or count(v.position) = 0
+                          and e.created_at >= coalesce((select pruned_before from ledger_event_retention), '-infinity')`,
+  },
+  {
+    name: "events-match-entries",
+    description:
+      "every event is about an entry that exists, with its app, owner, sequence and time, and entry.created carries its figures",
+    offenders: sql`select 'event ' || v.position || ' (' || v.type || '): ' ||
+                          case when e.id is null then 'entry ' || v.entry_id || ' does not exist'
+                               else 'differs from entry ' || e.id end as example
+                   from ledger_events v left join ledger_entries e on e.id = v.entry_id
+                   where e.id is null or v.app <> e.app or v.owner_id <> e.owner_id or v.sequence <> e.sequence
+                      or v.occurred_at <> e.created_at
+                      or v.type = 'entry.created' and (
+                           (v.data->>'amount')::bigint is distinct from e.amount
+                        or (v.data->>'balance_after')::bigint is distinct from e.balance_after
+                        or (v.data->>'balance')::bigint is distinct from e.balance_after
+                        or (v.data->>'held')::bigint is distinct from e.held_after
+                        or (v.data->>'available')::bigint is distinct from e.balance_after - e.held_after
+                        or v.data->>'operation' is distinct from e.operation
+                        or v.data->>'nonce' is distinct from e.nonce)`,
+  },
+  {
+    name: "hold-events-match-entries",
+    description:
+      "every hold entry since events began has exactly one hold event of its kind, and every hold event has a hold entry",
+    offenders: sql`select 'entry ' || e.id || ' (' || e.operation || ', hold ' || e.hold_id || '): ' ||
+                          count(v.position) || ' ' || t.type || ' events, ' || count(w.position) || ' of another kind' as example
+                   from ledger_entries e
+                   cross join lateral (select case e.operation when 'HOLD' then 'hold.created'
+                                                               when 'HOLD_RELEASE' then 'hold.released'
+                                                               when 'HOLD_EXPIRY' then 'hold.expired'
+                                                               else 'hold.captured' end as type) t
+                   left join ledger_events v on v.entry_id = e.id and v.type = t.type and v.data->'hold'->>'id' = e.hold_id
+                   left join ledger_events w on w.entry_id = e.id and w.type like 'hold.%' and w.type <> t.type
+                   where e.hold_id is not null and e.id > (select backfilled_through from ledger_event_counter)
+                   group by e.id, e.operation, e.hold_id, e.created_at, t.type
+                   having count(w.position) > 0 or count(v.position) > 1
+                       or count(v.position) = 0
+                          and e.created_at >= coalesce((select pruned_before from ledger_event_retention), '-infinity')
+                   union all
+                   select 'event ' || v.position || ' (' || v.type || '): entry ' || v.entry_id || ' has no hold'
+                   from ledger_events v left join ledger_entries e on e.id = v.entry_id
+                   where v.type like 'hold.%' and e.hold_id is null`,
+  },
+  {
+    name: "events-in-owner-order",
+    description: "each owner's entry.created events have positions in its sequence order",
+    offenders: sql`select owner_id || ' #' || sequence || ' at position ' || position || ', after #' || prev_sequence || ' at ' || prev_position as example
+                   from (select owner_id, sequence, position,
+                                lag(sequence) over w as prev_sequence, lag(position) over w as prev_position
+                         from ledger_events where type = 'entry.created'
+                         window w as (partition by owner_id order by position)) o
+                   where sequence <= prev_sequence`,
+  },
+  {
+    name: "events-append-only-triggers",
+    description: "triggers refusing UPDATE and TRUNCATE are installed and enabled on the events",
+    offenders: sql`select 'ledger_events: no enabled ' || t.ev || ' guard' as example
+                   from (values ('UPDATE'), ('TRUNCATE')) t(ev)
+                   where not exists (
+                     select 1 from pg_trigger g
+                     join pg_proc p on p.oid = g.tgfoid
+                     where g.tgrelid = 'ledger_events'::regclass and g.tgenabled <> 'D' and p.proname = 'ledger_refuse_event_change'
+                       and (g.tgtype & case t.ev when 'UPDATE' then 16 else 32 end) <> 0)`,
+  },
   {
     name: "append-only-triggers",
     description:
@@ -461,7 +550,7 @@ async function requireSchema(db: LedgerDb): Promise<void> {
     db,
     sql`select string_agg(t, ', ') as missing
         from unnest(array['ledger_entries', 'ledger_postings', 'ledger_owners', 'ledger_grants', 'ledger_allocations',
-                          'ledger_holds']) t
+                          'ledger_holds', 'ledger_events']) t
         where to_regclass(t) is null`,
   );
   const missing = rows[0]?.missing;

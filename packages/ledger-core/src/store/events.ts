@@ -180,7 +180,8 @@ export async function relayLag(db: SqlRunner, name: string): Promise<RelayLag> {
 
 /**
  * Deletes up to `limit` events that occurred before `before` and are at or below `through` (the relay's
- * checkpoint: only delivered events go), oldest first. Returns how many went.
+ * checkpoint: only delivered events go), oldest first, and records `before` as what retention may have
+ * pruned (the audit checks every entry since for its events). Returns how many went.
  */
 export async function pruneEvents(
   db: SqlRunner,
@@ -192,8 +193,12 @@ export async function pruneEvents(
           delete from ledger_events where position in (
             select position from ledger_events where position <= $1 and occurred_at < $2::timestamptz
             order by position limit $3)
-          returning 1)
-        select count(*)::int as n from gone`,
+          returning 1
+        ), n as (select count(*)::int as n from gone), r as (
+          update ledger_event_retention set pruned_before = greatest(coalesce(pruned_before, $2::timestamptz), $2::timestamptz)
+          where (select n from n) > 0
+        )
+        select n from n`,
       params: [String(opts.through), opts.before.toISOString(), opts.limit],
     },
   ]);

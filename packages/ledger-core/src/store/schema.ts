@@ -282,6 +282,20 @@ export const ledgerEventCounter = pgTable(
   (t) => [check("ledger_event_counter_one_row", sql`${t.singleton}`)],
 );
 
+/**
+ * What retention has pruned: events that occurred before `pruned_before` may be gone (delivered ones
+ * only); every event since is still there. The audit's event checks start from it. Its own row, so the
+ * prune never locks the writers' counter row.
+ */
+export const ledgerEventRetention = pgTable(
+  "ledger_event_retention",
+  {
+    singleton: boolean("singleton").primaryKey().default(true),
+    prunedBefore: timestamp("pruned_before", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [check("ledger_event_retention_one_row", sql`${t.singleton}`)],
+);
+
 /** Each relay's checkpoint: the last position its broker acknowledged. One row per broker kind. */
 export const ledgerEventRelays = pgTable("ledger_event_relays", {
   name: text("name").primaryKey(),
@@ -301,5 +315,6 @@ export const schema = {
   ledgerHolds,
   ledgerEvents,
   ledgerEventCounter,
+  ledgerEventRetention,
   ledgerEventRelays,
 };
