@@ -79,9 +79,10 @@ export interface StoredEvent {
 const EVENT_COLUMNS = `position::text as position, id::text as id, type, version, ${UTC_MS("occurred_at")} as occurred_at,
   app, owner_id, sequence::text as sequence, entry_id::text as entry_id, request_id, data`;
 
-const EVENTS_AFTER = `select ${EVENT_COLUMNS} from ledger_events where position > $1 order by position limit $2`;
-const OWNER_EVENTS_AFTER = `select ${EVENT_COLUMNS} from ledger_events
-  where owner_id = $1 and position > $2 order by position limit $3`;
+// "order by v.position", not "position": that would be the text output column.
+const EVENTS_AFTER = `select ${EVENT_COLUMNS} from ledger_events v where v.position > $1 order by v.position limit $2`;
+const OWNER_EVENTS_AFTER = `select ${EVENT_COLUMNS} from ledger_events v
+  where v.owner_id = $1 and v.position > $2 order by v.position limit $3`;
 
 interface RawEvent {
   position: string;
