@@ -30,6 +30,7 @@ import type { Command } from "../engine/command.js";
 import { GroupCommitter, type GroupCommitStats, type Settled } from "../engine/group-commit.js";
 import { postOperation, validatePost } from "../features/operations/command.js";
 import { createOutbox } from "../features/events/outbox.js";
+import { eventFeedFor, type EventFeed } from "../features/events/feed.js";
 import { eventSignalFor } from "../features/events/signal.js";
 import { startSweeper, sweepOnce, type SweepReport } from "../features/grants/sweeper.js";
 
@@ -149,6 +150,11 @@ export class LedgerService {
   /** A feature's read, bounded and translated like the service's own. */
   query<T>(fn: (db: SqlRunner) => Promise<T>): Promise<T> {
     return read(() => fn(sqlClientOf(this.#db)), this.#timeoutMs);
+  }
+
+  /** This database's event feed in this process: what the streams follow (one tailer for all of them). */
+  eventFeed(): EventFeed {
+    return eventFeedFor(this.#db);
   }
 
   /** Expires every grant that is due now, of any app (the sweeper's work, on demand). */
