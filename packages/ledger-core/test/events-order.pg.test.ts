@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { queryRows } from "../src/store/index.js";
-import { readEvents } from "../src/store/events.js";
+import postgres from "postgres";
+import { eventWriter, readEvents, type EventWrite } from "../src/store/events.js";
 import { sqlClientOf } from "../src/store/sql-client.js";
 import { expectLedgerInvariants, openTestDatabase, type TestDatabase } from "../src/testing/index.js";
 
@@ -77,4 +78,80 @@ describe("event positions across processes", () => {
     );
     expect(counts).toEqual({ entries: total, events: total });
   }, 120_000);
+
+  it("holds a later transaction's events back until the earlier one commits (the counter row's lock)", async () => {
+    const url = tdb.url;
+    if (!url) throw new Error("the postgres test database has a URL");
+    const a = postgres(url, { max: 1, onnotice: () => {} });
+    const b = postgres(url, { max: 1, onnotice: () => {} });
+    let releaseA: () => void = () => {};
+    try {
+      // Each transaction writes an entry (and its owner, so the audit holds) and its event, as a batch does.
+      const write = async (tx: postgres.TransactionSql, owner: string) => {
+        await tx.unsafe(
+          `insert into ledger_owners (owner_id, balance, last_sequence, updated_at) values ($1, 10, 1, now())`,
+          [owner],
+        );
+        await tx.unsafe(
+          `insert into ledger_entries (app, operation, owner_id, amount, balance_after, sequence, nonce, created_at)
+           values ('probe', 'CREDIT_ADD', $1, 10, 10, 1, $1, date_trunc('milliseconds', now()))`,
+          [owner],
+        );
+        const [created] = await tx.unsafe(`select created_at from ledger_entries where nonce = $1`, [owner]);
+        const event: EventWrite = {
+          id: crypto.randomUUID(),
+          type: "entry.created",
+          version: 1,
+          occurredAt: (created as { created_at: Date }).created_at,
+          app: "probe",
+          ownerId: owner,
+          sequence: 1,
+          nonce: owner,
+          requestId: null,
+          data: {
+            app: "probe",
+            operation: "CREDIT_ADD",
+            owner_id: owner,
+            amount: 10,
+            balance_after: 10,
+            sequence: 1,
+            nonce: owner,
+            balance: 10,
+            available: 10,
+            held: 0,
+          },
+        };
+        const { text, params } = eventWriter.statement([event]);
+        await tx.unsafe(text, params as never[]);
+      };
+      const head = (await readEvents(sqlClientOf(tdb.db), 0, 100_000)).at(-1)?.position ?? 0;
+      const aHolds = new Promise<void>((resolve) => (releaseA = resolve));
+      let aWrote: () => void = () => {};
+      const aWritten = new Promise<void>((resolve) => (aWrote = resolve));
+      const first = a.begin(async (tx) => {
+        await write(tx, "probe_first");
+        aWrote();
+        await aHolds;
+      });
+      await aWritten;
+      let bDone = false;
+      const second = b.begin((tx) => write(tx, "probe_second")).then(() => (bDone = true));
+      // The second transaction waits on the counter row while the first is open: nothing of either is seen.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(bDone).toBe(false);
+      expect(await readEvents(sqlClientOf(tdb.db), head, 10)).toEqual([]);
+      releaseA();
+      await first;
+      await second;
+      const seen = await readEvents(sqlClientOf(tdb.db), head, 10);
+      expect(seen.map((e) => [e.ownerId, e.position])).toEqual([
+        ["probe_first", head + 1],
+        ["probe_second", head + 2],
+      ]);
+    } finally {
+      releaseA();
+      await a.end();
+      await b.end();
+    }
+  });
 });
