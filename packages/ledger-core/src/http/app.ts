@@ -18,6 +18,7 @@ import { createLedgerRouter, validationHook, WRITE_ROUTES } from "./router.js";
 import { FEATURES } from "../features/index.js";
 import { findStrictJsonProblem } from "./strict-json.js";
 import { withRequestContext } from "../engine/request-context.js";
+import type { RelayState } from "../features/events/relay.js";
 
 export interface LedgerAppOptions {
   service: LedgerService;
@@ -27,6 +28,8 @@ export interface LedgerAppOptions {
   title: string;
   version: string;
   bodySizeMaxBytes?: number;
+  /** The relay's state, reported by /health under `events` (unset: /health says nothing of events). */
+  relayState?: () => RelayState;
 }
 
 export function createLedgerApp(opts: LedgerAppOptions) {
@@ -60,11 +63,12 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   app.route("/", createLedgerRouter(service));
 
   app.get("/health", async (c) => {
+    const events = opts.relayState ? { events: eventsHealth(opts.relayState()) } : {};
     try {
       await opts.ping();
-      return c.json({ status: "ok", app: service.app, database: "up" }, 200);
+      return c.json({ status: "ok", app: service.app, database: "up", ...events }, 200);
     } catch {
-      return c.json({ status: "unavailable", app: service.app, database: "down" }, 503);
+      return c.json({ status: "unavailable", app: service.app, database: "down", ...events }, 503);
     }
   });
 
@@ -102,6 +106,24 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   });
 
   return app;
+}
+
+/**
+ * The relay's part of /health. A broker that is down does not make the app unavailable: writes go on and
+ * their events wait in the outbox, so it is "degraded" here and the app's status is untouched.
+ */
+function eventsHealth(state: RelayState) {
+  const degraded = state.role === "active" && state.broker !== null && !state.broker_connected;
+  const detail = degraded
+    ? "the broker is not answering: writes go on, their events wait in the outbox (pending) and are published when it is back"
+    : state.broker === null
+      ? "no broker configured (LEDGER_EVENTS_URL): events are read over GET /ledger/events and the streams"
+      : state.role === "active"
+        ? "this process relays the outbox to the broker"
+        : state.role === "standby"
+          ? "another process relays the outbox; this one takes over if it stops"
+          : "the relay does not run in this process (LEDGER_RELAY=off)";
+  return { status: degraded ? "degraded" : "ok", detail, ...state };
 }
 
 /**
@@ -187,6 +209,8 @@ export interface AppDeps {
    */
   expirySweepS?: number;
   onStop?: (stop: () => Promise<void>) => void;
+  /** The relay's state for /health (boot passes it; unset: /health says nothing of events). */
+  relayState?: () => RelayState;
 }
 
 /** What an app is: its name (recorded on entries, scope of its nonces), its catalog, its API title. */
@@ -217,6 +241,7 @@ export function ledgerAppFactory(spec: AppSpec) {
       logger: deps.logger,
       title: spec.title,
       version: spec.version,
+      ...(deps.relayState ? { relayState: deps.relayState } : {}),
     });
   };
 }

@@ -12,11 +12,14 @@ export { createLedgerRouter, type LedgerRouter } from "./router.js";
 export {
   appEnvSchema,
   boot,
+  bootRelay,
   createLogger,
   parseEnv,
+  relayEnvSchema,
   serveAll,
   type AppEnv,
   type BootDeps,
   type BootedApp,
   type Listener,
+  type RelayEnv,
 } from "../runtime/serve.js";

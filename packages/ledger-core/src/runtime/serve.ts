@@ -8,10 +8,35 @@ import { z } from "zod";
 import { DEFAULT_DATA_DIR, openDatabase, type LedgerDatabase, type LedgerDb } from "../store/client.js";
 import { isUnavailable } from "../store/errors.js";
 import { DatabaseUnavailableError } from "../domain/errors.js";
+import { brokerKindOf } from "../features/events/brokers/index.js";
+import { observeRelay, startRelay, type Relay, type RelayState } from "../features/events/relay.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
   return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
 }
+
+const EVENTS_URL_MESSAGE =
+  "LEDGER_EVENTS_URL must be nats://host:port (NATS JetStream) or amqp(s)://user:password@host:port (RabbitMQ)";
+
+function isBrokerUrl(v: string): boolean {
+  try {
+    brokerKindOf(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** LEDGER_EVENTS_URL: a broker URL whose scheme the relay knows, or unset (no broker). */
+const eventsUrlSchema = z
+  .string()
+  .trim()
+  .optional()
+  .transform((v) => (v ? v : undefined))
+  .refine((v) => v === undefined || isBrokerUrl(v), EVENTS_URL_MESSAGE);
+
+/** LEDGER_EVENTS_RETENTION_DAYS: delivered events are kept this long, then pruned (entries stay forever). */
+const retentionDaysSchema = z.coerce.number().int().min(1).max(36_500).default(30);
 
 /** The configuration every app reads at boot; an app's own env.ts extends it with its default port. */
 export function appEnvSchema(defaultPort: number) {
@@ -44,8 +69,36 @@ export function appEnvSchema(defaultPort: number) {
       .union([z.literal("auto"), z.coerce.number().int().min(1).max(WORKERS_MAX)])
       .default(1)
       .transform((v) => (v === "auto" ? Math.min(availableParallelism(), WORKERS_MAX) : v)),
+    /** The broker the relay publishes the outbox to; unset: events are only read over HTTP and SSE. */
+    LEDGER_EVENTS_URL: eventsUrlSchema,
+    LEDGER_EVENTS_RETENTION_DAYS: retentionDaysSchema,
+    /**
+     * on: the relay runs in this process (every app process contends; one per database is active). off:
+     * not here, for when apps/relay runs it alone; /health still shows the lag.
+     */
+    LEDGER_RELAY: z.enum(["on", "off"]).default("on"),
   });
 }
+
+/** apps/relay's configuration: the relay alone needs a Postgres and a broker. */
+export function relayEnvSchema() {
+  return z.object({
+    DATABASE_URL: z
+      .string({ error: "DATABASE_URL is required: the relay alone runs against Postgres" })
+      .trim()
+      .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL"),
+    LEDGER_EVENTS_URL: z
+      .string({ error: "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)" })
+      .trim()
+      .min(1, "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)")
+      .refine(isBrokerUrl, EVENTS_URL_MESSAGE),
+    LEDGER_EVENTS_RETENTION_DAYS: retentionDaysSchema,
+    DB_STARTUP_TIMEOUT_S: z.coerce.number().int().min(0).max(3600).default(60),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  });
+}
+
+export type RelayEnv = z.infer<ReturnType<typeof relayEnvSchema>>;
 
 const WORKERS_MAX = 64;
 /** A worker that dies is replaced, but not more often than this, so a crash loop cannot spin. */
@@ -121,7 +174,8 @@ export async function serveAll(
  * up to DB_STARTUP_TIMEOUT_S, rather than exiting and leaving the restart to a supervisor.
  */
 async function openWithRetry(
-  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "DB_STARTUP_TIMEOUT_S">,
+  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_STARTUP_TIMEOUT_S"> &
+    Partial<Pick<AppEnv, "DB_POOL_SIZE">>,
   logger: Logger,
 ): Promise<LedgerDatabase> {
   const giveUpAt = Date.now() + env.DB_STARTUP_TIMEOUT_S * 1000;
@@ -151,6 +205,8 @@ export interface BootDeps {
   expirySweepS: number;
   /** Registers what must stop before the database closes (the sweepers). */
   onStop: (stop: () => Promise<void>) => void;
+  /** The relay's state for /health (running here, or off with the lag only). */
+  relayState: () => RelayState;
 }
 
 export interface BootedApp {
@@ -175,6 +231,9 @@ export async function boot(
     | "LEDGER_BATCH_SIZE_MAX"
     | "LEDGER_EXPIRY_SWEEP_S"
     | "LEDGER_WORKERS"
+    | "LEDGER_EVENTS_URL"
+    | "LEDGER_EVENTS_RETENTION_DAYS"
+    | "LEDGER_RELAY"
   >,
   name: string,
   apps: BootedApp[],
@@ -192,10 +251,24 @@ export async function boot(
     return;
   }
   let database: LedgerDatabase | undefined;
+  let relay: Relay | undefined;
   try {
     database = await openWithRetry(env, logger);
     logger.info({ driver: database.driver }, "database ready, migrations applied");
     const opened = database;
+    // One relay per process, whatever the number of apps in it; it stops after the apps' own background
+    // work and before the database closes.
+    const started =
+      env.LEDGER_RELAY === "on"
+        ? startRelay({
+            db: opened.db,
+            databaseUrl: env.DATABASE_URL,
+            eventsUrl: env.LEDGER_EVENTS_URL,
+            retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
+            logger,
+          })
+        : observeRelay({ db: opened.db, eventsUrl: env.LEDGER_EVENTS_URL, logger });
+    relay = started;
     const stops: (() => Promise<void>)[] = [];
     const deps: BootDeps = {
       db: opened.db,
@@ -204,15 +277,61 @@ export async function boot(
       batchSizeMax: env.LEDGER_BATCH_SIZE_MAX,
       expirySweepS: env.LEDGER_EXPIRY_SWEEP_S,
       onStop: (stop) => stops.push(stop),
+      relayState: () => started.state(),
     };
     await serveAll(
       apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
       logger,
       async () => {
         await Promise.all(stops.map((stop) => stop()));
+        await started.stop();
         await opened.close();
       },
     );
+  } catch (error) {
+    logger.fatal({ err: error }, "could not start");
+    await relay?.stop().catch(() => {});
+    await database?.close().catch(() => {});
+    process.exit(1);
+  }
+}
+
+/**
+ * apps/relay: the relay alone, against Postgres and a broker, until SIGINT/SIGTERM. It opens the database
+ * like an app (waiting for it, migrating it), so it may start first. Exits 1 if it cannot start.
+ */
+export async function bootRelay(env: RelayEnv, name = "relay"): Promise<void> {
+  const logger = createLogger({ level: env.LOG_LEVEL, name });
+  let database: LedgerDatabase | undefined;
+  try {
+    database = await openWithRetry({ ...env, LEDGER_DATA_DIR: undefined, DB_POOL_SIZE: 2 }, logger);
+    const opened = database;
+    const relay = startRelay({
+      db: opened.db,
+      databaseUrl: env.DATABASE_URL,
+      eventsUrl: env.LEDGER_EVENTS_URL,
+      retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
+      logger,
+    });
+    logger.info({ broker: relay.state().broker }, "relay started; contending for the lock");
+    let closing = false;
+    const shutdown = (signal: NodeJS.Signals) => {
+      if (closing) return;
+      closing = true;
+      logger.info({ signal }, "shutting down");
+      void relay
+        .stop()
+        .then(() => opened.close())
+        .then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, "shutdown failed");
+            process.exit(1);
+          },
+        );
+    };
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
   } catch (error) {
     logger.fatal({ err: error }, "could not start");
     await database?.close().catch(() => {});
