@@ -243,6 +243,7 @@ describe(`GET /ledger/{owner_id}/stream through app.request [${testDriver()}]`, 
   it("sends the owner's events after Last-Event-ID, then live ones, other apps' holds left out", async () => {
     const owner = freshOwner("sse");
     const other = freshOwner("sse-other");
+    await credit(serviceA, owner);
     const before = await head();
     await writeMixed(owner);
     await credit(serviceA, other);

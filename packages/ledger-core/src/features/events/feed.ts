@@ -120,6 +120,8 @@ export interface EventFeedStats {
   readFailures: number;
   /** Followings ended because their consumer fell behind. */
   overflows: number;
+  /** Buffers dropped during a catch-up (its next read gets their events from the database). */
+  catchUpDrops: number;
 }
 
 interface Tailer {
@@ -152,7 +154,14 @@ export class EventFeed {
   #followers = 0;
   #tailer: Tailer | undefined;
   #logger: Logger | undefined;
-  readonly #stats = { tailerStarts: 0, tailerReads: 0, catchUpReads: 0, readFailures: 0, overflows: 0 };
+  readonly #stats = {
+    tailerStarts: 0,
+    tailerReads: 0,
+    catchUpReads: 0,
+    readFailures: 0,
+    overflows: 0,
+    catchUpDrops: 0,
+  };
 
   /** Prefer eventFeedFor(db): a second feed over one database is a second tailer. */
   constructor(db: LedgerDb, opts: EventFeedOptions = {}) {
@@ -180,7 +189,10 @@ export class EventFeed {
    * behind is ended with "overflow".
    */
   follow(req: FollowRequest, handlers: FollowHandlers): Following {
-    const follower = new Follower(req, handlers, this.#bufferMax, (f) => this.#detach(f));
+    const follower = new Follower(req, handlers, this.#bufferMax, {
+      detach: (f) => this.#detach(f),
+      dropped: () => (this.#stats.catchUpDrops += 1),
+    });
     let owners = this.#byOwner.get(req.ownerId);
     if (!owners) {
       owners = new Set();
@@ -332,7 +344,7 @@ class Follower {
   overflowed = false;
   readonly #handlers: FollowHandlers;
   readonly #bufferMax: number;
-  readonly #detach: (f: Follower) => void;
+  readonly #feed: { detach: (f: Follower) => void; dropped: () => void };
   #resolveEnded!: (end: FollowEnd) => void;
   #buffer: LedgerEvent[] = [];
   #live = false;
@@ -343,14 +355,14 @@ class Follower {
     req: FollowRequest,
     handlers: FollowHandlers,
     bufferMax: number,
-    detach: (f: Follower) => void,
+    feed: { detach: (f: Follower) => void; dropped: () => void },
   ) {
     this.ownerId = req.ownerId;
     this.app = req.app;
     this.after = req.after;
     this.#handlers = handlers;
     this.#bufferMax = bufferMax;
-    this.#detach = detach;
+    this.#feed = feed;
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
   }
 
@@ -363,7 +375,7 @@ class Follower {
     this.#end = reason;
     this.overflowed = reason === "overflow";
     this.#buffer = [];
-    this.#detach(this);
+    this.#feed.detach(this);
     this.#resolveEnded(reason);
   }
 
@@ -387,6 +399,7 @@ class Follower {
       // Still catching up: the database has these too; the catch-up reads once more to get them.
       this.#buffer = [];
       this.drops += 1;
+      this.#feed.dropped();
       return;
     }
     this.#buffer.push(...fresh);
