@@ -69,6 +69,6 @@ describe("embedded PGlite on disk", () => {
 
     chunks.length = 0;
     expect(await main(["verify"], { LEDGER_DATA_DIR: dataDir }, io)).toBe(0);
-    expect(chunks.join("")).toContain("verify: all 26 checks passed");
+    expect(chunks.join("")).toContain("verify: all 32 checks passed");
   });
 });

@@ -1,4 +1,4 @@
-// Migration 0002 on a ledger that already has history: the balance rows become owner rows, the stored
+// Migrations on a ledger that already has history. 0002: the balance rows become owner rows, the stored
 // postings are checked against their entries and then derived from them, and the ledger goes on as
 // before. A ledger whose stored postings disagree with their entries is not migrated, and says why.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +29,10 @@ import {
   testDriver,
 } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";
+import { eventSchema } from "../src/features/events/envelope.js";
+import { toLedgerEvent } from "../src/features/events/outbox.js";
+import { lastEventPosition, readEvents } from "../src/store/events.js";
+import { sqlClientOf } from "../src/store/sql-client.js";
 
 /** A migrations folder holding only the first `count` migrations of the journal. */
 function firstMigrations(count: number): string {
@@ -204,6 +208,58 @@ describe(`migration 0004 on a ledger with expiring credits [${testDriver()}]`, (
     const spent = await ledger.post({ owner_id: "alice", operation: "CREDIT_SPEND", nonce: freshNonce() });
     expect(spent).toMatchObject({ balance: 9, available: 9, entry: { sequence: 5 } });
     expect(await ledger.balance("alice")).toMatchObject({ balance: 9, available: 9, held: 0 });
+    expect((await verifyLedger(db)).ok).toBe(true);
+  });
+});
+
+describe(`migration 0005 on a ledger with history [${testDriver()}]`, () => {
+  it("gives every entry its entry.created in id order, none to the holds made before it, and events go on", async () => {
+    const { db, migrate } = await emptyDatabase();
+    const before = firstMigrations(5);
+    onTestFinished(() => rmSync(before, { recursive: true, force: true }));
+    await migrate(before);
+    // alice: +10, then a hold of 3 (the HOLD entry, amount 0), captured for 2.
+    await db.execute(sql`insert into ledger_entries (app, operation, owner_id, amount, balance_after, held_after, sequence, nonce, created_at, expires_at, hold_id)
+      values ('app1', 'CREDIT_ADD', 'alice', 10, 10, 0, 1, 'n1', '2026-01-01T00:00:00Z', null, null),
+             ('app1', 'HOLD', 'alice', 0, 10, 3, 2, 'n2', '2026-01-01T01:00:00Z', '2026-01-01T01:15:00Z', 'h1'),
+             ('app1', 'TEST_DEBIT', 'alice', -2, 8, 0, 3, 'n3', '2026-01-01T01:05:00.123Z', null, 'h1')`);
+    await db.execute(sql`insert into ledger_holds (id, app, owner_id, operation, amount, status, captured_amount, expires_at, created_at, sequence, ended_at, end_sequence, draws)
+      values ('h1', 'app1', 'alice', 'TEST_DEBIT', 3, 'captured', 2, '2026-01-01T01:15:00Z', '2026-01-01T01:00:00Z', 2, '2026-01-01T01:05:00.123Z', 3, '[]')`);
+    await db.execute(sql`insert into ledger_owners (owner_id, balance, held, last_sequence, status, updated_at)
+      values ('alice', 8, 0, 3, 'active', now())`);
+
+    await migrate(MIGRATIONS_FOLDER);
+    const db0 = sqlClientOf(db);
+    const events = (await readEvents(db0, 0, 100)).map(toLedgerEvent);
+    expect(events.map((e) => [e.position, e.type, e.sequence, e.request_id])).toEqual([
+      [1, "entry.created", 1, null],
+      [2, "entry.created", 2, null],
+      [3, "entry.created", 3, null],
+    ]);
+    for (const e of events) expect(eventSchema.safeParse(e).error).toBeUndefined();
+    expect(events[2]?.data).toEqual({
+      id: 3,
+      app: "app1",
+      operation: "TEST_DEBIT",
+      owner_id: "alice",
+      amount: -2,
+      balance_after: 8,
+      sequence: 3,
+      nonce: "n3",
+      created_at: "2026-01-01T01:05:00.123Z",
+      hold_id: "h1",
+      balance: 8,
+      available: 8,
+      held: 0,
+    });
+    expect(events[1]?.data).toMatchObject({ expires_at: "2026-01-01T01:15:00.000Z", held: 3, available: 7 });
+    expect(await lastEventPosition(db0)).toBe(3);
+    expect((await verifyLedger(db)).checks.filter((c) => c.violations > 0)).toEqual([]);
+
+    const ledger = new LedgerService({ db, app: "app1", catalog: testCatalog });
+    await ledger.post({ owner_id: "alice", operation: "CREDIT_SPEND", nonce: freshNonce() });
+    const next = (await readEvents(db0, 3, 10)).map(toLedgerEvent);
+    expect(next.map((e) => [e.position, e.type, e.sequence])).toEqual([[4, "entry.created", 4]]);
     expect((await verifyLedger(db)).ok).toBe(true);
   });
 });

@@ -2,6 +2,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { lockOwners } from "../src/store/load.js";
 import { writeAndCommit } from "../src/store/write.js";
+import type { Effects } from "../src/engine/state.js";
+import { eventsOf } from "../src/features/events/outbox.js";
+import { eventWriter } from "../src/store/events.js";
 import { sqlClientOf } from "../src/store/sql-client.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
@@ -209,37 +212,36 @@ describe(`ledger service [${testDriver()}]`, () => {
     const start = Number.MAX_SAFE_INTEGER - 15;
     await sqlClientOf(tdb().db).transaction(async (tx) => {
       await lockOwners(tx, [owner]);
-      await writeAndCommit(
-        tx,
-        {
-          entries: [
-            {
-              app: "test-setup",
-              operation: "TEST_CREDIT",
-              ownerId: owner,
-              amount: start,
-              nonce: freshNonce(),
-              limitPeriod: null,
-              createdAt: clock.now(),
-              expiresAt: null,
-              balanceAfter: start,
-              heldAfter: 0,
-              sequence: 1,
-              holdId: null,
-              reverses: null,
-              counterpartyOwnerId: null,
-              reason: null,
-            },
-          ],
-          owners: [{ ownerId: owner, balance: start, held: 0, lastSequence: 1, status: "active" }],
-          unusedOwners: [],
-          grants: [],
-          allocations: [],
-          holds: [],
-          rows: new Map(),
-        },
-        clock.now(),
-      );
+      const effects: Effects = {
+        entries: [
+          {
+            app: "test-setup",
+            operation: "TEST_CREDIT",
+            ownerId: owner,
+            amount: start,
+            nonce: freshNonce(),
+            limitPeriod: null,
+            createdAt: clock.now(),
+            expiresAt: null,
+            balanceAfter: start,
+            heldAfter: 0,
+            sequence: 1,
+            holdId: null,
+            reverses: null,
+            counterpartyOwnerId: null,
+            reason: null,
+          },
+        ],
+        owners: [{ ownerId: owner, balance: start, held: 0, lastSequence: 1, status: "active" }],
+        unusedOwners: [],
+        grants: [],
+        allocations: [],
+        holds: [],
+        rows: new Map(),
+      };
+      // With its events, as group commit writes them.
+      effects.rows.set(eventWriter, eventsOf(effects, [null]));
+      await writeAndCommit(tx, effects, clock.now());
     });
     await expectCode(post(owner, "TEST_CREDIT", 16), "BALANCE_LIMIT_EXCEEDED");
     expect((await post(owner, "TEST_CREDIT", 15)).balance).toBe(Number.MAX_SAFE_INTEGER);
