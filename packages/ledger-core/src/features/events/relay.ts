@@ -167,18 +167,16 @@ export function startRelay(opts: RelayOptions): Relay {
     status.lagAt = Date.now();
   };
 
-  /** Deletes, oldest first and in chunks, what retention lets go; a failure waits for the next round. */
+  /** Applies retention; a failure waits for the next round. */
   const prune = async (runner: SqlRunner, checkpoint: number | null, holds: () => boolean) => {
     const before = new Date(clock().getTime() - opts.retentionDays * DAY_MS);
     try {
-      const horizon = await retentionHorizon(runner, before);
-      const through = checkpoint === null ? horizon : Math.min(horizon, checkpoint);
-      let pruned = 0;
-      while (!stopping() && holds()) {
-        const n = await pruneEvents(runner, { before, through, limit: pruneChunkMax });
-        pruned += n;
-        if (n < pruneChunkMax) break;
-      }
+      const { pruned, through } = await applyRetention(runner, {
+        before,
+        checkpoint,
+        chunkMax: pruneChunkMax,
+        goOn: () => !stopping() && holds(),
+      });
       if (pruned > 0) {
         log.info({ pruned, through, before: before.toISOString() }, "pruned delivered events past retention");
       }
@@ -246,6 +244,8 @@ export function startRelay(opts: RelayOptions): Relay {
           log.info({ after_attempts: brokerAttempt }, "broker connected");
         }
         const stored = await readEvents(runner, checkpoint, batchSizeMax);
+        // The read may have run on a connection postgres.js opened anew: the new holder sends these.
+        if (!holds()) break;
         if (stored.length === 0) {
           status.lastError = undefined;
           await signal.next(pollMs);
@@ -397,6 +397,26 @@ const RETENTION_HORIZON = `select least(
 export async function retentionHorizon(db: SqlRunner, before: Date): Promise<number> {
   const [rows] = await db.run([{ text: RETENTION_HORIZON, params: [before.toISOString()] }]);
   return Number((rows?.[0] as { through?: string } | undefined)?.through ?? 0);
+}
+
+/**
+ * Prunes the events that occurred before `before` and that are delivered: at or below `checkpoint` (the
+ * relay's own; null without a broker) and the retention horizon. Deletes oldest first, `chunkMax` per
+ * statement, while goOn() says so.
+ */
+export async function applyRetention(
+  db: SqlRunner,
+  opts: { before: Date; checkpoint: number | null; chunkMax: number; goOn?: () => boolean },
+): Promise<{ pruned: number; through: number }> {
+  const horizon = await retentionHorizon(db, opts.before);
+  const through = opts.checkpoint === null ? horizon : Math.min(horizon, opts.checkpoint);
+  let pruned = 0;
+  while (opts.goOn?.() ?? true) {
+    const n = await pruneEvents(db, { before: opts.before, through, limit: opts.chunkMax });
+    pruned += n;
+    if (n < opts.chunkMax) break;
+  }
+  return { pruned, through };
 }
 
 interface LockConnection {
