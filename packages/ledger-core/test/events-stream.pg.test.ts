@@ -134,7 +134,7 @@ describe("events while several processes write [postgres]", () => {
     };
     onTestFinished(() => {
       running = false;
-      feed.closeAll();
+      feed.stop();
     });
     followFrom(start);
     await raceWriters([here, elsewhere, here, elsewhere], [owner], 30);

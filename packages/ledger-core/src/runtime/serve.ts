@@ -125,11 +125,15 @@ export interface Listener {
   fetch: (request: Request) => Response | Promise<Response>;
 }
 
-/** Serves each listener on its port; on SIGINT/SIGTERM stops them all, then runs onClose once. */
+/**
+ * Serves each listener on its port; on SIGINT/SIGTERM stops them all, runs onStopping while their
+ * in-flight requests finish, then runs onClose once.
+ */
 export async function serveAll(
   listeners: Listener[],
   logger: Logger,
   onClose: () => Promise<void>,
+  onStopping: () => Promise<void> = () => Promise.resolve(),
 ): Promise<ServerType[]> {
   const servers = await Promise.all(
     listeners.map(
@@ -154,7 +158,10 @@ export async function serveAll(
     if (closing) return;
     closing = true;
     logger.info({ signal }, "shutting down");
-    void Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
+    const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    // Not after the servers have closed: an event stream is a request that never finishes on its own,
+    // and the events feature's stop is what ends it.
+    void Promise.all([...closed, onStopping()])
       .then(onClose)
       .then(
         () => process.exit(0),
@@ -283,9 +290,11 @@ export async function boot(
       apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
       logger,
       async () => {
-        await Promise.all(stops.map((stop) => stop()));
         await started.stop();
         await opened.close();
+      },
+      async () => {
+        await Promise.all(stops.map((stop) => stop()));
       },
     );
   } catch (error) {

@@ -14,7 +14,7 @@ export const events: Feature = {
     const feed = service.eventFeed();
     feed.useLogger(runtime.logger);
     return () => {
-      feed.closeAll(service.app);
+      feed.stop(service.app);
       return Promise.resolve();
     };
   },
