@@ -13,7 +13,6 @@ import {
   freshOwner,
   openTestDatabase,
   testDriver,
-  type TestDatabase,
 } from "../src/testing/index.js";
 import { manualClock, silentLogger } from "../src/testing/deps.js";
 import { apply, op } from "../src/testing/requests.js";
