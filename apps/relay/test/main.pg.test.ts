@@ -1,10 +1,13 @@
-// apps/relay as a process: it refuses to start without its two URLs (exit 2, saying which), and with them
-// it opens the database, takes the relay's lock and, on SIGTERM, stops and exits 0 with the lock released.
-// The broker here is a port nothing listens on, so no real stream or exchange is touched: the relay keeps
-// retrying it, which is what it does while a broker is down.
+// apps/relay as a process: it refuses to start without its two URLs (exit 2, saying which); with them it
+// opens the database, takes the relay's lock, publishes the outbox to the stream its env names, and on
+// SIGTERM stops and exits 0 with the lock released. One run has a broker on a port nothing listens on (the
+// relay keeps retrying it, as while a broker is down), the other a test stream of its own, deleted after.
 import { spawn } from "node:child_process";
 import net from "node:net";
-import { createDatabase, dropDatabase, testDatabaseUrl } from "@ledger/core/testing";
+import { defineCatalog, LedgerService, sharedOperations } from "@ledger/core";
+import { openDatabase } from "@ledger/core/db";
+import { createDatabase, dropDatabase, freshNonce, testDatabaseUrl } from "@ledger/core/testing";
+import { freshNatsStream, testNatsUrl } from "@ledger/core/testing/brokers";
 import postgres from "postgres";
 import { describe, expect, it, onTestFinished } from "vitest";
 
@@ -76,12 +79,57 @@ describe("apps/relay", () => {
     expect(p.stderr()).toContain(message);
   });
 
-  it("takes the relay's lock, and on SIGTERM exits 0 with the lock released", async () => {
+  async function database() {
     const adminUrl = testDatabaseUrl();
     const { name, url } = await createDatabase(adminUrl, "ledger_relay_app");
     onTestFinished(() => dropDatabase(adminUrl, name));
     const sql = postgres(url, { max: 1, onnotice: () => {} });
     onTestFinished(() => sql.end({ timeout: 5 }));
+    return { url, sql };
+  }
+
+  it("publishes the outbox to the stream its env names, from the first event, and stops on SIGTERM", async () => {
+    const { url, sql } = await database();
+    const opened = await openDatabase({ url });
+    onTestFinished(() => opened.close());
+    const service = new LedgerService({
+      db: opened.db,
+      app: "relay-app-test",
+      catalog: defineCatalog({ ...sharedOperations }),
+    });
+    for (let i = 0; i < 20; i++) {
+      await service.post({ owner_id: `owner-${i % 3}`, operation: "CREDIT_ADD", nonce: freshNonce() });
+    }
+    const stream = await freshNatsStream();
+    onTestFinished(() => stream.delete());
+
+    const p = startRelayProcess({
+      DATABASE_URL: url,
+      LEDGER_EVENTS_URL: testNatsUrl(),
+      LEDGER_EVENTS_STREAM: stream.stream,
+      LEDGER_EVENTS_SUBJECT_PREFIX: stream.subjectPrefix,
+    });
+    const checkpoint = async () =>
+      Number(
+        (
+          await sql<{ p: string }[]>`select position::text as p from ledger_event_relays where name = 'nats'`
+        )[0]?.p ?? 0,
+      );
+    await until("the relay to publish all 20 events", async () => (await checkpoint()) === 20);
+    const stored = await stream.messages();
+    expect(stored.map((m) => (m.body as { position: number }).position)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    expect(stored.every((m) => m.route === `${stream.subjectPrefix}.relay-app-test.entry.created`)).toBe(
+      true,
+    );
+
+    p.kill("SIGTERM");
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it("takes the relay's lock, and on SIGTERM exits 0 with the lock released", async () => {
+    const { url, sql } = await database();
     const relayLocks = async () =>
       Number(
         (

@@ -1,14 +1,20 @@
 // The events settings every app reads at boot (appEnvSchema): LEDGER_EVENTS_URL must name a broker the
-// relay knows, retention is whole days from 1 (default 30), and the relay runs in the process unless
-// LEDGER_RELAY=off.
+// relay knows, retention is whole days from 1 (default 30), the relay runs in the process unless
+// LEDGER_RELAY=off, and the stream, subject prefix and exchange are names the brokers accept.
 import { describe, expect, it } from "vitest";
 import { appEnvSchema } from "../src/runtime/serve.js";
 
 const schema = appEnvSchema(8000);
 
 describe("the events settings", () => {
-  it("default to no broker, 30 days of retention and the relay on", () => {
-    expect(schema.parse({})).toMatchObject({ LEDGER_EVENTS_RETENTION_DAYS: 30, LEDGER_RELAY: "on" });
+  it("default to no broker, 30 days of retention, the relay on, the stream LEDGER and the exchange ledger.events", () => {
+    expect(schema.parse({})).toMatchObject({
+      LEDGER_EVENTS_RETENTION_DAYS: 30,
+      LEDGER_RELAY: "on",
+      LEDGER_EVENTS_STREAM: "LEDGER",
+      LEDGER_EVENTS_SUBJECT_PREFIX: "ledger",
+      LEDGER_EVENTS_EXCHANGE: "ledger.events",
+    });
     expect(schema.parse({}).LEDGER_EVENTS_URL).toBeUndefined();
     expect(schema.parse({ LEDGER_EVENTS_URL: "  " }).LEDGER_EVENTS_URL).toBeUndefined();
   });
@@ -27,6 +33,11 @@ describe("the events settings", () => {
     [{ LEDGER_EVENTS_RETENTION_DAYS: "0" }, "LEDGER_EVENTS_RETENTION_DAYS"],
     [{ LEDGER_EVENTS_RETENTION_DAYS: "1.5" }, "LEDGER_EVENTS_RETENTION_DAYS"],
     [{ LEDGER_RELAY: "yes" }, "LEDGER_RELAY"],
+    [{ LEDGER_EVENTS_STREAM: "LEDGER.MAIN" }, "LEDGER_EVENTS_STREAM"],
+    [{ LEDGER_EVENTS_STREAM: "" }, "LEDGER_EVENTS_STREAM"],
+    [{ LEDGER_EVENTS_SUBJECT_PREFIX: "ledger.>" }, "LEDGER_EVENTS_SUBJECT_PREFIX"],
+    [{ LEDGER_EVENTS_SUBJECT_PREFIX: "ledger..a" }, "LEDGER_EVENTS_SUBJECT_PREFIX"],
+    [{ LEDGER_EVENTS_EXCHANGE: "ledger events" }, "LEDGER_EVENTS_EXCHANGE"],
   ])("refuse %j, naming %s", (env, key) => {
     const result = schema.safeParse(env);
     expect(result.success).toBe(false);

@@ -8,7 +8,9 @@ import { z } from "zod";
 import { DEFAULT_DATA_DIR, openDatabase, type LedgerDatabase, type LedgerDb } from "../store/client.js";
 import { isUnavailable } from "../store/errors.js";
 import { DatabaseUnavailableError } from "../domain/errors.js";
-import { brokerKindOf } from "../features/events/brokers/index.js";
+import { AMQP_EXCHANGE_DEFAULT } from "../features/events/brokers/amqp.js";
+import { brokerKindOf, type PublisherOptions } from "../features/events/brokers/index.js";
+import { NATS_STREAM_DEFAULT, NATS_SUBJECT_PREFIX_DEFAULT } from "../features/events/brokers/nats.js";
 import { observeRelay, startRelay, type Relay, type RelayState } from "../features/events/relay.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
@@ -37,6 +39,39 @@ const eventsUrlSchema = z
 
 /** LEDGER_EVENTS_RETENTION_DAYS: delivered events are kept this long, then pruned (entries stay forever). */
 const retentionDaysSchema = z.coerce.number().int().min(1).max(36_500).default(30);
+
+/**
+ * Where on the broker, for several ledgers sharing one (and for runs that must not touch the default):
+ * the JetStream stream and subject prefix, the RabbitMQ exchange. Two streams may not share subjects, so
+ * a second ledger on one NATS needs both a stream and a prefix of its own.
+ */
+const brokerPlaceSchema = {
+  LEDGER_EVENTS_STREAM: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "LEDGER_EVENTS_STREAM: 1-64 letters, digits, _ or -")
+    .default(NATS_STREAM_DEFAULT),
+  LEDGER_EVENTS_SUBJECT_PREFIX: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,3}$/,
+      "LEDGER_EVENTS_SUBJECT_PREFIX: dot-separated tokens of letters, digits, _ or -",
+    )
+    .default(NATS_SUBJECT_PREFIX_DEFAULT),
+  LEDGER_EVENTS_EXCHANGE: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,200}$/, "LEDGER_EVENTS_EXCHANGE: 1-200 letters, digits, _ . : or -")
+    .default(AMQP_EXCHANGE_DEFAULT),
+};
+
+type BrokerPlace = { [K in keyof typeof brokerPlaceSchema]: string };
+
+/** The relay's publisher options from the env. */
+function publisherOptions(env: BrokerPlace): PublisherOptions {
+  return {
+    nats: { stream: env.LEDGER_EVENTS_STREAM, subjectPrefix: env.LEDGER_EVENTS_SUBJECT_PREFIX },
+    amqp: { exchange: env.LEDGER_EVENTS_EXCHANGE },
+  };
+}
 
 /** The configuration every app reads at boot; an app's own env.ts extends it with its default port. */
 export function appEnvSchema(defaultPort: number) {
@@ -72,6 +107,7 @@ export function appEnvSchema(defaultPort: number) {
     /** The broker the relay publishes the outbox to; unset: events are only read over HTTP and SSE. */
     LEDGER_EVENTS_URL: eventsUrlSchema,
     LEDGER_EVENTS_RETENTION_DAYS: retentionDaysSchema,
+    ...brokerPlaceSchema,
     /**
      * on: the relay runs in this process (every app process contends; one per database is active). off:
      * not here, for when apps/relay runs it alone; /health still shows the lag.
@@ -93,6 +129,7 @@ export function relayEnvSchema() {
       .min(1, "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)")
       .refine(isBrokerUrl, EVENTS_URL_MESSAGE),
     LEDGER_EVENTS_RETENTION_DAYS: retentionDaysSchema,
+    ...brokerPlaceSchema,
     DB_STARTUP_TIMEOUT_S: z.coerce.number().int().min(0).max(3600).default(60),
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   });
@@ -240,6 +277,7 @@ export async function boot(
     | "LEDGER_WORKERS"
     | "LEDGER_EVENTS_URL"
     | "LEDGER_EVENTS_RETENTION_DAYS"
+    | keyof BrokerPlace
     | "LEDGER_RELAY"
   >,
   name: string,
@@ -272,6 +310,7 @@ export async function boot(
             databaseUrl: env.DATABASE_URL,
             eventsUrl: env.LEDGER_EVENTS_URL,
             retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
+            publisher: publisherOptions(env),
             logger,
           })
         : observeRelay({ db: opened.db, eventsUrl: env.LEDGER_EVENTS_URL, logger });
@@ -320,6 +359,7 @@ export async function bootRelay(env: RelayEnv, name = "relay"): Promise<void> {
       databaseUrl: env.DATABASE_URL,
       eventsUrl: env.LEDGER_EVENTS_URL,
       retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
+      publisher: publisherOptions(env),
       logger,
     });
     logger.info({ broker: relay.state().broker }, "relay started; contending for the lock");
