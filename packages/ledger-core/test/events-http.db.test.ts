@@ -7,7 +7,12 @@ import { beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { eventSchema, type LedgerEvent } from "../src/features/events/envelope.js";
 import { EventFeed, visibleTo } from "../src/features/events/feed.js";
 import { toLedgerEvent } from "../src/features/events/outbox.js";
-import { eventPageSchema, eventRoutes, EVENTS_PAGE_SIZE_DEFAULT } from "../src/features/events/routes.js";
+import {
+  eventPageSchema,
+  eventRoutes,
+  EVENTS_PAGE_SIZE_DEFAULT,
+  stopStreams,
+} from "../src/features/events/routes.js";
 import { submitCapture, submitHold, submitRelease } from "../src/features/holds/command.js";
 import { ledgerAppFactory } from "../src/http/index.js";
 import type { LedgerEnv } from "../src/http/env.js";
@@ -312,6 +317,28 @@ describe(`GET /ledger/{owner_id}/stream through app.request [${testDriver()}]`, 
     expect(Object.keys(await stream.next())).toEqual(["id"]);
     expect(await stream.next()).toEqual({ comment: "keep-alive" });
     expect(await stream.next()).toEqual({ comment: "keep-alive" });
+  });
+
+  it("ends a service's streams when its server shuts down, and each one asked for after", async () => {
+    const service = new LedgerService({ db: tdb().db, app: "events-a", catalog: testCatalog });
+    const app = new OpenAPIHono<LedgerEnv>()
+      .use((c, next) => {
+        c.set("log", silentLogger);
+        return next();
+      })
+      .route("/", eventRoutes(service));
+    const open = await openStream(app, `/ledger/${freshOwner("stop")}/stream`);
+    expect(Object.keys(await open.next())).toEqual(["id"]);
+    stopStreams(service);
+    await expect(open.next()).rejects.toThrow("the stream ended");
+    const later = await openStream(app, `/ledger/${freshOwner("stop")}/stream`);
+    await expect(later.next()).rejects.toThrow("the stream ended");
+    // Another service's streams go on.
+    const owner = freshOwner("stays");
+    const on = await openStream(appA, `/ledger/${owner}/stream`);
+    await on.next();
+    await credit(serviceA, owner);
+    expect((await on.events(1))[0]?.owner_id).toBe(owner);
   });
 
   describe.each([

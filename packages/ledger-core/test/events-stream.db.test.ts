@@ -263,21 +263,4 @@ describe(`the feed [${testDriver()}]`, () => {
     expect(await following.ended).toBe("failed");
     expect(feed.stats().followers).toBe(0);
   });
-
-  it("stop ends one app's followers, now and from then on, and leaves the others'", async () => {
-    const feed = new EventFeed(tdb().db);
-    const owner = freshOwner("apps");
-    const mine = feed.follow({ ownerId: owner, app: APP }, { events: () => {} });
-    const theirs = feed.follow({ ownerId: owner, app: "another-app" }, { events: () => {} });
-    onTestFinished(() => theirs.close());
-    feed.stop(APP);
-    expect(await mine.ended).toBe("closed");
-    expect(feed.stats().followers).toBe(1);
-    const later = feed.follow({ ownerId: owner, app: APP }, { events: () => {} });
-    expect(await later.ended).toBe("closed");
-    expect(feed.stats().followers).toBe(1);
-    theirs.close();
-    expect(await theirs.ended).toBe("closed");
-    expect(feed.stats().followers).toBe(0);
-  });
 });

@@ -4,7 +4,7 @@
 // and a follower that keeps leaving and coming back each see every event once, in position order.
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { LedgerEvent } from "../src/features/events/envelope.js";
-import { EventFeed, visibleTo } from "../src/features/events/feed.js";
+import { EventFeed, visibleTo, type Following } from "../src/features/events/feed.js";
 import { toLedgerEvent } from "../src/features/events/outbox.js";
 import { eventPageSchema } from "../src/features/events/routes.js";
 import { ledgerAppFactory } from "../src/http/index.js";
@@ -115,6 +115,7 @@ describe("events while several processes write [postgres]", () => {
     const got: LedgerEvent[] = [];
     let resumed = 0;
     let running = true;
+    let current: Following | undefined;
     // Each following takes one delivery and ends; the next starts after the last event it got.
     const followFrom = (after: number) => {
       const following = feed.follow(
@@ -126,6 +127,7 @@ describe("events while several processes write [postgres]", () => {
           },
         },
       );
+      current = following;
       void following.ended.then(() => {
         if (!running) return;
         resumed += 1;
@@ -134,7 +136,7 @@ describe("events while several processes write [postgres]", () => {
     };
     onTestFinished(() => {
       running = false;
-      feed.stop();
+      current?.close();
     });
     followFrom(start);
     await raceWriters([here, elsewhere, here, elsewhere], [owner], 30);

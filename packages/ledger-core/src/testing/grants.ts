@@ -177,7 +177,8 @@ export function describeExpiringCredits(s: AppSurface): void {
       onTestFinished(async () => {
         await Promise.all(stops.map((stop) => stop()));
       });
-      expect(stops).toHaveLength(1);
+      // The sweeper's, and the event streams' (every app has those).
+      expect(stops).toHaveLength(2);
       await apply(swept, op(owner, "CREDIT_ADD", { expires_at: at(START, 60_000) }));
       clock.set(at(START, 60_000));
       let entries = (await getEntries(swept, owner)).entries;

@@ -81,6 +81,7 @@ export function describeAppSurface(s: AppSurface): void {
         "/ledger",
         "/ledger/batch",
         "/ledger/entries/{entry_id}/reversal",
+        "/ledger/events",
         "/ledger/holds",
         "/ledger/holds/{hold_id}",
         "/ledger/holds/{hold_id}/capture",
@@ -90,6 +91,7 @@ export function describeAppSurface(s: AppSurface): void {
         "/ledger/{owner_id}/entries",
         "/ledger/{owner_id}/holds",
         "/ledger/{owner_id}/reinstatement",
+        "/ledger/{owner_id}/stream",
         "/ledger/{owner_id}/suspension",
       ]);
       const operations = doc.components.schemas.PostOperation.properties.operation.enum;

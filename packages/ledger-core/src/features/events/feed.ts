@@ -154,8 +154,6 @@ export class EventFeed {
   #followers = 0;
   #tailer: Tailer | undefined;
   #logger: Logger | undefined;
-  readonly #stopped = new Set<string>();
-  #stoppedAll = false;
   readonly #stats = {
     tailerStarts: 0,
     tailerReads: 0,
@@ -195,10 +193,6 @@ export class EventFeed {
       detach: (f) => this.#detach(f),
       dropped: () => (this.#stats.catchUpDrops += 1),
     });
-    if (this.#stoppedAll || this.#stopped.has(req.app)) {
-      follower.end("closed");
-      return { close: () => {}, ended: follower.ended };
-    }
     let owners = this.#byOwner.get(req.ownerId);
     if (!owners) {
       owners = new Set();
@@ -209,18 +203,6 @@ export class EventFeed {
     const tailer = this.#ensureTailer();
     void tailer.ready.then(() => this.#start(follower, tailer));
     return { close: () => follower.end("closed"), ended: follower.ended };
-  }
-
-  /**
-   * Ends every following of `app` (of every app when unset) as "closed", and each one it asks for
-   * from now on: its server is shutting down, and its streams' clients reconnect elsewhere.
-   */
-  stop(app?: string): void {
-    if (app === undefined) this.#stoppedAll = true;
-    else this.#stopped.add(app);
-    for (const owners of [...this.#byOwner.values()]) {
-      for (const f of [...owners]) if (app === undefined || f.app === app) f.end("closed");
-    }
   }
 
   #detach(f: Follower): void {

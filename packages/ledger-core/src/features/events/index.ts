@@ -1,20 +1,20 @@
 // The events feature: the log's read side over HTTP (GET /ledger/events, GET /ledger/{owner_id}/stream).
 // The outbox itself is written by group commit (outbox.ts); delivery to a broker is the relay's.
 import type { Feature } from "../feature.js";
-import { eventRoutes } from "./routes.js";
+import { eventRoutes, stopStreams } from "./routes.js";
 
 /**
  * GET /ledger/events and GET /ledger/{owner_id}/stream. Its start gives the database's feed the app's
- * logger, and its stop ends the app's streams (their clients reconnect with Last-Event-ID).
+ * logger, and its stop ends the app's streams, and each one opened after it, at once (their clients
+ * reconnect with Last-Event-ID).
  */
 export const events: Feature = {
   name: "events",
   routes: (service) => eventRoutes(service),
   start: (service, runtime) => {
-    const feed = service.eventFeed();
-    feed.useLogger(runtime.logger);
+    service.eventFeed().useLogger(runtime.logger);
     return () => {
-      feed.stop(service.app);
+      stopStreams(service);
       return Promise.resolve();
     };
   },
@@ -45,4 +45,4 @@ export {
   type FollowRequest,
 } from "./feed.js";
 export { toLedgerEvent } from "./outbox.js";
-export { eventPageSchema, eventRoutes, type EventRouteOptions } from "./routes.js";
+export { eventPageSchema, eventRoutes, stopStreams, type EventRouteOptions } from "./routes.js";

@@ -9,7 +9,7 @@ import type { LedgerEnv } from "../../http/env.js";
 import { problemContent } from "../../http/problem.js";
 import type { LedgerService } from "../../service/ledger-service.js";
 import { eventSchema, type LedgerEvent } from "./envelope.js";
-import { readEventPage, type EventFeed } from "./feed.js";
+import { readEventPage, type EventFeed, type Following } from "./feed.js";
 
 export const EVENTS_PAGE_SIZE_DEFAULT = 100;
 export const EVENTS_PAGE_SIZE_MAX = 1_000;
@@ -54,8 +54,25 @@ export const eventPageSchema = z
   })
   .openapi("EventPage");
 
+// Each service's open streams, so that its server's shutdown can end them (stopStreams); a service
+// whose streams were stopped has none here, and ends each new one at once.
+const streams = new WeakMap<LedgerService, Set<Following>>();
+const stopped = new WeakSet<LedgerService>();
+
+/**
+ * Ends the streams of this service's routes, now and from now on: its server is shutting down, and
+ * an open stream would hold the server's close for ever. Their clients reconnect with Last-Event-ID.
+ */
+export function stopStreams(service: LedgerService): void {
+  const open = streams.get(service);
+  streams.delete(service);
+  stopped.add(service);
+  for (const following of open ?? []) following.close();
+}
+
 /** The events feature's routes for one app. */
 export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}) {
+  if (!streams.has(service) && !stopped.has(service)) streams.set(service, new Set());
   const heartbeatMs = opts.heartbeatMs ?? STREAM_HEARTBEAT_MS;
   const retryMs = opts.retryMs ?? STREAM_RETRY_MS;
 
@@ -146,6 +163,9 @@ export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}
       c.header("x-accel-buffering", "no");
       return streamSSE(c, async (stream) => {
         await stream.write(`retry: ${retryMs}\n\n`);
+        // Shutting down: the client comes back after `retry`, to this server's successor.
+        const open = streams.get(service);
+        if (!open) return;
         const following = feed.follow(
           { after, ownerId: owner_id, app: service.app },
           {
@@ -156,6 +176,7 @@ export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}
           },
         );
         stream.onAbort(() => following.close());
+        open.add(following);
         let writing = false;
         const heartbeat = setInterval(() => {
           if (writing) return;
@@ -163,6 +184,7 @@ export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}
           void stream.write(": keep-alive\n\n").finally(() => (writing = false));
         }, heartbeatMs);
         const end = await following.ended;
+        open.delete(following);
         clearInterval(heartbeat);
         if (end !== "closed") c.get("log").info({ owner_id, end }, "event stream ended");
         // Not close(): a write stuck on a client that stopped reading would hold it. The client's
