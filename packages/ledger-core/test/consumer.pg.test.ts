@@ -403,6 +403,30 @@ describe.each(BROKERS)("consumer on $kind", ({ open }) => {
     expect(await b.unfinished(name)).toBe(0);
   });
 
+  it("reconnects after the broker went away and goes on", async () => {
+    const name = `back_${suffix()}`;
+    await b.prepare(name);
+    const [before, during] = someEvents(2);
+    if (!before || !during) throw new Error("two events");
+    const target = new URL(b.url);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port));
+    onTestFinished(() => proxy.close());
+    const r = recorder(name);
+    const c = await start(b, name, r.handler, { url: proxy.url(b.url) });
+    await b.publish(JSON.stringify(before), eventRoute(before));
+    await until("the first handled", () => c.status().handled === 1);
+
+    await proxy.down("refuse");
+    await until("the loss reported", () => c.errors.some((e) => e.code === "BROKER_UNAVAILABLE"));
+    await b.publish(JSON.stringify(during), eventRoute(during));
+    await proxy.up();
+    await until("the second handled", () => c.status().handled === 2);
+    await c.stop();
+
+    expect(r.calls).toEqual([before.id, during.id]);
+    expect(await b.unfinished(name)).toBe(0);
+  });
+
   it("retries a handler that fails twice, handles it once, and handles the ones behind it meanwhile", async () => {
     const name = `retry_${suffix()}`;
     await b.prepare(name);
