@@ -8,12 +8,7 @@ import { applyRetention, startRelay } from "../src/features/events/relay.js";
 import { ledgerAppFactory } from "../src/http/index.js";
 import { readEvents, saveRelayCheckpoint } from "../src/store/events.js";
 import { sqlClientOf } from "../src/store/sql-client.js";
-import {
-  expectLedgerInvariants,
-  freshOwner,
-  openTestDatabase,
-  testDriver,
-} from "../src/testing/index.js";
+import { expectLedgerInvariants, freshOwner, openTestDatabase, testDriver } from "../src/testing/index.js";
 import { manualClock, silentLogger } from "../src/testing/deps.js";
 import { apply, op } from "../src/testing/requests.js";
 import { testCatalog } from "./fixtures.js";
