@@ -700,13 +700,16 @@ function ownerPathCases(): HostileCase[] {
     ["an invalid escape", "a%zzb", 400, "VALIDATION_FAILED"],
     ["a lone %", "a%", 400, "VALIDATION_FAILED"],
     ["%FF", "a%FFb", 400, "VALIDATION_FAILED"],
-    // A route word is never an owner, whichever route it would be read by.
-    ...RESERVED_OWNER_IDS.map((word): [string, string, number, HttpErrorCode, boolean?] => [
-      `the route word ${word}`,
-      word,
-      400,
-      "VALIDATION_FAILED",
-    ]),
+    // A route word is never an owner, whichever route it would be read by (GET /ledger/events is the
+    // event log itself: that word is tried on the entries route only, below).
+    ...RESERVED_OWNER_IDS.filter((word) => word !== "events").map(
+      (word): [string, string, number, HttpErrorCode, boolean?] => [
+        `the route word ${word}`,
+        word,
+        400,
+        "VALIDATION_FAILED",
+      ],
+    ),
     // Dot segments resolve (URL standard) before routing: these leave /ledger/{owner_id} altogether.
     ["..", "..", 404, "NOT_FOUND"],
     ["%2e%2e", "%2e%2e", 404, "NOT_FOUND"],
@@ -736,6 +739,12 @@ function ownerPathCases(): HostileCase[] {
       code,
     });
   }
+  rows.push({
+    name: "GET /ledger/{owner_id}/entries: the route word events",
+    request: () => get("/ledger/events/entries"),
+    status: 400,
+    code: "VALIDATION_FAILED",
+  });
   return rows;
 }
 
