@@ -102,7 +102,7 @@ describe("event positions across processes", () => {
           id: crypto.randomUUID(),
           type: "entry.created",
           version: 1,
-          occurredAt: (created as { created_at: Date }).created_at,
+          occurredAt: (created as unknown as { created_at: Date }).created_at,
           app: "probe",
           ownerId: owner,
           sequence: 1,
