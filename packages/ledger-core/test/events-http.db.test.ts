@@ -238,6 +238,7 @@ async function openStream(
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toBe("text/event-stream");
   expect(res.headers.get("cache-control")).toBe("no-cache");
+  expect(res.headers.get("x-accel-buffering")).toBe("no");
   const stream = sseReader(res);
   onTestFinished(() => stream.close());
   expect(await stream.next()).toEqual({ retry: "1000" });
