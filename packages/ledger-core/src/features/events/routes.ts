@@ -176,6 +176,8 @@ export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}
           },
         );
         stream.onAbort(() => following.close());
+        // Gone while the first frame was written: onAbort had nothing to call then.
+        if (stream.aborted) following.close();
         open.add(following);
         let writing = false;
         const heartbeat = setInterval(() => {
