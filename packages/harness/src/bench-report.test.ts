@@ -59,6 +59,17 @@ describe("parseBenchArgs", () => {
     expect(typeof parseBenchArgs(argv, {})).toBe("string");
   });
 
+  it("takes NATS from --nats-url, else TEST_NATS_URL, else the machine's, and refuses another scheme", () => {
+    expect(parseBenchArgs([], {})).toMatchObject({ natsUrl: "nats://127.0.0.1:4222" });
+    expect(parseBenchArgs([], { TEST_NATS_URL: "nats://10.0.0.1:4222" })).toMatchObject({
+      natsUrl: "nats://10.0.0.1:4222",
+    });
+    expect(parseBenchArgs(["--nats-url", "nats://127.0.0.1:4333"], {})).toMatchObject({
+      natsUrl: "nats://127.0.0.1:4333",
+    });
+    expect(typeof parseBenchArgs(["--nats-url", "amqp://guest:guest@127.0.0.1:5672"], {})).toBe("string");
+  });
+
   it("takes the server from TEST_DATABASE_URL when no --admin-url is given", () => {
     const url = "postgres://postgres@127.0.0.1:5433/postgres";
     expect(parseBenchArgs([], { TEST_DATABASE_URL: url })).toMatchObject({ adminUrl: url });
@@ -234,6 +245,19 @@ describe("targets and table", () => {
     ]);
     expect(checks.map((c) => c.met)).toEqual([false, true, false]);
     expect(checks[0]?.measured).toBe("15000 ops/s, p99 26 ms");
+  });
+
+  it("holds uniform with events on to at least 85% of uniform in the same run, summed over the runs", () => {
+    const met = checkTargets([
+      result("uniform", 2_000),
+      result("uniform-events", 1_500),
+      result("uniform-events (2)", 1_900),
+      result("uniform (2)", 2_000),
+    ]);
+    expect(met[1]).toMatchObject({ met: true, measured: "3400 vs 4000 ops/s summed over the runs (85.0%)" });
+    const missed = checkTargets([result("uniform", 2_000), result("uniform-events", 1_699)]);
+    expect(missed[1]?.met).toBe(false);
+    expect(checkTargets([result("uniform", 2_000)])).toHaveLength(1);
   });
 
   it("prints one row per scenario with its share of the ceiling", () => {

@@ -15,6 +15,7 @@ const optionsSchema = z.object({
   pgbenchClients: z.coerce.number().int().min(1).max(90),
   workers: z.union([z.literal("auto"), z.coerce.number().int().min(1).max(64)]),
   adminUrl: localPostgresUrl,
+  natsUrl: z.string().regex(/^nats:\/\//, "a nats:// URL"),
   jsonOut: z.string().min(1).optional(),
   cpuProfDir: z.string().min(1).optional(),
   quick: z.boolean(),
@@ -41,6 +42,8 @@ export const BENCH_USAGE = `usage: pnpm bench [options]
   --workers N|auto     the app's LEDGER_WORKERS: server processes (default auto: one per core)
   --admin-url URL      Postgres to create the run's database on (default TEST_DATABASE_URL, else
                        ${DEFAULT_ADMIN_URL}); must be 127.0.0.1
+  --nats-url URL       the NATS JetStream of the uniform-events scenario (default TEST_NATS_URL, else
+                       nats://127.0.0.1:4222); it publishes to a stream of the run's own, deleted after
   --keep-database      do not drop the run's database at the end
   --json-out FILE      also write every result as JSON
   --cpu-prof-dir DIR   run the app under node --cpu-prof, writing its profiles to DIR
@@ -65,6 +68,7 @@ export function parseBenchArgs(
       "pgbench-clients": { type: "string" },
       workers: { type: "string" },
       "admin-url": { type: "string" },
+      "nats-url": { type: "string" },
       "keep-database": { type: "boolean", default: false },
       "json-out": { type: "string" },
       "cpu-prof-dir": { type: "string" },
@@ -84,6 +88,7 @@ export function parseBenchArgs(
         pgbenchClients: v["pgbench-clients"] ?? 8,
         workers: v.workers ?? "auto",
         adminUrl: adminUrlFrom(v, env),
+        natsUrl: v["nats-url"] ?? env.TEST_NATS_URL ?? "nats://127.0.0.1:4222",
         jsonOut: v["json-out"],
         cpuProfDir: v["cpu-prof-dir"],
         quick: v.quick,
@@ -222,6 +227,8 @@ export interface ScenarioResult {
   requestsPerS?: number;
   /** Batched only: items answered other than 201 or 200. */
   unexpectedItems?: number;
+  /** uniform-events only: events on the stream, events the scenario wrote, and the relay's drain time. */
+  events?: { published: number; expected: number; drainMs: number };
   /** The database ceiling only: rows per pgbench transaction, and a transaction's average latency. */
   rowsPerTransaction?: number;
   latencyAvgMs?: number;
@@ -416,7 +423,10 @@ export interface TargetCheck {
   met: boolean;
 }
 
-/** The issue's targets: uniform >= 15,000 ops/s with p99 <= 25 ms; hot >= 10,000; replay >= 20,000. */
+/**
+ * The issues' targets: uniform >= 15,000 ops/s with p99 <= 25 ms; events on lose at most 15%; hot >= 10,000;
+ * replay >= 20,000.
+ */
 export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   const by = (name: string) => results.find((r) => r.scenario === name);
   const checks: TargetCheck[] = [];
@@ -426,6 +436,21 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
       target: "uniform >= 15,000 ops/s with p99 <= 25 ms",
       measured: `${uniform.opsPerS} ops/s, p99 ${uniform.p99Ms} ms`,
       met: uniform.opsPerS >= 15_000 && uniform.p99Ms <= 25,
+    });
+  }
+  // Every run of each ("uniform", "uniform (2)"; "uniform-events", ...): the bench runs them in ABBA order.
+  const sum = (prefix: string) =>
+    results
+      .filter((r) => r.scenario === prefix || r.scenario.startsWith(`${prefix} (`))
+      .reduce((n, r) => n + r.opsPerS, 0);
+  const off = sum("uniform");
+  const on = sum("uniform-events");
+  if (off > 0 && on > 0) {
+    const share = on / off;
+    checks.push({
+      target: "uniform with events on (NATS) loses at most 15% against uniform, same run",
+      measured: `${on} vs ${off} ops/s summed over the runs (${(share * 100).toFixed(1)}%)`,
+      met: share >= 0.85,
     });
   }
   const hot = by("hot");

@@ -3,6 +3,9 @@
 //
 //   ceiling   a trivial Hono route (bench-echo.ts) in its own process: the HTTP limit of this machine
 //   uniform   10,000 owners (credited first), half CREDIT_ADD half CREDIT_SPEND, a new nonce per request
+//   uniform-events  the same with the relay publishing every event to NATS JetStream (a stream of the
+//             run's own), started caught up; then how long it took to drain, and the stream's count.
+//             Run twice, then uniform once more (ABBA order: the machine's speed drifts)
 //   hot       one owner, one CREDIT_ADD for ten CREDIT_SPEND: 422 refusals are expected and counted apart
 //   replay    a set of posts applied once, then sent again: 200 with replayed: true
 //   batched   POST /ledger/batch, 100 uniform operations per request (not atomic): operations/s
@@ -43,12 +46,15 @@ import {
   type PostBody,
   type ScenarioResult,
 } from "./bench-report.js";
+import { freshNatsStream } from "@ledger/core/testing/brokers";
 import { REPO_ROOT } from "./paths.js";
 import { measureDbCeiling } from "./pgbench.js";
 import { createDatabase, dropDatabase } from "./postgres.js";
 import { AppProcess, freePort, runLedgerCli, ServerProcess } from "./processes.js";
 
 const HEALTH_TIMEOUT_MS = 60_000;
+/** After the events scenario's load, the relay must have published everything within this. */
+const RELAY_DRAIN_TIMEOUT_MS = 120_000;
 const VERIFY_TIMEOUT_MS = 300_000;
 const ECHO_ENTRY = join(REPO_ROOT, "packages/harness/src/bench-echo.ts");
 
@@ -141,6 +147,48 @@ function holdCaptureRequests(
       },
     },
   ];
+}
+
+/** The position of the newest event. */
+async function eventHead(url: string): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ p: string }[]>`select last_position::text as p from ledger_event_counter`;
+    return Number(row?.p ?? 0);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Moves the NATS relay's checkpoint to the head, so it relays only what is written from now on. */
+async function startRelayAtHead(url: string): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ p: string }[]>`
+      insert into ledger_event_relays as r (name, position, updated_at)
+      select 'nats', last_position, now() from ledger_event_counter
+      on conflict (name) do update set position = excluded.position, updated_at = now()
+      returning position::text as p`;
+    return Number(row?.p ?? 0);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Waits until /health says no event is pending; false when it still has some after timeoutMs. */
+async function relayDrained(baseUrl: string, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const res = await fetch(`${baseUrl}/health`);
+      const body = (await res.json()) as { events?: { pending?: number } };
+      if (body.events?.pending === 0) return true;
+    } catch {
+      // Not answering this moment: asked again below.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
 }
 
 interface MachineInfo {
@@ -239,7 +287,7 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
   log(`database: ${db.name}`);
   let verifyFailed = false;
   try {
-    const startApp = async (batchSizeMax: number) => {
+    const startApp = async (batchSizeMax: number, env: Record<string, string> = {}) => {
       const app = new AppProcess({
         app: "app1",
         port: await freePort(),
@@ -247,7 +295,7 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
         poolSizeMax: opts.poolSize,
         workers: opts.workers,
         logLevel: "warn",
-        env: { NODE_ENV: "production", LEDGER_BATCH_SIZE_MAX: String(batchSizeMax) },
+        env: { NODE_ENV: "production", LEDGER_BATCH_SIZE_MAX: String(batchSizeMax), ...env },
         nodeArgs: opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProfDir] : [],
       });
       spawned.push(app);
@@ -300,6 +348,49 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
 
     await report(
       await measure("uniform", app, "/ledger", uniformBodies("uniform"), { refusalsExpected: false }),
+    );
+
+    // Events on: the app's processes relay every event to NATS while the same load runs; the relay starts
+    // at the head (what earlier scenarios wrote is not its backlog), so this is the steady cost. This
+    // machine's speed drifts by tens of percent over a minute, so the comparison runs in ABBA order
+    // (uniform, events, events, uniform) and the target compares the sums.
+    const uniformEvents = async (name: string) => {
+      await app.stop();
+      const stream = await freshNatsStream(opts.natsUrl);
+      try {
+        const from = await startRelayAtHead(db.url);
+        app = await startApp(500, {
+          LEDGER_EVENTS_URL: opts.natsUrl,
+          LEDGER_EVENTS_STREAM: stream.stream,
+          LEDGER_EVENTS_SUBJECT_PREFIX: stream.subjectPrefix,
+        });
+        const r = await measure(name, app, "/ledger", uniformBodies(name), { refusalsExpected: false });
+        const loadEnded = Date.now();
+        const drained = await relayDrained(app.baseUrl, RELAY_DRAIN_TIMEOUT_MS);
+        const drainMs = Date.now() - loadEnded;
+        const expected = (await eventHead(db.url)) - from;
+        const published = await stream.count();
+        r.events = { published, expected, drainMs };
+        if (!drained || published !== expected) {
+          verifyFailed = true;
+          log(
+            `${name}: ${published} of ${expected} events on the stream; relay ${drained ? "drained" : "NOT drained"}`,
+          );
+        }
+        await report(
+          r,
+          `, relay drained ${drainMs} ms after the load; ${published} of ${expected} events on the stream`,
+        );
+      } finally {
+        await app.stop();
+        await stream.delete();
+      }
+      app = await startApp(500);
+    };
+    await uniformEvents("uniform-events");
+    await uniformEvents("uniform-events (2)");
+    await report(
+      await measure("uniform (2)", app, "/ledger", uniformBodies("uniform-2"), { refusalsExpected: false }),
     );
 
     let h = 0;

@@ -1,11 +1,6 @@
 // The service suite: runs once on PGlite and once on real Postgres (see the vitest preset).
 import { beforeAll, describe, expect, it } from "vitest";
-import { lockOwners } from "../src/store/load.js";
-import { writeAndCommit } from "../src/store/write.js";
-import type { Effects } from "../src/engine/state.js";
-import { eventsOf } from "../src/features/events/outbox.js";
-import { eventWriter } from "../src/store/events.js";
-import { sqlClientOf } from "../src/store/sql-client.js";
+import { seedBalanceIn } from "../src/testing/moves.js";
 import { LedgerService, type LedgerErrorCode } from "../src/index.js";
 import {
   freshNonce,
@@ -210,39 +205,7 @@ describe(`ledger service [${testDriver()}]`, () => {
     // Nine million requests would be needed through the API; the store writes one balanced entry
     // (its postings and the projection included) that brings the owner within reach instead.
     const start = Number.MAX_SAFE_INTEGER - 15;
-    await sqlClientOf(tdb().db).transaction(async (tx) => {
-      await lockOwners(tx, [owner]);
-      const effects: Effects = {
-        entries: [
-          {
-            app: "test-setup",
-            operation: "TEST_CREDIT",
-            ownerId: owner,
-            amount: start,
-            nonce: freshNonce(),
-            limitPeriod: null,
-            createdAt: clock.now(),
-            expiresAt: null,
-            balanceAfter: start,
-            heldAfter: 0,
-            sequence: 1,
-            holdId: null,
-            reverses: null,
-            counterpartyOwnerId: null,
-            reason: null,
-          },
-        ],
-        owners: [{ ownerId: owner, balance: start, held: 0, lastSequence: 1, status: "active" }],
-        unusedOwners: [],
-        grants: [],
-        allocations: [],
-        holds: [],
-        rows: new Map(),
-      };
-      // With its events, as group commit writes them.
-      effects.rows.set(eventWriter, eventsOf(effects, [null]));
-      await writeAndCommit(tx, effects, clock.now());
-    });
+    await seedBalanceIn(tdb().db, owner, start, clock.now());
     await expectCode(post(owner, "TEST_CREDIT", 16), "BALANCE_LIMIT_EXCEEDED");
     expect((await post(owner, "TEST_CREDIT", 15)).balance).toBe(Number.MAX_SAFE_INTEGER);
     await expectCode(post(owner, "CREDIT_ADD"), "BALANCE_LIMIT_EXCEEDED");

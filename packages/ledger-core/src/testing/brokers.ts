@@ -38,6 +38,8 @@ export interface TestStream {
   readonly publisher: PublisherOptions;
   /** Every message in the stream, in stream order. */
   messages(): Promise<BrokerMessage[]>;
+  /** How many messages the stream holds (after its de-duplication); 0 before the relay created it. */
+  count(): Promise<number>;
   delete(): Promise<void>;
 }
 
@@ -71,6 +73,13 @@ export async function freshNatsStream(url = testNatsUrl()): Promise<TestStream> 
         });
       }
       return found;
+    },
+    async count() {
+      try {
+        return (await jsm.streams.info(stream)).state.messages;
+      } catch {
+        return 0;
+      }
     },
     async delete() {
       try {

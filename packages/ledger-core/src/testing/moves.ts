@@ -10,6 +10,10 @@ import { LedgerService } from "../service/ledger-service.js";
 import { lockOwners } from "../store/load.js";
 import { sqlClientOf } from "../store/sql-client.js";
 import { writeAndCommit } from "../store/write.js";
+import type { LedgerDb } from "../store/client.js";
+import type { Effects } from "../engine/state.js";
+import { eventsOf } from "../features/events/outbox.js";
+import { eventWriter } from "../store/events.js";
 import type { AppSurface } from "./app-surface.js";
 import { freshNonce } from "./index.js";
 import { manualClock, silentLogger } from "./deps.js";
@@ -135,39 +139,42 @@ export function serviceAs(s: AppSurface, app: string, clock?: () => Date): Ledge
  * "test-setup"): what nine million requests would take through the API.
  */
 export async function seedBalance(s: AppSurface, owner: string, balance: number, now: Date): Promise<void> {
-  await sqlClientOf(s.db()).transaction(async (tx) => {
-    await lockOwners(tx, [owner]);
-    await writeAndCommit(
-      tx,
+  await seedBalanceIn(s.db(), owner, balance, now);
+}
+
+/** seedBalance on a database: the entry, its owner row and its event, as group commit writes them. */
+export async function seedBalanceIn(db: LedgerDb, owner: string, balance: number, now: Date): Promise<void> {
+  const effects: Effects = {
+    entries: [
       {
-        entries: [
-          {
-            app: "test-setup",
-            operation: "TEST_CREDIT",
-            ownerId: owner,
-            amount: balance,
-            nonce: freshNonce(),
-            limitPeriod: null,
-            createdAt: now,
-            expiresAt: null,
-            balanceAfter: balance,
-            heldAfter: 0,
-            sequence: 1,
-            holdId: null,
-            reverses: null,
-            counterpartyOwnerId: null,
-            reason: null,
-          },
-        ],
-        owners: [{ ownerId: owner, balance, held: 0, lastSequence: 1, status: "active" }],
-        unusedOwners: [],
-        grants: [],
-        allocations: [],
-        holds: [],
-        rows: new Map(),
+        app: "test-setup",
+        operation: "TEST_CREDIT",
+        ownerId: owner,
+        amount: balance,
+        nonce: freshNonce(),
+        limitPeriod: null,
+        createdAt: now,
+        expiresAt: null,
+        balanceAfter: balance,
+        heldAfter: 0,
+        sequence: 1,
+        holdId: null,
+        reverses: null,
+        counterpartyOwnerId: null,
+        reason: null,
       },
-      now,
-    );
+    ],
+    owners: [{ ownerId: owner, balance, held: 0, lastSequence: 1, status: "active" }],
+    unusedOwners: [],
+    grants: [],
+    allocations: [],
+    holds: [],
+    rows: new Map(),
+  };
+  effects.rows.set(eventWriter, eventsOf(effects, [null]));
+  await sqlClientOf(db).transaction(async (tx) => {
+    await lockOwners(tx, [owner]);
+    await writeAndCommit(tx, effects, now);
   });
 }
 

@@ -84,6 +84,17 @@ export interface RelayOptions {
   pruneChunkMax?: number;
   /** Most events read and published as one batch. */
   batchSizeMax?: number;
+  /**
+   * A batch smaller than batchSizeMax is followed by this pause before the next read, so that under load
+   * the relay publishes fewer, larger batches (each costs a read, a publish and its acks).
+   */
+  gatherMs?: number;
+  /**
+   * While events keep coming, the checkpoint is saved at most this often (and always once caught up, and
+   * on stop): a relay that dies in between publishes up to this much again, which the broker's
+   * de-duplication (JetStream's window, 2 minutes) or the consumer's once-per-id drops.
+   */
+  checkpointEveryMs?: number;
   /** The backoff of broker and database retries: doubles from min to max. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
@@ -96,6 +107,8 @@ const STANDBY_RETRY_MS_DEFAULT = 1_000;
 const PRUNE_EVERY_MS_DEFAULT = 5 * 60_000;
 const PRUNE_CHUNK_MAX_DEFAULT = 5_000;
 const BATCH_SIZE_MAX_DEFAULT = 500;
+const GATHER_MS_DEFAULT = 20;
+const CHECKPOINT_EVERY_MS_DEFAULT = 1_000;
 const BACKOFF_MIN_MS_DEFAULT = 250;
 const BACKOFF_MAX_MS_DEFAULT = 5_000;
 /** The lag shown by state() is at most this old. */
@@ -133,6 +146,8 @@ export function startRelay(opts: RelayOptions): Relay {
   const pruneEveryMs = opts.pruneEveryMs ?? PRUNE_EVERY_MS_DEFAULT;
   const pruneChunkMax = opts.pruneChunkMax ?? PRUNE_CHUNK_MAX_DEFAULT;
   const batchSizeMax = opts.batchSizeMax ?? BATCH_SIZE_MAX_DEFAULT;
+  const gatherMs = opts.gatherMs ?? GATHER_MS_DEFAULT;
+  const checkpointEveryMs = opts.checkpointEveryMs ?? CHECKPOINT_EVERY_MS_DEFAULT;
   const backoffMinMs = opts.backoffMinMs ?? BACKOFF_MIN_MS_DEFAULT;
   const backoffMaxMs = opts.backoffMaxMs ?? BACKOFF_MAX_MS_DEFAULT;
   const clock = opts.clock ?? (() => new Date());
@@ -210,6 +225,15 @@ export function startRelay(opts: RelayOptions): Relay {
     };
 
     let checkpoint = broker === null ? 0 : await relayCheckpoint(runner, broker);
+    /** What the database holds; `checkpoint` may be ahead of it by what was published since. */
+    let saved = checkpoint;
+    let saveAt = 0;
+    const save = async () => {
+      if (broker === null || checkpoint <= saved) return;
+      await saveRelayCheckpoint(runner, broker, checkpoint);
+      saved = checkpoint;
+      saveAt = Date.now() + checkpointEveryMs;
+    };
     let pruneAt = 0;
     try {
       while (!stopping() && holds()) {
@@ -248,6 +272,7 @@ export function startRelay(opts: RelayOptions): Relay {
         if (!holds()) break;
         if (stored.length === 0) {
           status.lastError = undefined;
+          await save();
           await signal.next(pollMs);
           continue;
         }
@@ -258,15 +283,17 @@ export function startRelay(opts: RelayOptions): Relay {
           await dropPublisher();
           continue;
         }
-        const last = (stored[stored.length - 1] as (typeof stored)[number]).position; // stored is not empty
-        await saveRelayCheckpoint(runner, broker, last);
-        checkpoint = last;
+        checkpoint = (stored[stored.length - 1] as (typeof stored)[number]).position; // stored is not empty
+        if (Date.now() >= saveAt) await save();
         brokerDelayMs = backoffMinMs;
         brokerAttempt = 0;
         status.lastError = undefined;
+        if (stored.length < batchSizeMax) await sleep(gatherMs);
       }
     } finally {
       await dropPublisher();
+      // What was published is kept, if the database still answers on the lock's connection.
+      if (holds()) await save().catch(() => {});
     }
   };
 
