@@ -40,6 +40,13 @@ describe("parseChaosArgs", () => {
     expect(parsed(["--quick", "--cycles", "8"]).cycles).toBe(8);
   });
 
+  it("sends the events to the machine's NATS unless told otherwise, and only to a nats:// URL", () => {
+    expect(parsed([]).natsUrl).toBe("nats://127.0.0.1:4222");
+    expect(parsed([], { TEST_NATS_URL: "nats://127.0.0.1:4333" }).natsUrl).toBe("nats://127.0.0.1:4333");
+    expect(parsed(["--nats-url", "nats://10.1.1.1:4222"]).natsUrl).toBe("nats://10.1.1.1:4222");
+    expect(typeof parseChaosArgs(["--nats-url", "http://127.0.0.1:4222"], {})).toBe("string");
+  });
+
   it("accepts the `--` pnpm passes through, and TEST_DATABASE_URL as the server", () => {
     const opts = parsed(["--", "--quick"], {
       TEST_DATABASE_URL: "postgres://postgres@localhost:5433/postgres",

@@ -7,6 +7,12 @@
 // everything up and every such credit past its expiry, the ledger must agree with the client: see
 // checkLedger in model.ts, plus `ledger verify`.
 //
+// The events go out all along: the apps' in-process relays and a relay process of their own publish the
+// outbox to a NATS JetStream stream of the run's own while a consumer handles it. The relay process is
+// SIGKILLed on odd cycles, nats-server is stopped and started on cycles 2, 6, 10..., and the consumer
+// is stopped and started again on cycles 4, 8, ...; at the end the stream and the consumer are held to the
+// log (chaos-events.ts).
+//
 //   pnpm chaos                     the full run: 20 kill cycles, 3 Postgres restarts
 //   pnpm chaos --quick             the short run CI does: 6 kill cycles, 1 Postgres restart
 //   pnpm chaos --help              every option
@@ -59,6 +65,7 @@ import {
   dropDatabase,
   LocalCluster,
 } from "./postgres.js";
+import { startEventsRig, type EventsRig, type EventsSummary } from "./chaos-events.js";
 import { AppProcess, freePort, runLedgerCli } from "./processes.js";
 import { EXPECTED_REFUSALS, pathOf, seededRandom, Workload, type Request } from "./workload.js";
 
@@ -80,6 +87,7 @@ const optionsSchema = z
       .min(0)
       .max(2 ** 32 - 1),
     adminUrl: localPostgresUrl,
+    natsUrl: z.string().regex(/^nats:\/\//, "a nats:// URL"),
     cluster: z
       .string()
       .regex(/^\d+(\.\d+)?\/[\w-]+$/, "like 15/main")
@@ -129,6 +137,9 @@ export const USAGE = `usage: pnpm chaos [options]
   --seed N                 the workload's random seed (default: random, printed)
   --admin-url URL          Postgres to create the run's database on (default TEST_DATABASE_URL, else
                            ${DEFAULT_ADMIN_URL}); must be 127.0.0.1
+  --nats-url URL           the NATS JetStream the events go to, in a stream of the run's own (default
+                           TEST_NATS_URL, else nats://127.0.0.1:4222); nats-server is restarted with the
+                           machine's own commands
   --cluster V/NAME         the pg_ctlcluster cluster (default: newest in /etc/postgresql, "main")
   --strict                 also fail (exit 1) on availability findings: an app crashing by itself, not
                            recovering once Postgres is back, or answering a 5xx other than 503
@@ -156,6 +167,7 @@ export function parseChaosArgs(
       "resolve-timeout-s": { type: "string" },
       seed: { type: "string" },
       "admin-url": { type: "string" },
+      "nats-url": { type: "string" },
       cluster: { type: "string" },
       "keep-database": { type: "boolean", default: false },
       strict: { type: "boolean", default: false },
@@ -177,6 +189,7 @@ export function parseChaosArgs(
         resolveTimeoutS: v["resolve-timeout-s"] ?? 120,
         seed: v.seed ?? randomBytes(4).readUInt32BE(0),
         adminUrl: adminUrlFrom(v, env),
+        natsUrl: v["nats-url"] ?? env.TEST_NATS_URL ?? "nats://127.0.0.1:4222",
         cluster: v.cluster,
         keepDatabase: v["keep-database"],
         strict: v.strict,
@@ -256,6 +269,7 @@ export interface ChaosSummary {
   verify: { code: number | null; lastLine: string };
   violations: { total: number; byKind: Record<string, number>; examples: string[] };
   findings: { total: number; byKind: Record<string, number>; examples: string[] };
+  events: EventsSummary;
 }
 
 const log = (text: string): void => {
@@ -272,6 +286,7 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 interface Run {
   opts: ChaosOptions;
   apps: Record<AppName, AppProcess>;
+  events: EventsRig;
   cluster: LocalCluster;
   signal: AbortSignal;
   /** The ledger disagrees with the client, or `ledger verify` fails: the run fails. */
@@ -319,6 +334,7 @@ async function killer(run: Run): Promise<CycleRecord[]> {
       break;
     }
     await sleep(opts.intervalMs, undefined, { signal });
+    await eventFaults(run, cycle);
     const name = order[(cycle - 1) % 2] ?? "app1";
     const target = apps[name];
     const other = apps[name === "app1" ? "app2" : "app1"];
@@ -398,6 +414,24 @@ async function killer(run: Run): Promise<CycleRecord[]> {
     );
   }
   return done;
+}
+
+/** Which fault the events get on a cycle: odd: the relay process; 2, 6, ...: nats-server; 4, 8, ...: the consumer. */
+async function eventFaults(run: Run, cycle: number): Promise<void> {
+  const { events, opts } = run;
+  if (cycle % 2 === 1) {
+    const pid = events.relay.pid;
+    await events.killRelay();
+    log(`cycle ${cycle}/${opts.cycles}: SIGKILL the relay process (pid ${pid}), started again`);
+  } else if (cycle % 4 === 2) {
+    const outageMs = await events.restartBroker(opts.pgDownMs);
+    log(
+      `cycle ${cycle}/${opts.cycles}: nats-server stopped and started, answering again after ${seconds(outageMs)}`,
+    );
+  } else {
+    await events.restartConsumer();
+    log(`cycle ${cycle}/${opts.cycles}: the consumer stopped and started again from its durable checkpoint`);
+  }
 }
 
 /** A request's resolution as the record the checker holds the ledger against. */
@@ -601,6 +635,7 @@ function summarize(
       byKind: countByKind(run.findings),
       examples: run.findings.slice(0, 10).map((v) => `${v.kind}: ${v.detail}`),
     },
+    events: run.events.summary,
   };
 }
 
@@ -629,6 +664,9 @@ function printSummary(s: ChaosSummary): void {
     `  history checked      ${s.entriesChecked} entries read back over the API; ${s.databaseEntries} in the database`,
     `  expiring credits     ${Object.values(s.grants.granted).reduce((a, b) => a + b, 0)} granted (${fmt(s.grants.granted)}); ${s.grants.expiryEntries} EXPIRY entries read back (${s.grants.databaseExpiryEntries} in the database): ${s.grants.expiredByWrite} by a write, ${s.grants.expiredOtherwise} by a sweeper; ${s.grants.refusedAfterExpiry} refused once their expires_at had passed`,
     `  holds expired        ${s.holdExpiryEntries} HOLD_EXPIRY entries read back`,
+    `  events               ${s.events.logEvents} in the log for ${s.events.entries} entries; ${s.events.onStream} on the stream (${s.events.entryCreatedOnStream} entry.created), ` +
+      `${s.events.consumed} handled by the consumer; relay drained ${s.events.relayDrainMs ?? "-"} ms, consumer ${s.events.consumerDrainMs ?? "-"} ms after the read-back`,
+    `  event faults         ${s.events.relayKills} relay SIGKILLs, ${s.events.brokerRestarts} nats-server restarts (answering after ${s.events.brokerOutageMs.map((ms) => seconds(ms)).join(", ") || "-"}), ${s.events.consumerRestarts} consumer restarts`,
     `  ledger verify        exit ${s.verify.code}: ${s.verify.lastLine}`,
     `  violations           ${s.violations.total}${s.violations.total ? ` (${fmt(s.violations.byKind)})` : ""}`,
     ...s.violations.examples.map((e) => `    - ${e}`),
@@ -653,7 +691,19 @@ export async function runChaos(
   const { name: database, url } = await createDatabase(opts.adminUrl, "ledger_chaos");
   log(`chaos: database ${database}`);
   const [port1, port2] = [await freePort(), await freePort()];
-  const sweepEnv = { LEDGER_EXPIRY_SWEEP_S: String(EXPIRY_SWEEP_S) };
+  const events = await startEventsRig({
+    adminUrl: opts.adminUrl,
+    databaseUrl: url,
+    natsUrl: opts.natsUrl,
+    runId,
+    log,
+  }).catch(async (error: unknown) => {
+    await dropDatabase(opts.adminUrl, database);
+    throw error;
+  });
+  exitHooks.relay = events.relay;
+  log(`chaos: events to NATS stream ${events.summary.stream}, relay process pid ${events.relay.pid}`);
+  const sweepEnv = { LEDGER_EXPIRY_SWEEP_S: String(EXPIRY_SWEEP_S), ...events.env };
   const apps: Record<AppName, AppProcess> = {
     app1: new AppProcess({ app: "app1", port: port1, databaseUrl: url, env: sweepEnv }),
     app2: new AppProcess({ app: "app2", port: port2, databaseUrl: url, env: sweepEnv }),
@@ -662,6 +712,7 @@ export async function runChaos(
   const run: Run = {
     opts,
     apps,
+    events,
     cluster,
     signal,
     violations: [],
@@ -755,6 +806,10 @@ export async function runChaos(
         kind: "verify",
         detail: `ledger verify exited ${cli.code}:\n${cli.stdout}${cli.stderr}`,
       });
+    // The apps stop (their relays with them; the relay process takes over), so nothing more is written,
+    // and the stream and the consumer are held to the log.
+    await Promise.all(Object.values(apps).map((a) => a.stop()));
+    run.violations.push(...(await events.check(url)));
     for (const r of run.records) {
       if (r.unknowns.includes("http-5xx")) {
         run.findings.push({
@@ -785,6 +840,7 @@ export async function runChaos(
     // Postgres first: it is shared, and is owed a start if this ends during an outage.
     await cluster.ensureRunning();
     await Promise.all(Object.values(apps).map((a) => a.stop()));
+    await events.close(opts.keepDatabase);
     if (opts.keepDatabase) log(`chaos: kept database ${database}: ${url}`);
     else await dropDatabase(opts.adminUrl, database);
   }
@@ -823,7 +879,7 @@ async function readQuiet(
 }
 
 /** What the exit handler must undo if the process ends while things are still out of place. */
-const exitHooks: { cluster?: LocalCluster; apps: AppProcess[] } = { apps: [] };
+const exitHooks: { cluster?: LocalCluster; apps: AppProcess[]; relay?: { killNow(): void } } = { apps: [] };
 
 async function main(): Promise<number> {
   const opts = parseChaosArgs(process.argv.slice(2), process.env);
@@ -874,6 +930,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   // The last line of defence: whatever ended the process, leave no app running and Postgres started.
   process.on("exit", () => {
     for (const app of exitHooks.apps) app.killNow();
+    exitHooks.relay?.killNow();
     if (exitHooks.cluster?.stoppedByUs) exitHooks.cluster.startSync();
   });
   process.exitCode = await main();

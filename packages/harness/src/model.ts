@@ -163,6 +163,12 @@ export type ViolationKind =
   | "suspended-write"
   | "entry-count"
   | "verify"
+  /** The events: the relay, the log, the stream, per-owner order on it, the consumer (chaos-events.ts). */
+  | "events-relay"
+  | "events-log"
+  | "events-stream"
+  | "events-order"
+  | "events-consumer"
   | "server-error"
   | "no-recovery"
   | "app-crash"

@@ -92,6 +92,16 @@ export async function freshNatsStream(url = testNatsUrl()): Promise<TestStream> 
   };
 }
 
+/** Deletes a stream by name if it exists (one a consumer made for its dead letters, say). */
+export async function deleteNatsStream(name: string, url = testNatsUrl()): Promise<void> {
+  const nc = await connectNatsServer({ servers: url, name: "ledger-test" });
+  try {
+    await (await jetstreamManager(nc)).streams.delete(name).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
+
 export interface TestExchange {
   readonly exchange: string;
   readonly queue: string;
