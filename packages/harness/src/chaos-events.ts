@@ -57,6 +57,9 @@ export interface EventsSummary {
   /** From stopping nats-server to it answering again. */
   brokerOutageMs: number[];
   consumerRestarts: number;
+  /** Over every consumer instance of the run: events it gave back to retry, and dead letters (must be 0). */
+  consumerRetried: number;
+  consumerDeadLettered: number;
   /** From the end of the load to the relay's checkpoint at the head. */
   relayDrainMs: number | null;
   consumerDrainMs: number | null;
@@ -104,7 +107,9 @@ export async function startEventsRig(opts: {
   relay.start();
   const consumerDb = await createDatabase(opts.adminUrl, "ledger_chaos_consumer");
   const sql = postgres(consumerDb.url, { max: 4, onnotice: () => {} });
-  await sql`create table chaos_consumed (position bigint primary key, event_id uuid not null unique,
+  // No unique key: a second handling of one event would be a second row, counted below, not a refusal
+  // the consumer would retry until it dead-letters.
+  await sql`create table chaos_consumed (position bigint not null, event_id uuid not null,
     type text not null, owner_id text not null, sequence bigint not null)`;
   const name = `chaos_${opts.runId}`;
   const deadStream = `${stream.stream}_DEAD`;
@@ -147,10 +152,13 @@ export async function startEventsRig(opts: {
     brokerRestarts: 0,
     brokerOutageMs: [],
     consumerRestarts: 0,
+    consumerRetried: 0,
+    consumerDeadLettered: 0,
     relayDrainMs: null,
     consumerDrainMs: null,
   };
   const ledgerSql = postgres(opts.databaseUrl, { max: 1, onnotice: () => {} });
+  const count = (c: LedgerEventConsumer | undefined) => countInto(summary, c);
 
   return {
     env,
@@ -177,6 +185,7 @@ export async function startEventsRig(opts: {
     },
     async restartConsumer() {
       await consumer?.stop();
+      count(consumer);
       consumer = await startConsumer();
       summary.consumerRestarts += 1;
     },
@@ -279,6 +288,12 @@ export async function startEventsRig(opts: {
         ConsumedRow[]
       >`select c.position::text as position, c.event_id::text as event_id from chaos_consumed c order by c.position`;
       summary.consumed = consumed.length;
+      count(consumer);
+      if (summary.consumerDeadLettered > 0)
+        violations.push({
+          kind: "events-consumer",
+          detail: `the consumer dead-lettered ${summary.consumerDeadLettered} events`,
+        });
       const gaps = consumed.filter((r, i) => Number(r.position) !== i + 1);
       if (consumed.length !== total || gaps.length > 0)
         violations.push({
@@ -306,6 +321,16 @@ export async function startEventsRig(opts: {
       }
     },
   };
+}
+
+/** Adds a consumer instance's counters to the run's (once: it is then forgotten). */
+const counted = new WeakSet<LedgerEventConsumer>();
+function countInto(summary: EventsSummary, consumer: LedgerEventConsumer | undefined): void {
+  if (!consumer || counted.has(consumer)) return;
+  counted.add(consumer);
+  const s = consumer.status();
+  summary.consumerRetried += s.retried;
+  summary.consumerDeadLettered += s.deadLettered;
 }
 
 /** Resolves with the wait when check() holds within DRAIN_TIMEOUT_MS, null when it never did. */

@@ -665,7 +665,7 @@ function printSummary(s: ChaosSummary): void {
     `  expiring credits     ${Object.values(s.grants.granted).reduce((a, b) => a + b, 0)} granted (${fmt(s.grants.granted)}); ${s.grants.expiryEntries} EXPIRY entries read back (${s.grants.databaseExpiryEntries} in the database): ${s.grants.expiredByWrite} by a write, ${s.grants.expiredOtherwise} by a sweeper; ${s.grants.refusedAfterExpiry} refused once their expires_at had passed`,
     `  holds expired        ${s.holdExpiryEntries} HOLD_EXPIRY entries read back`,
     `  events               ${s.events.logEvents} in the log for ${s.events.entries} entries; ${s.events.onStream} on the stream (${s.events.entryCreatedOnStream} entry.created), ` +
-      `${s.events.consumed} handled by the consumer; relay drained ${s.events.relayDrainMs ?? "-"} ms, consumer ${s.events.consumerDrainMs ?? "-"} ms after the read-back`,
+      `${s.events.consumed} handled by the consumer (${s.events.consumerRetried} retried, ${s.events.consumerDeadLettered} dead-lettered); relay drained ${s.events.relayDrainMs ?? "-"} ms, consumer ${s.events.consumerDrainMs ?? "-"} ms after the read-back`,
     `  event faults         ${s.events.relayKills} relay SIGKILLs, ${s.events.brokerRestarts} nats-server restarts (answering after ${s.events.brokerOutageMs.map((ms) => seconds(ms)).join(", ") || "-"}), ${s.events.consumerRestarts} consumer restarts`,
     `  ledger verify        exit ${s.verify.code}: ${s.verify.lastLine}`,
     `  violations           ${s.violations.total}${s.violations.total ? ` (${fmt(s.violations.byKind)})` : ""}`,

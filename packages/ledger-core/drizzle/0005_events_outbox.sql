@@ -41,6 +41,11 @@ CREATE TABLE "ledger_events" (
 --> statement-breakpoint
 CREATE INDEX "ledger_events_owner" ON "ledger_events" USING btree ("owner_id","position");
 --> statement-breakpoint
+-- No entry may be written between the backfill and the counter below (a process of the previous version,
+-- during a rolling deploy): writers wait until this migration commits. Stop the previous version's
+-- processes before it runs: their writes after it would have no events.
+LOCK TABLE "ledger_entries" IN EXCLUSIVE MODE;
+--> statement-breakpoint
 INSERT INTO "ledger_events" ("position", "id", "type", "version", "occurred_at", "app", "owner_id", "sequence", "entry_id", "request_id", "data")
 SELECT row_number() OVER (ORDER BY e.id), gen_random_uuid(), 'entry.created', 1, e.created_at, e.app, e.owner_id, e.sequence, e.id, NULL,
   jsonb_strip_nulls(jsonb_build_object(
@@ -54,7 +59,7 @@ SELECT row_number() OVER (ORDER BY e.id), gen_random_uuid(), 'entry.created', 1,
 FROM "ledger_entries" e;
 --> statement-breakpoint
 INSERT INTO "ledger_event_counter" ("singleton", "last_position", "backfilled_through")
-SELECT true, count(*), coalesce(max(id), 0) FROM "ledger_entries";
+SELECT true, count(*), coalesce(max(entry_id), 0) FROM "ledger_events";
 --> statement-breakpoint
 INSERT INTO "ledger_event_retention" ("singleton", "pruned_before") VALUES (true, NULL);
 --> statement-breakpoint

@@ -413,34 +413,44 @@ export function observeRelay(opts: Pick<RelayOptions, "db" | "eventsUrl" | "logg
 // delivered. occurred_at follows the writers' clocks, not commit order, so the prefix ends before the
 // first event that is still recent, not at the last old one. A relay whose checkpoint has not moved for the
 // whole retention period (a broker since removed) no longer holds retention back.
-const RETENTION_HORIZON = `select least(
+// Each round looks at the oldest `$2` events only (an index range on the primary key), so its cost does
+// not grow with the backlog: a ledger that migrated millions of old entries prunes them chunk by chunk.
+const RETENTION_HORIZON = `with oldest as (
+    select position, occurred_at from ledger_events order by position limit $2
+  )
+  select least(
     c.last_position,
     (select min(r.position) from ledger_event_relays r where r.updated_at >= $1::timestamptz),
-    (select e.position - 1 from ledger_events e where e.occurred_at >= $1::timestamptz order by e.position limit 1)
+    coalesce((select min(o.position) - 1 from oldest o where o.occurred_at >= $1::timestamptz),
+             (select max(o.position) from oldest o),
+             c.last_position)
   )::text as through
   from ledger_event_counter c`;
 
-/** The last position retention may prune through for a cutoff. */
-export async function retentionHorizon(db: SqlRunner, before: Date): Promise<number> {
-  const [rows] = await db.run([{ text: RETENTION_HORIZON, params: [before.toISOString()] }]);
+/** The last position retention may prune through for a cutoff, looking at the oldest `window` events. */
+export async function retentionHorizon(db: SqlRunner, before: Date, window: number): Promise<number> {
+  const [rows] = await db.run([{ text: RETENTION_HORIZON, params: [before.toISOString(), window] }]);
   return Number((rows?.[0] as { through?: string } | undefined)?.through ?? 0);
 }
 
 /**
  * Prunes the events that occurred before `before` and that are delivered: at or below `checkpoint` (the
  * relay's own; null without a broker) and the retention horizon. Deletes oldest first, `chunkMax` per
- * statement, while goOn() says so.
+ * statement (each with its own horizon over the oldest chunkMax events), while goOn() says so. Returns
+ * what went and the last position it pruned through.
  */
 export async function applyRetention(
   db: SqlRunner,
   opts: { before: Date; checkpoint: number | null; chunkMax: number; goOn?: () => boolean },
 ): Promise<{ pruned: number; through: number }> {
-  const horizon = await retentionHorizon(db, opts.before);
-  const through = opts.checkpoint === null ? horizon : Math.min(horizon, opts.checkpoint);
   let pruned = 0;
+  let through = 0;
   while (opts.goOn?.() ?? true) {
-    const n = await pruneEvents(db, { before: opts.before, through, limit: opts.chunkMax });
+    const horizon = await retentionHorizon(db, opts.before, opts.chunkMax);
+    const upTo = opts.checkpoint === null ? horizon : Math.min(horizon, opts.checkpoint);
+    const n = await pruneEvents(db, { before: opts.before, through: upTo, limit: opts.chunkMax });
     pruned += n;
+    through = Math.max(through, upTo);
     if (n < opts.chunkMax) break;
   }
   return { pruned, through };
