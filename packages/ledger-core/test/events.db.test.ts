@@ -4,7 +4,7 @@
 // in each owner's sequence order, naming the request that wrote it; refusals and replays emit nothing.
 import { readFileSync } from "node:fs";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import addFormats from "ajv-formats";
+import ajvFormats from "ajv-formats";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EVENT_SCHEMAS_DIR, eventSchemaFile } from "../src/cli/event-schemas.js";
@@ -29,7 +29,9 @@ const createApp = ledgerAppFactory({
 });
 
 const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats.default(ajv);
+// ajv-formats is CommonJS: under NodeNext its plugin is the default export's `default`.
+const addFormats = ajvFormats as unknown as (ajv: Ajv2020) => Ajv2020;
+addFormats(ajv);
 const validators = new Map(
   EVENT_TYPES.map((type) => [
     type,

@@ -57,12 +57,9 @@ const envelopeFields = {
     description:
       "The ledger-wide cursor: gapless, in commit order (an event committed later never has a lower position)",
   }),
-  request_id: z
-    .string()
-    .nullable()
-    .openapi({
-      description: "The x-request-id of the request that wrote it; null for the ledger's own writes",
-    }),
+  request_id: z.string().nullable().openapi({
+    description: "The x-request-id of the request that wrote it; null for the ledger's own writes",
+  }),
 };
 
 export const entryCreatedEventSchema = z

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { LEDGER_OPERATIONS } from "../../domain/ledger-operations.js";
 import type { HoldStatus } from "../../domain/holds.js";
 import type { Outbox } from "../../engine/command.js";
-import type { Effects, HoldWrite, NewEntry } from "../../engine/state.js";
+import type { Effects, NewEntry } from "../../engine/state.js";
 import { eventWriter, type EventWrite, type StoredEvent } from "../../store/events.js";
 import { entryRowOf, toLedgerEntry } from "../../store/reads.js";
 import { holdBody } from "../holds/command.js";
@@ -19,7 +19,7 @@ export function eventsOf(effects: Effects, requestIds: readonly (string | null)[
     const events = [eventOf(entry, "entry.created", entryCreatedData(entry), requestId)];
     const hold = entry.holdId === null ? undefined : holds.get(entry.holdId);
     if (hold) {
-      const change = holdChange(entry, hold);
+      const change = holdChange(entry);
       events.push(eventOf(entry, change.type, { hold: holdBody({ ...hold, ...change.state }) }, requestId));
     }
     return events;
@@ -63,10 +63,10 @@ function entryCreatedData(entry: NewEntry): Record<string, unknown> {
 }
 
 /** Which hold event an entry with a hold is, and the hold's state right after it. */
-function holdChange(
-  entry: NewEntry,
-  hold: HoldWrite,
-): { type: EventType; state: { status: HoldStatus; capturedAmount: number | null } } {
+function holdChange(entry: NewEntry): {
+  type: EventType;
+  state: { status: HoldStatus; capturedAmount: number | null };
+} {
   switch (entry.operation) {
     case LEDGER_OPERATIONS.HOLD:
       return { type: "hold.created", state: { status: "active", capturedAmount: null } };

@@ -14,7 +14,7 @@ const signals = new WeakMap<object, EventSignal>();
 
 /** The one signal of a database (of its client) in this process. */
 export function eventSignalFor(db: LedgerDb): EventSignal {
-  const key = ((db as unknown as { $client?: object }).$client ?? db) as object;
+  const key: object = (db as unknown as { $client?: object }).$client ?? db;
   let signal = signals.get(key);
   if (!signal) {
     signal = createEventSignal();

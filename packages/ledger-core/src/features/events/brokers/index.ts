@@ -19,6 +19,12 @@ export interface EventPublisher {
    * them may have been stored even then.
    */
   publish(events: readonly LedgerEvent[]): Promise<void>;
+  /**
+   * The newest event the broker holds from this ledger, where it can say (JetStream: the stream's last
+   * message); null when it holds none or cannot say (RabbitMQ). A relay starting with a checkpoint older
+   * than it (it died between a publish and saving its checkpoint) resumes after it.
+   */
+  lastPublished(): Promise<{ position: number; id: string } | null>;
   /** False once the connection is gone (closed by close() or lost): connect a new publisher then. */
   isConnected(): boolean;
   /** Closes the connection; safe to call twice, and after the connection was lost. */

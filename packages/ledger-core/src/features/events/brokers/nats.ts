@@ -58,6 +58,7 @@ export async function connectNats(url: string, opts: NatsPublisherOptions = {}):
     );
   }
   const js = jetstream(nc, { timeout: timeoutMs });
+  const manager = await jetstreamManager(nc, { timeout: timeoutMs });
 
   return {
     kind: "nats",
@@ -82,6 +83,15 @@ export async function connectNats(url: string, opts: NatsPublisherOptions = {}):
           : `NATS stored event ${e.position} (${e.id}) in the stream ${s.value.stream}, not ${stream}`,
         s.status === "rejected" ? { cause: s.reason } : undefined,
       );
+    },
+    async lastPublished() {
+      const last = (await manager.streams.info(stream)).state.last_seq;
+      if (last === 0) return null;
+      const message = await manager.streams.getMessage(stream, { seq: last });
+      const body = message?.json<{ position?: unknown; id?: unknown }>();
+      return typeof body?.position === "number" && typeof body.id === "string"
+        ? { position: body.position, id: body.id }
+        : null;
     },
     isConnected: () => !nc.isClosed(),
     close: async () => {
