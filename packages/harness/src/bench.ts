@@ -364,7 +364,9 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
           LEDGER_EVENTS_STREAM: stream.stream,
           LEDGER_EVENTS_SUBJECT_PREFIX: stream.subjectPrefix,
         });
-        const r = await measure(name, app, "/ledger", uniformBodies(name), { refusalsExpected: false });
+        const r = await measure(name, app, "/ledger", uniformBodies(name.replace(/\W+/g, "-")), {
+          refusalsExpected: false,
+        });
         const loadEnded = Date.now();
         const drained = await relayDrained(app.baseUrl, RELAY_DRAIN_TIMEOUT_MS);
         const drainMs = Date.now() - loadEnded;
