@@ -42,6 +42,12 @@ import { reinstate, suspend } from "../src/testing/suspension.js";
 import { testCatalog } from "./fixtures.js";
 
 const APP = "relay-test";
+/**
+ * Each test runs several phases, each waiting (within its own bound, `until`) for the relays: under a
+ * loaded CI machine (every package's suites at once) the relays' broker requests and standby retries add
+ * up past vitest's default 30 s, once seen in CI (the takeover test); the bound is the waits', not this.
+ */
+const RELAY_TEST_TIMEOUT_MS = 180_000;
 const createApp = ledgerAppFactory({ name: APP, catalog: testCatalog, title: "relay test", version: "0" });
 
 /** Waits, within a bound, for what the relays make true; never a timing assertion. */
@@ -190,56 +196,63 @@ async function testExchange(): Promise<TestExchange> {
 }
 
 describe("the relay over a mixed load", () => {
-  it("puts every entry exactly once on NATS and on RabbitMQ, in each owner's order, checkpoints at the head", async () => {
-    const w = await world();
-    const stream = await testStream();
-    const exchange = await testExchange();
-    const nats = w.relay({ eventsUrl: testNatsUrl(), publisher: stream.publisher });
-    const amqp = w.relay({ eventsUrl: testAmqpUrl(), publisher: exchange.publisher });
-    await until("both relays active", () => nats.state().role === "active" && amqp.state().role === "active");
+  it(
+    "puts every entry exactly once on NATS and on RabbitMQ, in each owner's order, checkpoints at the head",
+    async () => {
+      const w = await world();
+      const stream = await testStream();
+      const exchange = await testExchange();
+      const nats = w.relay({ eventsUrl: testNatsUrl(), publisher: stream.publisher });
+      const amqp = w.relay({ eventsUrl: testAmqpUrl(), publisher: exchange.publisher });
+      await until(
+        "both relays active",
+        () => nats.state().role === "active" && amqp.state().role === "active",
+      );
 
-    await mixedLoad(w.app);
-    await until("NATS to have the whole log", () => w.delivered("nats"));
-    await until("RabbitMQ to have the whole log", () => w.delivered("amqp"));
-    const head = await w.head();
+      await mixedLoad(w.app);
+      await until("NATS to have the whole log", () => w.delivered("nats"));
+      await until("RabbitMQ to have the whole log", () => w.delivered("amqp"));
+      const head = await w.head();
 
-    const onStream = await stream.messages();
-    // The stream de-duplicates: nothing twice, and stored in position order.
-    expect(onStream.map((m) => (m.body as LedgerEvent).position)).toEqual(
-      Array.from({ length: head }, (_, i) => i + 1),
-    );
-    await expectWholeLog(w, onStream, `${stream.subjectPrefix}.`);
-    const types = onStream.map((m) => (m.body as LedgerEvent).type);
-    expect(new Set(types)).toEqual(
-      new Set(["entry.created", "hold.created", "hold.captured", "hold.released"]),
-    );
-    expect(types.filter((t) => t === "hold.created")).toHaveLength(2 * 8);
-    await until("the queue to receive every confirmed message", () => exchange.messages().length >= head);
-    const received = exchange.messages();
-    expect(received.every((m) => m.persistent === true && m.type === (m.body as LedgerEvent).type)).toBe(
-      true,
-    );
-    await expectWholeLog(w, received, "");
+      const onStream = await stream.messages();
+      // The stream de-duplicates: nothing twice, and stored in position order.
+      expect(onStream.map((m) => (m.body as LedgerEvent).position)).toEqual(
+        Array.from({ length: head }, (_, i) => i + 1),
+      );
+      await expectWholeLog(w, onStream, `${stream.subjectPrefix}.`);
+      const types = onStream.map((m) => (m.body as LedgerEvent).type);
+      expect(new Set(types)).toEqual(
+        new Set(["entry.created", "hold.created", "hold.captured", "hold.released"]),
+      );
+      expect(types.filter((t) => t === "hold.created")).toHaveLength(2 * 8);
+      await until("the queue to receive every confirmed message", () => exchange.messages().length >= head);
+      const received = exchange.messages();
+      expect(received.every((m) => m.persistent === true && m.type === (m.body as LedgerEvent).type)).toBe(
+        true,
+      );
+      await expectWholeLog(w, received, "");
 
-    expect(await relayCheckpoint(sqlClientOf(w.tdb.db), "nats")).toBe(head);
-    expect(await relayCheckpoint(sqlClientOf(w.tdb.db), "amqp")).toBe(head);
-    await until(
-      "the lag to show nothing pending",
-      () => nats.state().pending === 0 && amqp.state().pending === 0,
-    );
-    expect(nats.state()).toMatchObject({
-      role: "active",
-      broker: "nats",
-      broker_connected: true,
-      pending: 0,
-    });
-    expect(amqp.state()).toMatchObject({
-      role: "active",
-      broker: "amqp",
-      broker_connected: true,
-      pending: 0,
-    });
-  });
+      expect(await relayCheckpoint(sqlClientOf(w.tdb.db), "nats")).toBe(head);
+      expect(await relayCheckpoint(sqlClientOf(w.tdb.db), "amqp")).toBe(head);
+      await until(
+        "the lag to show nothing pending",
+        () => nats.state().pending === 0 && amqp.state().pending === 0,
+      );
+      expect(nats.state()).toMatchObject({
+        role: "active",
+        broker: "nats",
+        broker_connected: true,
+        pending: 0,
+      });
+      expect(amqp.state()).toMatchObject({
+        role: "active",
+        broker: "amqp",
+        broker_connected: true,
+        pending: 0,
+      });
+    },
+    RELAY_TEST_TIMEOUT_MS,
+  );
 });
 
 describe("two relays on one database", () => {
@@ -257,44 +270,48 @@ describe("two relays on one database", () => {
     return rows[0]?.pid;
   }
 
-  it("has one active; when the holder's lock connection dies, and when it stops, the other takes over and nothing is lost", async () => {
-    const w = await world();
-    const database = new URL(w.tdb.url as string).pathname.slice(1);
-    const stream = await testStream();
-    const a = w.relay({ eventsUrl: testNatsUrl(), publisher: stream.publisher });
-    const b = w.relay({ eventsUrl: testNatsUrl(), publisher: stream.publisher });
-    const roles = () => [a.state().role, b.state().role].sort();
-    await until("one active, one standby", () => roles().join() === "active,standby");
+  it(
+    "has one active; when the holder's lock connection dies, and when it stops, the other takes over and nothing is lost",
+    async () => {
+      const w = await world();
+      const database = new URL(w.tdb.url as string).pathname.slice(1);
+      const stream = await testStream();
+      const a = w.relay({ eventsUrl: testNatsUrl(), publisher: stream.publisher });
+      const b = w.relay({ eventsUrl: testNatsUrl(), publisher: stream.publisher });
+      const roles = () => [a.state().role, b.state().role].sort();
+      await until("one active, one standby", () => roles().join() === "active,standby");
 
-    await mixedLoad(w.app, 3);
-    const killed = await lockHolder(database);
-    expect(killed).toBeTypeOf("number");
-    // The holder's connection dies (a crashed process's does the same): its lock goes with it.
-    await admin`select pg_terminate_backend(${killed as number})`;
-    await Promise.all([
-      mixedLoad(w.app, 3),
-      until("another connection to hold the lock", async () => {
-        const holder = await lockHolder(database);
-        return holder !== undefined && holder !== killed;
-      }),
-    ]);
-    await until("one active again", () => roles().join() === "active,standby");
+      await mixedLoad(w.app, 3);
+      const killed = await lockHolder(database);
+      expect(killed).toBeTypeOf("number");
+      // The holder's connection dies (a crashed process's does the same): its lock goes with it.
+      await admin`select pg_terminate_backend(${killed as number})`;
+      await Promise.all([
+        mixedLoad(w.app, 3),
+        until("another connection to hold the lock", async () => {
+          const holder = await lockHolder(database);
+          return holder !== undefined && holder !== killed;
+        }),
+      ]);
+      await until("one active again", () => roles().join() === "active,standby");
 
-    const active = a.state().role === "active" ? a : b;
-    const standby = active === a ? b : a;
-    await active.stop();
-    expect(active.state().role).toBe("off");
-    await until("the standby to take over", () => standby.state().role === "active");
-    await mixedLoad(w.app, 3);
+      const active = a.state().role === "active" ? a : b;
+      const standby = active === a ? b : a;
+      await active.stop();
+      expect(active.state().role).toBe("off");
+      await until("the standby to take over", () => standby.state().role === "active");
+      await mixedLoad(w.app, 3);
 
-    await until("NATS to have the whole log", () => w.delivered("nats"));
-    const head = await w.head();
-    const onStream = await stream.messages();
-    expect(onStream.map((m) => (m.body as LedgerEvent).position)).toEqual(
-      Array.from({ length: head }, (_, i) => i + 1),
-    );
-    await expectWholeLog(w, onStream, `${stream.subjectPrefix}.`);
-  });
+      await until("NATS to have the whole log", () => w.delivered("nats"));
+      const head = await w.head();
+      const onStream = await stream.messages();
+      expect(onStream.map((m) => (m.body as LedgerEvent).position)).toEqual(
+        Array.from({ length: head }, (_, i) => i + 1),
+      );
+      await expectWholeLog(w, onStream, `${stream.subjectPrefix}.`);
+    },
+    RELAY_TEST_TIMEOUT_MS,
+  );
 });
 
 describe("a broker outage", () => {
@@ -305,81 +322,85 @@ describe("a broker outage", () => {
     return proxy;
   }
 
-  it("lets writes go on while NATS and RabbitMQ are cut, reports the lag, and catches up when they are back", async () => {
-    const w = await world();
-    const stream = await testStream();
-    const exchange = await testExchange();
-    const natsProxy = await proxyTo(testNatsUrl(), 4222);
-    const amqpProxy = await proxyTo(testAmqpUrl(), 5672);
-    const retries = { backoffMinMs: 100, backoffMaxMs: 1_000 };
-    const nats = w.relay({
-      eventsUrl: natsProxy.url(testNatsUrl()),
-      publisher: { nats: { ...stream.publisher.nats, timeoutMs: 1_000 } },
-      ...retries,
-    });
-    const amqp = w.relay({
-      eventsUrl: amqpProxy.url(testAmqpUrl()),
-      publisher: { amqp: { ...exchange.publisher.amqp, timeoutMs: 1_000 } },
-      ...retries,
-    });
-    const app = createApp({
-      db: w.tdb.db,
-      ping: () => w.tdb.ping(),
-      logger: silentLogger,
-      relayState: () => nats.state(),
-    });
+  it(
+    "lets writes go on while NATS and RabbitMQ are cut, reports the lag, and catches up when they are back",
+    async () => {
+      const w = await world();
+      const stream = await testStream();
+      const exchange = await testExchange();
+      const natsProxy = await proxyTo(testNatsUrl(), 4222);
+      const amqpProxy = await proxyTo(testAmqpUrl(), 5672);
+      const retries = { backoffMinMs: 100, backoffMaxMs: 1_000 };
+      const nats = w.relay({
+        eventsUrl: natsProxy.url(testNatsUrl()),
+        publisher: { nats: { ...stream.publisher.nats, timeoutMs: 1_000 } },
+        ...retries,
+      });
+      const amqp = w.relay({
+        eventsUrl: amqpProxy.url(testAmqpUrl()),
+        publisher: { amqp: { ...exchange.publisher.amqp, timeoutMs: 1_000 } },
+        ...retries,
+      });
+      const app = createApp({
+        db: w.tdb.db,
+        ping: () => w.tdb.ping(),
+        logger: silentLogger,
+        relayState: () => nats.state(),
+      });
 
-    await mixedLoad(app, 2);
-    await until(
-      "the first part on both brokers",
-      async () => (await w.delivered("nats")) && (await w.delivered("amqp")),
-    );
+      await mixedLoad(app, 2);
+      await until(
+        "the first part on both brokers",
+        async () => (await w.delivered("nats")) && (await w.delivered("amqp")),
+      );
 
-    // NATS goes silent (connections open, nothing answers); RabbitMQ goes away (connections reset).
-    await natsProxy.down("blackhole");
-    await amqpProxy.down("refuse");
-    await mixedLoad(app, 3);
-    await until("both relays to see their broker down, with events pending", () =>
-      [nats, amqp].every((r) => {
-        const s = r.state();
-        return !s.broker_connected && s.pending > 0 && s.last_error !== undefined;
-      }),
-    );
-    const health = await app.request("/health");
-    expect(health.status).toBe(200);
-    const body = (await health.json()) as { status: string; events: Record<string, unknown> };
-    expect(body.status).toBe("ok");
-    expect(body.events).toMatchObject({
-      status: "degraded",
-      role: "active",
-      broker: "nats",
-      broker_connected: false,
-    });
-    expect(body.events.pending).toBeGreaterThan(0);
-    expect(body.events.oldest_pending_at).toEqual(expect.any(String));
-    expect(body.events.detail).toContain("writes go on");
+      // NATS goes silent (connections open, nothing answers); RabbitMQ goes away (connections reset).
+      await natsProxy.down("blackhole");
+      await amqpProxy.down("refuse");
+      await mixedLoad(app, 3);
+      await until("both relays to see their broker down, with events pending", () =>
+        [nats, amqp].every((r) => {
+          const s = r.state();
+          return !s.broker_connected && s.pending > 0 && s.last_error !== undefined;
+        }),
+      );
+      const health = await app.request("/health");
+      expect(health.status).toBe(200);
+      const body = (await health.json()) as { status: string; events: Record<string, unknown> };
+      expect(body.status).toBe("ok");
+      expect(body.events).toMatchObject({
+        status: "degraded",
+        role: "active",
+        broker: "nats",
+        broker_connected: false,
+      });
+      expect(body.events.pending).toBeGreaterThan(0);
+      expect(body.events.oldest_pending_at).toEqual(expect.any(String));
+      expect(body.events.detail).toContain("writes go on");
 
-    await natsProxy.up();
-    await amqpProxy.up();
-    await until("NATS to catch up", () => w.delivered("nats"));
-    await until("RabbitMQ to catch up", () => w.delivered("amqp"));
-    const head = await w.head();
-    const onStream = await stream.messages();
-    expect(onStream.map((m) => (m.body as LedgerEvent).position)).toEqual(
-      Array.from({ length: head }, (_, i) => i + 1),
-    );
-    await expectWholeLog(w, onStream, `${stream.subjectPrefix}.`);
-    await until(
-      "the queue to receive every confirmed message",
-      () => deduplicated(exchange.messages()).length >= head,
-    );
-    await expectWholeLog(w, exchange.messages(), "");
-    await until(
-      "the health to be ok again",
-      () => nats.state().broker_connected && nats.state().pending === 0,
-    );
-    const healthy = (await (await app.request("/health")).json()) as { events: Record<string, unknown> };
-    expect(healthy.events).toMatchObject({ status: "ok", broker_connected: true, pending: 0 });
-    expect(healthy.events).not.toHaveProperty("last_error");
-  });
+      await natsProxy.up();
+      await amqpProxy.up();
+      await until("NATS to catch up", () => w.delivered("nats"));
+      await until("RabbitMQ to catch up", () => w.delivered("amqp"));
+      const head = await w.head();
+      const onStream = await stream.messages();
+      expect(onStream.map((m) => (m.body as LedgerEvent).position)).toEqual(
+        Array.from({ length: head }, (_, i) => i + 1),
+      );
+      await expectWholeLog(w, onStream, `${stream.subjectPrefix}.`);
+      await until(
+        "the queue to receive every confirmed message",
+        () => deduplicated(exchange.messages()).length >= head,
+      );
+      await expectWholeLog(w, exchange.messages(), "");
+      await until(
+        "the health to be ok again",
+        () => nats.state().broker_connected && nats.state().pending === 0,
+      );
+      const healthy = (await (await app.request("/health")).json()) as { events: Record<string, unknown> };
+      expect(healthy.events).toMatchObject({ status: "ok", broker_connected: true, pending: 0 });
+      expect(healthy.events).not.toHaveProperty("last_error");
+    },
+    RELAY_TEST_TIMEOUT_MS,
+  );
 });
