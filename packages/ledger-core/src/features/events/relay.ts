@@ -266,23 +266,6 @@ export function startRelay(opts: RelayOptions): Relay {
           }
           status.connected = true;
           log.info({ after_attempts: brokerAttempt }, "broker connected");
-          // The broker may hold events past the checkpoint (a relay that died between its publish and its
-          // checkpoint): resume after them, once the log confirms they are this ledger's, rather than count
-          // on the stream's de-duplication window to drop them again.
-          try {
-            const last = await publisher.lastPublished();
-            if (last !== null && last.position > checkpoint) {
-              const [mine] = await readEvents(runner, last.position - 1, 1);
-              if (mine?.position === last.position && mine.id === last.id) {
-                log.info({ checkpoint, broker_holds: last.position }, "resuming after what the broker holds");
-                checkpoint = last.position;
-              }
-            }
-          } catch (error) {
-            brokerFailed(error);
-            await dropPublisher();
-            continue;
-          }
         }
         const stored = await readEvents(runner, checkpoint, batchSizeMax);
         // The read may have run on a connection postgres.js opened anew: the new holder sends these.

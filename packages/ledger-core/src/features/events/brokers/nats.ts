@@ -58,7 +58,6 @@ export async function connectNats(url: string, opts: NatsPublisherOptions = {}):
     );
   }
   const js = jetstream(nc, { timeout: timeoutMs });
-  const manager = await jetstreamManager(nc, { timeout: timeoutMs });
 
   return {
     kind: "nats",
@@ -85,6 +84,7 @@ export async function connectNats(url: string, opts: NatsPublisherOptions = {}):
       );
     },
     async lastPublished() {
+      const manager = await jetstreamManager(nc, { timeout: timeoutMs });
       const last = (await manager.streams.info(stream)).state.last_seq;
       if (last === 0) return null;
       const message = await manager.streams.getMessage(stream, { seq: last });
