@@ -162,17 +162,6 @@ describe("NATS JetStream", () => {
     expect(idsOf(await s.messages())).toEqual(events.map((e) => e.id));
   });
 
-  it("says which event it holds last (null for an empty stream), for a relay resuming after it", async () => {
-    const s = await stream();
-    const publisher = await publisherFor(testNatsUrl(), s.publisher);
-    expect(await publisher.lastPublished()).toBeNull();
-    const events = samples(5);
-    await publisher.publish(events);
-    await publisher.publish(events.slice(0, 2));
-    const last = events.at(-1);
-    expect(await publisher.lastPublished()).toEqual({ position: last?.position, id: last?.id });
-  });
-
   it("refuses a stream of that name that does not take the subjects", async () => {
     const s = await stream();
     const nc = await connectNatsServer({ servers: testNatsUrl() });
@@ -243,13 +232,6 @@ describe("RabbitMQ", () => {
     expect(got.every((m) => m.type === "entry.created")).toBe(true);
     expect(got.every((m) => m.persistent === true && m.contentType === "application/json")).toBe(true);
     expect(got.map((m) => m.body)).toEqual(events);
-  });
-
-  it("cannot say what it holds: an exchange keeps nothing", async () => {
-    const x = await exchange();
-    const publisher = await publisherFor(testAmqpUrl(), x.publisher);
-    await publisher.publish(samples(3));
-    expect(await publisher.lastPublished()).toBeNull();
   });
 
   it("declares a missing exchange durable and topic", async () => {

@@ -32,10 +32,11 @@ import { ensureProcessedTable, pruneProcessedEvents } from "../src/features/even
 import { eventRoute, eventSchema, type LedgerEvent } from "../src/features/events/envelope.js";
 import { createDatabase, dropDatabase } from "../src/testing/postgres.js";
 import { startTcpProxy } from "../src/testing/proxy.js";
+import { testAmqpUrl, testNatsUrl } from "../src/testing/brokers.js";
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const NATS_URL = process.env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
-const AMQP_URL = process.env.TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const NATS_URL = testNatsUrl();
+const AMQP_URL = testAmqpUrl();
 /** Short, so that a delivery left unanswered (the cut-off consumer) comes again soon. */
 const ACK_WAIT_MS = 1_500;
 

@@ -53,9 +53,7 @@ export interface GroupCommitOptions {
  * What was submitted together: one command, or a group (a batch request) that always goes into one
  * transaction; an atomic group is written in full or not at all.
  */
-interface Pending {
-  commands: readonly Command<unknown>[];
-  atomic: boolean;
+interface Pending extends Unit {
   /** The request that submitted it, read when it was submitted. */
   requestId: string | null;
   settle: (settled: Settled[]) => void;
@@ -167,9 +165,7 @@ export class GroupCommitter {
   async #run(batch: Pending[]): Promise<void> {
     let settled: Settled[];
     try {
-      settled = await this.#commit(
-        batch.map((p) => ({ commands: p.commands, atomic: p.atomic, requestId: p.requestId })),
-      );
+      settled = await this.#commit(batch);
     } catch (error) {
       // #commit answers every failure it knows; anything else still answers every waiting request.
       settled = batch.flatMap((p) => p.commands.map(() => ({ ok: false as const, error })));

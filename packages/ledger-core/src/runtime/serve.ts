@@ -73,6 +73,22 @@ function publisherOptions(env: BrokerPlace): PublisherOptions {
   };
 }
 
+/** Starts this process's relay from the env (boot's and apps/relay's). */
+function startRelayFrom(
+  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_EVENTS_URL" | "LEDGER_EVENTS_RETENTION_DAYS"> & BrokerPlace,
+  db: LedgerDb,
+  logger: Logger,
+): Relay {
+  return startRelay({
+    db,
+    databaseUrl: env.DATABASE_URL,
+    eventsUrl: env.LEDGER_EVENTS_URL,
+    retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
+    publisher: publisherOptions(env),
+    logger,
+  });
+}
+
 /** The configuration every app reads at boot; an app's own env.ts extends it with its default port. */
 export function appEnvSchema(defaultPort: number) {
   return z.object({
@@ -116,23 +132,28 @@ export function appEnvSchema(defaultPort: number) {
   });
 }
 
-/** apps/relay's configuration: the relay alone needs a Postgres and a broker. */
+/** apps/relay's configuration: the relay alone needs a Postgres and a broker; the rest is the apps'. */
 export function relayEnvSchema() {
-  return z.object({
-    DATABASE_URL: z
-      .string({ error: "DATABASE_URL is required: the relay alone runs against Postgres" })
-      .trim()
-      .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL"),
-    LEDGER_EVENTS_URL: z
-      .string({ error: "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)" })
-      .trim()
-      .min(1, "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)")
-      .refine(isBrokerUrl, EVENTS_URL_MESSAGE),
-    LEDGER_EVENTS_RETENTION_DAYS: retentionDaysSchema,
-    ...brokerPlaceSchema,
-    DB_STARTUP_TIMEOUT_S: z.coerce.number().int().min(0).max(3600).default(60),
-    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  });
+  return appEnvSchema(0)
+    .pick({
+      LEDGER_EVENTS_RETENTION_DAYS: true,
+      LEDGER_EVENTS_STREAM: true,
+      LEDGER_EVENTS_SUBJECT_PREFIX: true,
+      LEDGER_EVENTS_EXCHANGE: true,
+      DB_STARTUP_TIMEOUT_S: true,
+      LOG_LEVEL: true,
+    })
+    .extend({
+      DATABASE_URL: z
+        .string({ error: "DATABASE_URL is required: the relay alone runs against Postgres" })
+        .trim()
+        .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL"),
+      LEDGER_EVENTS_URL: z
+        .string({ error: "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)" })
+        .trim()
+        .min(1, "LEDGER_EVENTS_URL is required: the broker to publish to (nats:// or amqp://)")
+        .refine(isBrokerUrl, EVENTS_URL_MESSAGE),
+    });
 }
 
 export type RelayEnv = z.infer<ReturnType<typeof relayEnvSchema>>;
@@ -218,8 +239,7 @@ export async function serveAll(
  * up to DB_STARTUP_TIMEOUT_S, rather than exiting and leaving the restart to a supervisor.
  */
 async function openWithRetry(
-  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_STARTUP_TIMEOUT_S"> &
-    Partial<Pick<AppEnv, "DB_POOL_SIZE">>,
+  env: Pick<AppEnv, "DATABASE_URL" | "LEDGER_DATA_DIR" | "DB_POOL_SIZE" | "DB_STARTUP_TIMEOUT_S">,
   logger: Logger,
 ): Promise<LedgerDatabase> {
   const giveUpAt = Date.now() + env.DB_STARTUP_TIMEOUT_S * 1000;
@@ -305,14 +325,7 @@ export async function boot(
     // work and before the database closes.
     const started =
       env.LEDGER_RELAY === "on"
-        ? startRelay({
-            db: opened.db,
-            databaseUrl: env.DATABASE_URL,
-            eventsUrl: env.LEDGER_EVENTS_URL,
-            retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
-            publisher: publisherOptions(env),
-            logger,
-          })
+        ? startRelayFrom(env, opened.db, logger)
         : observeRelay({ db: opened.db, eventsUrl: env.LEDGER_EVENTS_URL, logger });
     relay = started;
     const stops: (() => Promise<void>)[] = [];
@@ -354,14 +367,7 @@ export async function bootRelay(env: RelayEnv, name = "relay"): Promise<void> {
   try {
     database = await openWithRetry({ ...env, LEDGER_DATA_DIR: undefined, DB_POOL_SIZE: 2 }, logger);
     const opened = database;
-    const relay = startRelay({
-      db: opened.db,
-      databaseUrl: env.DATABASE_URL,
-      eventsUrl: env.LEDGER_EVENTS_URL,
-      retentionDays: env.LEDGER_EVENTS_RETENTION_DAYS,
-      publisher: publisherOptions(env),
-      logger,
-    });
+    const relay = startRelayFrom(env, opened.db, logger);
     logger.info({ broker: relay.state().broker }, "relay started; contending for the lock");
     let closing = false;
     const shutdown = (signal: NodeJS.Signals) => {

@@ -205,3 +205,28 @@ export async function pruneEvents(
   ]);
   return Number((rows?.[0] as { n?: number } | undefined)?.n ?? 0);
 }
+
+// Retention may delete only a prefix of positions (readers and the audit rely on the log being gapless
+// from its oldest kept event), and only what every relay that moved within the retention period has
+// delivered. occurred_at follows the writers' clocks, not commit order, so the prefix ends before the
+// first event that is still recent, not at the last old one. A relay whose checkpoint has not moved for the
+// whole retention period (a broker since removed) no longer holds retention back.
+// Each round looks at the oldest `$2` events only (an index range on the primary key), so its cost does
+// not grow with the backlog: a ledger that migrated millions of old entries prunes them chunk by chunk.
+const RETENTION_HORIZON = `with oldest as (
+    select position, occurred_at from ledger_events order by position limit $2
+  )
+  select least(
+    c.last_position,
+    (select min(r.position) from ledger_event_relays r where r.updated_at >= $1::timestamptz),
+    coalesce((select min(o.position) - 1 from oldest o where o.occurred_at >= $1::timestamptz),
+             (select max(o.position) from oldest o),
+             c.last_position)
+  )::text as through
+  from ledger_event_counter c`;
+
+/** The last position retention may prune through for a cutoff, looking at the oldest `window` events. */
+export async function retentionHorizon(db: SqlRunner, before: Date, window: number): Promise<number> {
+  const [rows] = await db.run([{ text: RETENTION_HORIZON, params: [before.toISOString(), window] }]);
+  return Number((rows?.[0] as { through?: string } | undefined)?.through ?? 0);
+}

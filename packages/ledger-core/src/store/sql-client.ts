@@ -40,9 +40,14 @@ export interface SqlClient extends SqlRunner {
 
 const clients = new WeakMap<object, SqlClient>();
 
+/** The driver's client under a drizzle database: the postgres.js pool or the PGlite instance. */
+export function driverClientOf(db: LedgerDb): unknown {
+  return (db as unknown as { $client?: unknown }).$client;
+}
+
 /** The SqlClient over the same connection pool (or embedded database) as a drizzle database. */
 export function sqlClientOf(db: LedgerDb): SqlClient {
-  const underlying = (db as unknown as { $client?: unknown }).$client;
+  const underlying = driverClientOf(db);
   if (underlying === null || (typeof underlying !== "object" && typeof underlying !== "function")) {
     throw new TypeError("This database has no driver client (was it opened with openDatabase?)");
   }

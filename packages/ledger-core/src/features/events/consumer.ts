@@ -17,6 +17,8 @@ import {
 } from "./consumer/core.js";
 import { startNatsConsumer, type NatsConsumerOptions, type NatsSettings } from "./consumer/nats.js";
 import { ensureProcessedTable } from "./consumer/processed.js";
+import { AMQP_EXCHANGE_DEFAULT } from "./brokers/amqp.js";
+import { NATS_STREAM_DEFAULT, NATS_SUBJECT_PREFIX_DEFAULT } from "./brokers/nats.js";
 
 export {
   ConsumerError,
@@ -198,8 +200,8 @@ function isSubject(s: string, wildcards: boolean): boolean {
 
 function natsSettings(name: string, prefetch: number, o: NatsConsumerOptions): NatsSettings {
   const s: NatsSettings = {
-    stream: o.stream ?? "LEDGER",
-    subject: o.subject ?? "ledger.>",
+    stream: o.stream ?? NATS_STREAM_DEFAULT,
+    subject: o.subject ?? `${NATS_SUBJECT_PREFIX_DEFAULT}.>`,
     ackWaitMs: int("nats.ackWaitMs", o.ackWaitMs, 30_000, 1_000, DELAY_MS_MAX),
     deadStream: o.deadStream ?? "LEDGER_DEAD",
     deadSubject: o.deadSubject ?? `ledger_dead.${name}`,
@@ -216,7 +218,7 @@ function natsSettings(name: string, prefetch: number, o: NatsConsumerOptions): N
 function amqpSettings(name: string, prefetch: number, o: AmqpConsumerOptions): AmqpSettings {
   const queue = o.queue ?? name;
   const s: AmqpSettings = {
-    exchange: o.exchange ?? "ledger.events",
+    exchange: o.exchange ?? AMQP_EXCHANGE_DEFAULT,
     bindingKey: o.bindingKey ?? "#",
     queue,
     deadQueue: o.deadQueue ?? `${queue}.dead`,

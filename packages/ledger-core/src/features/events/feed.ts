@@ -16,8 +16,8 @@
 import type { Logger } from "pino";
 import type { LedgerDb } from "../../store/client.js";
 import { lastEventPosition, readEvents, type StoredEvent } from "../../store/events.js";
-import { read } from "../../store/reads.js";
-import { sqlClientOf, type SqlRunner } from "../../store/sql-client.js";
+import { OPERATION_TIMEOUT_MS_DEFAULT, read } from "../../store/reads.js";
+import { driverClientOf, sqlClientOf, type SqlRunner } from "../../store/sql-client.js";
 import type { LedgerEvent } from "./envelope.js";
 import { toLedgerEvent } from "./outbox.js";
 import { eventSignalFor, type EventSignal } from "./signal.js";
@@ -134,7 +134,8 @@ const feeds = new WeakMap<object, EventFeed>();
 
 /** The one feed of a database (of its client) in this process. */
 export function eventFeedFor(db: LedgerDb): EventFeed {
-  const key: object = (db as unknown as { $client?: object }).$client ?? db;
+  const client = driverClientOf(db);
+  const key: object = typeof client === "object" && client !== null ? client : db;
   let feed = feeds.get(key);
   if (!feed) {
     feed = new EventFeed(db);
@@ -170,7 +171,7 @@ export class EventFeed {
     this.#pollMs = opts.pollMs ?? FEED_POLL_MS;
     this.#pageSize = opts.pageSize ?? FEED_PAGE_SIZE;
     this.#bufferMax = opts.bufferEventsMax ?? FOLLOWER_BUFFER_EVENTS_MAX;
-    this.#readTimeoutMs = opts.readTimeoutMs ?? 5_000;
+    this.#readTimeoutMs = opts.readTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT;
   }
 
   /** Where the feed reports failed reads (the first app to start gives its logger). */

@@ -19,13 +19,14 @@ import postgres from "postgres";
 import type { LedgerDb } from "../../store/client.js";
 import {
   pruneEvents,
+  retentionHorizon,
   readEvents,
   relayCheckpoint,
   relayLag,
   saveRelayCheckpoint,
   type RelayLag,
 } from "../../store/events.js";
-import { sqlClientOf, type Rows, type SqlRunner } from "../../store/sql-client.js";
+import { driverClientOf, sqlClientOf, type Rows, type SqlRunner } from "../../store/sql-client.js";
 import {
   brokerKindOf,
   connectPublisher,
@@ -344,18 +345,8 @@ export function startRelay(opts: RelayOptions): Relay {
   });
 
   return {
-    state() {
-      const oldest = status.lag.oldestPendingAt;
-      return {
-        role: stopping() ? "off" : status.role,
-        broker,
-        broker_connected: status.connected,
-        pending: status.lag.pending,
-        oldest_pending_at: oldest,
-        oldest_pending_age_ms: oldest === null ? null : Math.max(0, Date.now() - Date.parse(oldest)),
-        ...(status.lastError === undefined ? {} : { last_error: status.lastError }),
-      };
-    },
+    state: () =>
+      stateOf(stopping() ? "off" : status.role, broker, status.connected, status.lag, status.lastError),
     async stop() {
       if (!stopping()) {
         abort.abort();
@@ -367,6 +358,26 @@ export function startRelay(opts: RelayOptions): Relay {
   };
 }
 
+/** What state() answers, from what the relay (or its observer) knows. */
+function stateOf(
+  role: RelayRole,
+  broker: BrokerKind | null,
+  connected: boolean,
+  lag: { pending: number; oldestPendingAt: string | null },
+  lastError: string | undefined,
+): RelayState {
+  const oldest = lag.oldestPendingAt;
+  return {
+    role,
+    broker,
+    broker_connected: connected,
+    pending: lag.pending,
+    oldest_pending_at: oldest,
+    oldest_pending_age_ms: oldest === null ? null : Math.max(0, Date.now() - Date.parse(oldest)),
+    ...(lastError === undefined ? {} : { last_error: lastError }),
+  };
+}
+
 /**
  * The relay's state where it does not run (LEDGER_RELAY=off: apps/relay runs it): role "off", and the lag,
  * read every second from the app's own pool, so every process's /health still shows it.
@@ -375,10 +386,11 @@ export function observeRelay(opts: Pick<RelayOptions, "db" | "eventsUrl" | "logg
   const broker = opts.eventsUrl === undefined ? null : brokerKindOf(opts.eventsUrl);
   let lag = { pending: 0, oldestPendingAt: null as string | null };
   let lastError: string | undefined;
+  const runner = sqlClientOf(opts.db);
   const refresh = async () => {
     if (broker === null) return;
     try {
-      const read = await relayLag(sqlClientOf(opts.db), broker);
+      const read = await relayLag(runner, broker);
       lag = { pending: read.pending, oldestPendingAt: read.oldestPendingAt };
       lastError = undefined;
     } catch (error) {
@@ -391,46 +403,12 @@ export function observeRelay(opts: Pick<RelayOptions, "db" | "eventsUrl" | "logg
   }, LAG_REFRESH_MS);
   timer.unref();
   return {
-    state: () => ({
-      role: "off",
-      broker,
-      broker_connected: false,
-      pending: lag.pending,
-      oldest_pending_at: lag.oldestPendingAt,
-      oldest_pending_age_ms:
-        lag.oldestPendingAt === null ? null : Math.max(0, Date.now() - Date.parse(lag.oldestPendingAt)),
-      ...(lastError === undefined ? {} : { last_error: lastError }),
-    }),
+    state: () => stateOf("off", broker, false, lag, lastError),
     async stop() {
       clearInterval(timer);
       await reading;
     },
   };
-}
-
-// Retention may delete only a prefix of positions (readers and the audit rely on the log being gapless
-// from its oldest kept event), and only what every relay that moved within the retention period has
-// delivered. occurred_at follows the writers' clocks, not commit order, so the prefix ends before the
-// first event that is still recent, not at the last old one. A relay whose checkpoint has not moved for the
-// whole retention period (a broker since removed) no longer holds retention back.
-// Each round looks at the oldest `$2` events only (an index range on the primary key), so its cost does
-// not grow with the backlog: a ledger that migrated millions of old entries prunes them chunk by chunk.
-const RETENTION_HORIZON = `with oldest as (
-    select position, occurred_at from ledger_events order by position limit $2
-  )
-  select least(
-    c.last_position,
-    (select min(r.position) from ledger_event_relays r where r.updated_at >= $1::timestamptz),
-    coalesce((select min(o.position) - 1 from oldest o where o.occurred_at >= $1::timestamptz),
-             (select max(o.position) from oldest o),
-             c.last_position)
-  )::text as through
-  from ledger_event_counter c`;
-
-/** The last position retention may prune through for a cutoff, looking at the oldest `window` events. */
-export async function retentionHorizon(db: SqlRunner, before: Date, window: number): Promise<number> {
-  const [rows] = await db.run([{ text: RETENTION_HORIZON, params: [before.toISOString(), window] }]);
-  return Number((rows?.[0] as { through?: string } | undefined)?.through ?? 0);
 }
 
 /**
@@ -510,7 +488,7 @@ function openLockConnection(url: string): LockConnection {
 }
 
 function isEmbedded(db: LedgerDb): boolean {
-  return (db as unknown as { $client?: unknown }).$client instanceof PGlite;
+  return driverClientOf(db) instanceof PGlite;
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -2,6 +2,7 @@
 // wrote entries, so this process's readers (the streams' feed, the relay) look at once instead of at their
 // next poll. Other processes' commits are found by polling; the signal only shortens the wait.
 import type { LedgerDb } from "../../store/client.js";
+import { driverClientOf } from "../../store/sql-client.js";
 
 export interface EventSignal {
   /** Events were committed in this process. */
@@ -14,7 +15,8 @@ const signals = new WeakMap<object, EventSignal>();
 
 /** The one signal of a database (of its client) in this process. */
 export function eventSignalFor(db: LedgerDb): EventSignal {
-  const key: object = (db as unknown as { $client?: object }).$client ?? db;
+  const client = driverClientOf(db);
+  const key: object = typeof client === "object" && client !== null ? client : db;
   let signal = signals.get(key);
   if (!signal) {
     signal = createEventSignal();

@@ -127,8 +127,6 @@ export async function connectAmqp(url: string, opts: AmqpPublisherOptions = {}):
         clearTimeout(timer);
       }
     },
-    // An exchange keeps nothing: what was delivered is in the queues, beyond the publisher's sight.
-    lastPublished: () => Promise.resolve(null),
     isConnected: () => closed === undefined,
     close,
   };

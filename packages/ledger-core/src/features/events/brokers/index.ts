@@ -19,12 +19,6 @@ export interface EventPublisher {
    * them may have been stored even then.
    */
   publish(events: readonly LedgerEvent[]): Promise<void>;
-  /**
-   * The newest event the broker holds from this ledger, where it can say (JetStream: the stream's last
-   * message); null when it holds none or cannot say (RabbitMQ). Not used by the relay yet: resuming after
-   * it on connect was tried and taken out (a takeover test hung twice in CI after it, cause not found).
-   */
-  lastPublished(): Promise<{ position: number; id: string } | null>;
   /** False once the connection is gone (closed by close() or lost): connect a new publisher then. */
   isConnected(): boolean;
   /** Closes the connection; safe to call twice, and after the connection was lost. */

@@ -83,16 +83,6 @@ export async function connectNats(url: string, opts: NatsPublisherOptions = {}):
         s.status === "rejected" ? { cause: s.reason } : undefined,
       );
     },
-    async lastPublished() {
-      const manager = await jetstreamManager(nc, { timeout: timeoutMs });
-      const last = (await manager.streams.info(stream)).state.last_seq;
-      if (last === 0) return null;
-      const message = await manager.streams.getMessage(stream, { seq: last });
-      const body = message?.json<{ position?: unknown; id?: unknown }>();
-      return typeof body?.position === "number" && typeof body.id === "string"
-        ? { position: body.position, id: body.id }
-        : null;
-    },
     isConnected: () => !nc.isClosed(),
     close: async () => {
       if (!nc.isClosed()) await nc.close();

@@ -11,14 +11,13 @@ import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage, t
 import {
   ConsumerError,
   DEAD_LETTER_HEADERS,
-  messageOf,
   pause,
-  redacted,
   runDelivery,
   type BrokerConsumer,
   type ConsumerRuntime,
   type Delivery,
 } from "./core.js";
+import { reasonOf, redact } from "../brokers/index.js";
 
 export interface AmqpConsumerOptions {
   /** The ledger's topic exchange, declared durable if missing. Default `ledger.events`. */
@@ -100,7 +99,7 @@ export async function startAmqpConsumer(
 }
 
 function brokerUnavailable(url: string, error: unknown): ConsumerError {
-  return new ConsumerError("BROKER_UNAVAILABLE", `RabbitMQ at ${redacted(url)}: ${messageOf(error)}`, {
+  return new ConsumerError("BROKER_UNAVAILABLE", `RabbitMQ at ${redact(url)}: ${reasonOf(error)}`, {
     cause: error,
   });
 }
@@ -284,7 +283,7 @@ async function declare(ch: ConfirmChannel, o: AmqpSettings): Promise<void> {
     if ((error as { code?: unknown }).code === 406) {
       throw new ConsumerError(
         "CONSUMER_CONFIG_CONFLICT",
-        `RabbitMQ refused the declaration: ${messageOf(error)}`,
+        `RabbitMQ refused the declaration: ${reasonOf(error)}`,
         {
           cause: error,
           details: { exchange: o.exchange, queue: o.queue, deadQueue: o.deadQueue },

@@ -13,6 +13,7 @@ import type { Sql, TransactionSql } from "postgres";
 import { z } from "@hono/zod-openapi";
 import { isUnavailable } from "../../../store/errors.js";
 import { EVENT_TYPES, EVENT_VERSION, eventSchema, type LedgerEvent } from "../envelope.js";
+import { reasonOf } from "../brokers/index.js";
 import { processOnce } from "./processed.js";
 
 export type ConsumerErrorCode =
@@ -159,7 +160,7 @@ export function decodeEvent(body: Uint8Array): Decoded {
   try {
     value = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));
   } catch (error) {
-    return { kind: "poison", reason: "NOT_JSON", detail: messageOf(error), eventId: null };
+    return { kind: "poison", reason: "NOT_JSON", detail: reasonOf(error), eventId: null };
   }
   const fields = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
   const id = eventIdSchema.safeParse(fields.id);
@@ -232,7 +233,7 @@ export async function runDelivery(d: Delivery, rt: ConsumerRuntime): Promise<voi
         rt.report(
           new ConsumerError(
             "DATABASE_UNAVAILABLE",
-            `the consumer's database is unavailable: ${messageOf(error)}`,
+            `the consumer's database is unavailable: ${reasonOf(error)}`,
             {
               cause: error,
               details: { eventId: event.id },
@@ -249,12 +250,12 @@ export async function runDelivery(d: Delivery, rt: ConsumerRuntime): Promise<voi
       rt.report(
         new ConsumerError(
           "HANDLER_FAILED",
-          `handler failed on event ${event.id} (delivery ${d.attempt}, maxDeliver ${rt.maxDeliver}): ${messageOf(error)}`,
+          `handler failed on event ${event.id} (delivery ${d.attempt}, maxDeliver ${rt.maxDeliver}): ${reasonOf(error)}`,
           { cause: error, details: { eventId: event.id, attempt: d.attempt } },
         ),
       );
       if (d.attempt >= rt.maxDeliver) {
-        await deadLetter(d, rt, { reason: "HANDLER_FAILED", detail: messageOf(error), eventId: event.id });
+        await deadLetter(d, rt, { reason: "HANDLER_FAILED", detail: reasonOf(error), eventId: event.id });
       } else {
         d.retry(retryDelayMs(rt, d.attempt));
         rt.status.retried++;
@@ -272,7 +273,7 @@ async function ack(d: Delivery, rt: ConsumerRuntime, eventId: string): Promise<b
     return true;
   } catch (error) {
     rt.report(
-      new ConsumerError("ACK_FAILED", `ack of event ${eventId} failed: ${messageOf(error)}`, {
+      new ConsumerError("ACK_FAILED", `ack of event ${eventId} failed: ${reasonOf(error)}`, {
         cause: error,
         details: { eventId, attempt: d.attempt },
       }),
@@ -290,7 +291,7 @@ async function deadLetter(d: Delivery, rt: ConsumerRuntime, letter: DeadLetter):
     rt.report(
       new ConsumerError(
         "DEAD_LETTER_FAILED",
-        `dead letter (${letter.reason}) not published: ${messageOf(error)}`,
+        `dead letter (${letter.reason}) not published: ${reasonOf(error)}`,
         {
           cause: error,
           details: { eventId: letter.eventId, attempt: d.attempt },
@@ -347,10 +348,6 @@ export function pause(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Header values are one line (NATS refuses CR and LF in them). */
 export function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, " ");
@@ -360,15 +357,4 @@ export function oneLine(s: string): string {
 export interface BrokerConsumer {
   /** Stops taking messages, waits for the one in flight, gives back what is buffered, and disconnects. */
   stop(): Promise<void>;
-}
-
-/** A broker URL for messages: its password left out. */
-export function redacted(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(an invalid URL)";
-  }
 }

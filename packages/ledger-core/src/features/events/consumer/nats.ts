@@ -20,15 +20,14 @@ import { connect } from "@nats-io/transport-node";
 import {
   ConsumerError,
   DEAD_LETTER_HEADERS,
-  messageOf,
   pause,
-  redacted,
   runDelivery,
   UNANSWERED_DELIVERIES,
   type BrokerConsumer,
   type ConsumerRuntime,
   type Delivery,
 } from "./core.js";
+import { reasonOf, redact } from "../brokers/index.js";
 
 export interface NatsConsumerOptions {
   /** The ledger's stream. Default `LEDGER`. */
@@ -72,7 +71,7 @@ export async function startNatsConsumer(
   } catch (error) {
     throw new ConsumerError(
       "BROKER_UNAVAILABLE",
-      `NATS at ${redacted(url)} cannot be reached: ${messageOf(error)}`,
+      `NATS at ${redact(url)} cannot be reached: ${reasonOf(error)}`,
       {
         cause: error,
       },
@@ -183,7 +182,7 @@ export async function startNatsConsumer(
         rt.report(
           error instanceof ConsumerError
             ? error
-            : new ConsumerError("BROKER_UNAVAILABLE", `JetStream session ended: ${messageOf(error)}`, {
+            : new ConsumerError("BROKER_UNAVAILABLE", `JetStream session ended: ${reasonOf(error)}`, {
                 cause: error,
               }),
         );
@@ -263,7 +262,7 @@ async function ensureDeadStream(jsm: JetStreamManager, o: NatsSettings): Promise
     if (apiCode(error) === null) throw error;
     throw new ConsumerError(
       "CONSUMER_CONFIG_CONFLICT",
-      `dead-letter stream ${o.deadStream} over ${subjects.join(", ")} cannot be created: ${messageOf(error)}`,
+      `dead-letter stream ${o.deadStream} over ${subjects.join(", ")} cannot be created: ${reasonOf(error)}`,
       { cause: error, details: { deadStream: o.deadStream, subjects } },
     );
   }
@@ -305,7 +304,7 @@ async function ensureDurable(jsm: JetStreamManager, rt: ConsumerRuntime, o: Nats
     if (apiCode(error) === null || error instanceof ConsumerError) throw error;
     throw new ConsumerError(
       "CONSUMER_CONFIG_CONFLICT",
-      `durable consumer ${o.stream}/${rt.name} cannot take this configuration: ${messageOf(error)}`,
+      `durable consumer ${o.stream}/${rt.name} cannot take this configuration: ${reasonOf(error)}`,
       { cause: error, details: { stream: o.stream, consumer: rt.name, ...editable } },
     );
   }
