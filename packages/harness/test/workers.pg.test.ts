@@ -1,9 +1,12 @@
 // LEDGER_WORKERS: one app served by several processes on one port (node:cluster), each with its own
 // pool, writing the same ledger. Posts from many connections land on both workers, every answer is
-// right, SIGTERM stops them all cleanly, and without DATABASE_URL more than one worker is refused.
+// right, the primary (not a worker) relays their events to NATS and every worker's /health says so,
+// SIGTERM stops them all cleanly, and without DATABASE_URL more than one worker is refused.
 import { randomBytes } from "node:crypto";
 import { openDatabase } from "@ledger/core/db";
 import { expectLedgerInvariants, testDatabaseUrl } from "@ledger/core/testing";
+import { freshNatsStream, testNatsUrl, type TestStream } from "@ledger/core/testing/brokers";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AppProcess,
@@ -25,9 +28,11 @@ const READ: RetryOptions = { timeoutMs: REQUEST_TIMEOUT_MS, giveUpAfterMs: 30_00
 
 let database: { name: string; url: string } | undefined;
 let app: AppProcess | undefined;
+let stream: TestStream | undefined;
 
 beforeAll(async () => {
   database = await createDatabase(testDatabaseUrl(), "ledger_workers");
+  stream = await freshNatsStream();
   app = new AppProcess({
     app: "app1",
     port: await freePort(),
@@ -35,6 +40,11 @@ beforeAll(async () => {
     workers: WORKERS,
     logLevel: "info",
     logLinesMax: LOG_LINES_MAX,
+    env: {
+      LEDGER_EVENTS_URL: testNatsUrl(),
+      LEDGER_EVENTS_STREAM: stream.stream,
+      LEDGER_EVENTS_SUBJECT_PREFIX: stream.subjectPrefix,
+    },
   });
   app.start();
   await app.waitHealthy({ timeoutMs: 60_000 });
@@ -42,6 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.stop();
+  await stream?.delete();
   if (database) await dropDatabase(testDatabaseUrl(), database.name);
 });
 
@@ -108,6 +119,43 @@ describe("LEDGER_WORKERS", () => {
     } finally {
       await db.close();
     }
+  });
+
+  it("relays from the primary, not from a worker; every worker's /health reports it; every event reaches NATS", async () => {
+    const running = app;
+    if (!running || !stream) throw new Error("app1 did not start");
+    const primary = running.pid;
+    const output = () => running.recentOutput(LOG_LINES_MAX);
+    expect(pidsLogging(output(), "relay active")).toEqual(new Set([primary]));
+    expect(pidsLogging(output(), "relay standby").size).toBe(0);
+
+    const sql = postgres(database?.url ?? "", { max: 1, onnotice: () => {} });
+    let head: number;
+    try {
+      const [row] = await sql<{ p: string }[]>`select last_position::text as p from ledger_event_counter`;
+      head = Number(row?.p ?? 0);
+    } finally {
+      await sql.end();
+    }
+    expect(head).toBeGreaterThan(0);
+    type EventsHealth = { role: string; broker_connected: boolean; pending: number };
+    // A fresh connection per request: the cluster hands them to the workers in turn, so both answer.
+    const health = async () => {
+      const res = await fetch(`${running.baseUrl}/health`, { headers: { connection: "close" } });
+      return ((await res.json()) as { events: EventsHealth }).events;
+    };
+    const deadline = Date.now() + 30_000;
+    while ((await health()).pending > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // The primary sends its state every second: wait for a fresh one in both workers.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const answers: EventsHealth[] = [];
+    for (let i = 0; i < 10; i++) answers.push(await health());
+    for (const events of answers) {
+      expect(events).toMatchObject({ role: "active", broker_connected: true, pending: 0 });
+    }
+    expect((await stream.messages()).length).toBe(head);
   });
 
   it("stops every worker on SIGTERM and exits 0", async () => {

@@ -173,6 +173,42 @@ describe("NATS JetStream", () => {
     expect(error.message).toContain(`${s.subjectPrefix}.>`);
   });
 
+  it("fails the publish, naming the event, when the stream was deleted under it (no stream takes the subject)", async () => {
+    const s = await stream();
+    const publisher = await publisherFor(testNatsUrl(), s.publisher);
+    await publisher.publish(samples(2));
+    await s.delete();
+    const events = samples(3);
+    const error = await rejection(publisher.publish(events));
+    expect(error.code).toBe("BROKER_PUBLISH_FAILED");
+    expect(error.message).toContain(`event ${events[0]?.position} (${events[0]?.id})`);
+    expect(error.message).toContain("no stream takes the subject");
+    expect(publisher.isConnected()).toBe(false);
+  });
+
+  it("fails the publish when another stream took the subjects: nothing is stored there", async () => {
+    const s = await stream();
+    const publisher = await publisherFor(testNatsUrl(), s.publisher);
+    await s.delete();
+    const nc = await connectNatsServer({ servers: testNatsUrl() });
+    onTestFinished(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const other = `${s.stream}_OTHER`;
+    await jsm.streams.add({ name: other, subjects: [`${s.subjectPrefix}.>`] });
+    onTestFinished(() => jsm.streams.delete(other).then(() => undefined));
+    const error = await rejection(publisher.publish(samples(2)));
+    expect(error.code).toBe("BROKER_PUBLISH_FAILED");
+    expect(error.message).toContain(`in the stream ${s.stream}`);
+    expect((await jsm.streams.info(other)).state.messages).toBe(0);
+  });
+
+  it("an empty batch is published at once", async () => {
+    const s = await stream();
+    const publisher = await publisherFor(testNatsUrl(), s.publisher);
+    await publisher.publish([]);
+    expect(await s.messages()).toEqual([]);
+  });
+
   it("fails to connect to a port with no NATS as BROKER_CONNECT_FAILED", async () => {
     const error = await rejection(connectPublisher(`nats://127.0.0.1:${await closedPort()}`));
     expect(error.code).toBe("BROKER_CONNECT_FAILED");

@@ -119,7 +119,7 @@ function eventsHealth(state: RelayState) {
     : state.broker === null
       ? "no broker configured (LEDGER_EVENTS_URL): events are read over GET /ledger/events and the streams"
       : state.role === "active"
-        ? "this process relays the outbox to the broker"
+        ? "this process (or, with LEDGER_WORKERS > 1, its primary) relays the outbox to the broker"
         : state.role === "standby"
           ? "another process relays the outbox; this one takes over if it stops"
           : "the relay does not run in this process (LEDGER_RELAY=off)";

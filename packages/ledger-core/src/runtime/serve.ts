@@ -12,6 +12,7 @@ import { AMQP_EXCHANGE_DEFAULT } from "../features/events/brokers/amqp.js";
 import { brokerKindOf, type PublisherOptions } from "../features/events/brokers/index.js";
 import { NATS_STREAM_DEFAULT, NATS_SUBJECT_PREFIX_DEFAULT } from "../features/events/brokers/nats.js";
 import { observeRelay, startRelay, type Relay, type RelayState } from "../features/events/relay.js";
+import { broadcastRelayState, relayOfPrimary } from "./primary-relay.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
   return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
@@ -125,8 +126,9 @@ export function appEnvSchema(defaultPort: number) {
     LEDGER_EVENTS_RETENTION_DAYS: retentionDaysSchema,
     ...brokerPlaceSchema,
     /**
-     * on: the relay runs in this process (every app process contends; one per database is active). off:
-     * not here, for when apps/relay runs it alone; /health still shows the lag.
+     * on: the relay runs in this process, or in the primary with LEDGER_WORKERS > 1 (every server
+     * contends; one per database is active). off: not here, for when apps/relay runs it alone; /health
+     * still shows the lag.
      */
     LEDGER_RELAY: z.enum(["on", "off"]).default("on"),
   });
@@ -311,8 +313,9 @@ export async function boot(
     process.exit(2);
   }
   const logger = createLogger({ level: env.LOG_LEVEL, name });
-  if (env.LEDGER_WORKERS > 1 && cluster.isPrimary) {
-    superviseWorkers(env.LEDGER_WORKERS, logger);
+  const workers = env.LEDGER_WORKERS > 1;
+  if (workers && cluster.isPrimary) {
+    superviseWorkers(env, logger);
     return;
   }
   let database: LedgerDatabase | undefined;
@@ -323,10 +326,14 @@ export async function boot(
     const opened = database;
     // One relay per process, whatever the number of apps in it; it stops after the apps' own background
     // work and before the database closes.
+    // With several workers the primary runs the relay (primary-relay.ts) and tells the workers its state.
+    const observing = { db: opened.db, eventsUrl: env.LEDGER_EVENTS_URL, logger };
     const started =
-      env.LEDGER_RELAY === "on"
-        ? startRelayFrom(env, opened.db, logger)
-        : observeRelay({ db: opened.db, eventsUrl: env.LEDGER_EVENTS_URL, logger });
+      env.LEDGER_RELAY === "off"
+        ? observeRelay(observing)
+        : workers
+          ? relayOfPrimary(observing)
+          : startRelayFrom(env, opened.db, logger);
     relay = started;
     const stops: (() => Promise<void>)[] = [];
     const deps: BootDeps = {
@@ -396,16 +403,41 @@ export async function bootRelay(env: RelayEnv, name = "relay"): Promise<void> {
 
 /**
  * The primary of a multi-process server: forks the workers (each boots the apps, with its own pool,
- * and they share the listening ports), replaces a worker that dies, and on SIGINT/SIGTERM passes the
- * signal on and exits once every worker has finished its in-flight requests.
+ * and they share the listening ports), replaces a worker that dies, runs the relay (LEDGER_RELAY=on) on a
+ * small pool of its own, and on SIGINT/SIGTERM passes the signal on and exits once every worker has
+ * finished its in-flight requests and the relay has stopped.
  */
-function superviseWorkers(count: number, logger: Logger): void {
+function superviseWorkers(
+  env: Pick<
+    AppEnv,
+    | "LEDGER_WORKERS"
+    | "DATABASE_URL"
+    | "DB_STARTUP_TIMEOUT_S"
+    | "LEDGER_EVENTS_URL"
+    | "LEDGER_EVENTS_RETENTION_DAYS"
+    | "LEDGER_RELAY"
+  > &
+    BrokerPlace,
+  logger: Logger,
+): void {
   let stopping = false;
-  logger.info({ workers: count }, "starting worker processes");
-  for (let i = 0; i < count; i++) cluster.fork();
+  let relay: Promise<{ stop(): Promise<void> } | undefined> = Promise.resolve(undefined);
+  logger.info({ workers: env.LEDGER_WORKERS }, "starting worker processes");
+  for (let i = 0; i < env.LEDGER_WORKERS; i++) cluster.fork();
+  const exit = () => {
+    void relay
+      .then((r) => r?.stop())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "the relay did not stop cleanly");
+          process.exit(1);
+        },
+      );
+  };
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) exit();
       return;
     }
     logger.error({ worker_pid: worker.process.pid, code, signal }, "worker exited; starting another");
@@ -413,14 +445,48 @@ function superviseWorkers(count: number, logger: Logger): void {
       if (!stopping) cluster.fork();
     }, WORKER_RESTART_DELAY_MS);
   });
+  if (env.LEDGER_RELAY === "on") {
+    relay = startPrimaryRelay(env, logger).catch((error: unknown) => {
+      // The workers open the same database and fail the same way; the server cannot work without it.
+      logger.fatal({ err: error }, "could not start the relay");
+      process.exit(1);
+    });
+  }
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down workers");
     const workers = Object.values(cluster.workers ?? {});
-    if (workers.length === 0) process.exit(0);
+    if (workers.length === 0) exit();
     for (const worker of workers) worker?.process.kill(signal);
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+}
+
+/** The primary's relay: a pool of two, the relay, and its state sent to the workers every second. */
+async function startPrimaryRelay(
+  env: Parameters<typeof startRelayFrom>[0] & Pick<AppEnv, "DB_STARTUP_TIMEOUT_S">,
+  logger: Logger,
+): Promise<{ stop(): Promise<void> }> {
+  const database = await openWithRetry(
+    {
+      DATABASE_URL: env.DATABASE_URL,
+      LEDGER_DATA_DIR: undefined,
+      DB_POOL_SIZE: 2,
+      DB_STARTUP_TIMEOUT_S: env.DB_STARTUP_TIMEOUT_S,
+    },
+    logger,
+  );
+  const relay = startRelayFrom(env, database.db, logger);
+  const stopBroadcast = broadcastRelayState(relay, () =>
+    Object.values(cluster.workers ?? {}).filter((w) => w !== undefined),
+  );
+  return {
+    async stop() {
+      stopBroadcast();
+      await relay.stop();
+      await database.close();
+    },
+  };
 }

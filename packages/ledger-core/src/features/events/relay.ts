@@ -6,8 +6,10 @@
 // connection of its own (a one-connection postgres.js client, never recycled), and the others wait as
 // standbys, trying again every second. The lock goes with its connection: a holder that dies loses it as
 // soon as Postgres sees the connection close (TCP keepalives on that session bound it for a vanished
-// host too), and a standby takes over within seconds. The relay runs in every app process by default
-// (LEDGER_RELAY=on) or alone (apps/relay); on embedded PGlite, one process by construction, it simply runs.
+// host too), and a standby takes over within seconds. The relay runs in every app server by default
+// (LEDGER_RELAY=on: in its one process, or in its primary when it has several workers, see
+// runtime/primary-relay.ts) or alone (apps/relay); on embedded PGlite, one process by construction, it
+// simply runs.
 //
 // What goes wrong is waited out, never passed on to the writers: a broker that is down or refuses is
 // retried with backoff (250 ms doubling to 5 s) on a new connection, from the same checkpoint; a database
@@ -448,6 +450,15 @@ interface LockConnection {
 function openLockConnection(url: string): LockConnection {
   let closes = 0;
   let lockedAtCloses: number | undefined;
+  // Settles (rejects) once the connection that took the lock closed. A statement in flight when Postgres
+  // ends the session can stay pending in postgres.js (seen when a backend is terminated mid-query: the
+  // relay then waited on it for ever, believing itself active while another took over), so every
+  // statement on this connection races it: the relay sees an error and contends again.
+  let loseLock = () => {};
+  const lost = new Promise<never>((_resolve, reject) => {
+    loseLock = () => reject(new Error("the lock's connection closed"));
+  });
+  lost.catch(() => {}); // observed by the races below; unobserved when the lock is never lost
   const sql = postgres(url, {
     max: 1,
     // Never recycled (postgres.js closes idle ones only when told to): a new connection would not hold the lock.
@@ -457,17 +468,20 @@ function openLockConnection(url: string): LockConnection {
     onnotice: () => {},
     onclose: () => {
       closes += 1;
+      if (lockedAtCloses !== undefined) loseLock();
     },
     connection: LOCK_SESSION,
   });
   return {
     runner: {
-      run: (statements) =>
-        Promise.all(
+      run: (statements) => {
+        const done = Promise.all(
           statements.map(
             (s) => sql.unsafe(s.text, s.params as never[], { prepare: true }) as unknown as Promise<Rows>,
           ),
-        ),
+        );
+        return lockedAtCloses === undefined ? done : Promise.race([done, lost]);
+      },
     },
     async tryLock(subkey) {
       // Counted before the query: a close from here on makes holds() false, a safe over-reaction; a
@@ -476,7 +490,10 @@ function openLockConnection(url: string): LockConnection {
       const [row] = await sql<
         { locked: boolean }[]
       >`select pg_try_advisory_lock(${RELAY_LOCK_KEY}, ${subkey}) as locked`;
-      if (row?.locked) lockedAtCloses = before;
+      if (row?.locked) {
+        lockedAtCloses = before;
+        if (closes !== before) loseLock();
+      }
       return row?.locked === true;
     },
     holds: () => lockedAtCloses !== undefined && closes === lockedAtCloses,
