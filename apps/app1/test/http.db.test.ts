@@ -31,6 +31,7 @@ import {
   withMembers,
 } from "@ledger/core/testing/http";
 import { describeAppSurface } from "@ledger/core/testing/surface";
+import { describeSecurity } from "@ledger/core/testing/security";
 import type { HostileBody } from "@ledger/core/testing/http";
 
 /**
@@ -246,6 +247,19 @@ describe(`app1 HTTP [${testDriver()}]`, () => {
   });
 
   describeAppSurface({
+    app: () => app,
+    db: () => tdb.db,
+    ping: () => tdb.ping(),
+    createApp,
+    name: APP_NAME,
+    title: "app1 credits ledger",
+    catalog: app1Catalog,
+    foreignApp: "app2",
+    foreignOperations: APP2_OPERATIONS,
+    validPost: (owner) => op(owner, "CREDIT_ADD"),
+  });
+
+  describeSecurity({
     app: () => app,
     db: () => tdb.db,
     ping: () => tdb.ping(),

@@ -38,6 +38,7 @@ import {
 } from "@ledger/core/testing/http";
 import { conflict, describeNonceConflicts } from "@ledger/core/testing/shared-operations";
 import { describeAppSurface } from "@ledger/core/testing/surface";
+import { describeSecurity } from "@ledger/core/testing/security";
 import type { HostileBody } from "@ledger/core/testing/http";
 
 /** app1's own operations (its catalog less the shared ones), which app2 must not offer. */
@@ -278,6 +279,19 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
   });
 
   describeAppSurface({
+    app: () => app,
+    db: () => tdb.db,
+    ping: () => tdb.ping(),
+    createApp,
+    name: APP_NAME,
+    title: "app2 credits ledger",
+    catalog: app2Catalog,
+    foreignApp: "app1",
+    foreignOperations: APP1_OPERATIONS,
+    validPost: (owner) => op(owner, "USAGE_REFUND", { amount: 1 }),
+  });
+
+  describeSecurity({
     app: () => app,
     db: () => tdb.db,
     ping: () => tdb.ping(),

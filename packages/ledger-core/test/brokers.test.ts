@@ -38,6 +38,8 @@ function sampleEvent(owner = "owner-1", sequence = 1): LedgerEvent {
     sequence,
     position,
     request_id: null,
+    actor: null,
+    trace_id: null,
     data: {
       id: position,
       app: "brokers-test",

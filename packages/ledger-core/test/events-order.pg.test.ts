@@ -108,6 +108,8 @@ describe("event positions across processes", () => {
           sequence: 1,
           nonce: owner,
           requestId: null,
+          actor: null,
+          traceId: null,
           data: {
             app: "probe",
             operation: "CREDIT_ADD",

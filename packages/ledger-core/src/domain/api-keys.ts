@@ -4,6 +4,10 @@
 // than 128 bits of entropy, so a slow password hash would add nothing but latency to every request.
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
+/** What a key may do; which routes each opens is in http/scopes.ts. */
+export const SCOPES = ["read", "write", "admin", "events"] as const;
+export type Scope = (typeof SCOPES)[number];
+
 export const API_KEY_PREFIX = "lgr_";
 const KEY_PATTERN = /^lgr_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 /** Longest Authorization value looked at: a key is 64 characters; anything much longer is not one. */

@@ -27,6 +27,8 @@ export interface LedgerEntry {
   counterparty_owner_id?: string;
   /** Why, as the caller said. */
   reason?: string;
+  /** The id of the API key that wrote it. */
+  actor?: string;
 }
 
 export interface PostResult {

@@ -2,6 +2,7 @@
 // its own: each command says what it must lock and load, how its nonce is recorded, and decides, purely,
 // against the state loaded under the locks (formance/ledger's log processor is the model: one runner
 // owning transaction, locks and idempotency for every command).
+import type { RequestOrigin } from "./request-context.js";
 import type { LedgerError, LedgerErrorCode } from "../domain/errors.js";
 import type { EntryRow, RecordedEntry } from "../store/reads.js";
 import type { Rows, Statement } from "../store/sql-client.js";
@@ -28,13 +29,13 @@ export interface RowWriter<R = unknown> {
 
 /**
  * Where a batch's events go: rows derived from its effects, written by `writer` last in the write round
- * trip (so they commit if and only if the entries do). `requestIds` names, for each entry, the request
+ * trip (so they commit if and only if the entries do). `origins` names, for each entry, the request
  * whose command wrote it (null for the ledger's own writes). `committed` is told after each batch that
  * wrote entries has committed.
  */
 export interface Outbox<R = unknown> {
   readonly writer: RowWriter<R>;
-  rowsOf(effects: Effects, requestIds: readonly (string | null)[]): R[];
+  rowsOf(effects: Effects, origins: readonly (RequestOrigin | null)[]): R[];
   committed?(): void;
 }
 

@@ -43,6 +43,7 @@ const creditAddRow = (id: number, nonce: string): RecordedEntry => ({
   app: "app",
   operation: "CREDIT_ADD",
   ownerId: "a",
+  actor: null,
   amount: 10n,
   balanceAfter: 10n,
   sequence: 1,

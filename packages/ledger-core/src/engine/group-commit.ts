@@ -30,7 +30,7 @@ import {
 import { sqlClientOf, type SqlClient } from "../store/sql-client.js";
 import { writeReadAndCommit } from "../store/write.js";
 import type { Command, FactLoader, Outbox } from "./command.js";
-import { currentRequestId } from "./request-context.js";
+import { currentRequest, type RequestOrigin } from "./request-context.js";
 import type { ActiveHold } from "../domain/holds.js";
 import { BatchState, type LimitKey, type NewEntry } from "./state.js";
 
@@ -55,7 +55,7 @@ export interface GroupCommitOptions {
  */
 interface Pending extends Unit {
   /** The request that submitted it, read when it was submitted. */
-  requestId: string | null;
+  origin: RequestOrigin | null;
   settle: (settled: Settled[]) => void;
 }
 
@@ -109,7 +109,7 @@ export class GroupCommitter {
       this.#queue.push({
         commands: [command],
         atomic: false,
-        requestId: currentRequestId(),
+        origin: currentRequest(),
         settle: ([s]) => {
           if (s?.ok) resolve(s.answer as A);
           else reject(s?.error instanceof Error ? s.error : new Error(s ? String(s.error) : "no answer"));
@@ -127,7 +127,7 @@ export class GroupCommitter {
   submitGroup(commands: readonly Command<unknown>[], atomic: boolean): Promise<Settled[]> {
     if (commands.length === 0) return Promise.resolve([]);
     return new Promise<Settled[]>((settle) => {
-      this.#queue.push({ commands, atomic, requestId: currentRequestId(), settle });
+      this.#queue.push({ commands, atomic, origin: currentRequest(), settle });
       this.#pump();
     });
   }
@@ -190,7 +190,7 @@ export class GroupCommitter {
       }
       // A non-atomic group's commands stand alone: retried one by one like separate submissions.
       const singles = units.flatMap((u) =>
-        u.atomic ? [u] : u.commands.map((c) => ({ commands: [c], atomic: false, requestId: u.requestId })),
+        u.atomic ? [u] : u.commands.map((c) => ({ commands: [c], atomic: false, origin: u.origin ?? null })),
       );
       if (singles.length > 1 && !(error instanceof DatabaseUnavailableError)) {
         // The batch failed as a whole: find out which submission it was by retrying one by one, in order.
@@ -278,12 +278,13 @@ export class GroupCommitter {
           : [];
       });
       const effects = state.effects();
+      const origins = originsOf(units, plans, effects.entries.length);
+      effects.entries.forEach((e, i) => {
+        e.actor = origins[i]?.actor ?? null;
+      });
       const outbox = this.#opts.outbox;
       if (outbox && effects.entries.length > 0) {
-        effects.rows.set(
-          outbox.writer,
-          outbox.rowsOf(effects, requestIdsOf(units, plans, effects.entries.length)),
-        );
+        effects.rows.set(outbox.writer, outbox.rowsOf(effects, origins));
       }
       const written = await writeReadAndCommit(
         tx,
@@ -344,21 +345,25 @@ export interface Unit {
   commands: readonly Command<unknown>[];
   atomic: boolean;
   /** The request that submitted it (none: the ledger's own writes). */
-  requestId?: string | null;
+  origin?: RequestOrigin | null;
 }
 
-/** For each entry the batch decided, the request whose command wrote it. */
-function requestIdsOf(units: readonly Unit[], plans: readonly Plan[], entryCount: number): (string | null)[] {
-  const ids = new Array<string | null>(entryCount).fill(null);
+/** For each entry the batch decided, the request whose command wrote it (null: the ledger's own). */
+function originsOf(
+  units: readonly Unit[],
+  plans: readonly Plan[],
+  entryCount: number,
+): (RequestOrigin | null)[] {
+  const origins = new Array<RequestOrigin | null>(entryCount).fill(null);
   let at = 0;
   for (const unit of units) {
     for (let i = 0; i < unit.commands.length; i += 1) {
       const plan = plans[at + i];
-      if (plan?.kind === "accepted") for (const e of plan.entries) ids[e] = unit.requestId ?? null;
+      if (plan?.kind === "accepted") for (const e of plan.entries) origins[e] = unit.origin ?? null;
     }
     at += unit.commands.length;
   }
-  return ids;
+  return origins;
 }
 
 /**

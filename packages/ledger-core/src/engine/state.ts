@@ -88,6 +88,8 @@ export interface NewEntry extends Required<EntryLinks> {
   limitPeriod: string | null;
   createdAt: Date;
   expiresAt: Date | null;
+  /** The API key that wrote it: set by group commit from the request's context, after the decision. */
+  actor: string | null;
 }
 
 /**
@@ -845,6 +847,7 @@ export class Draft {
       reverses: spec.reverses ?? null,
       counterpartyOwnerId: spec.counterpartyOwnerId ?? null,
       reason: spec.reason ?? null,
+      actor: null,
     };
     o.balance = balanceAfter;
     o.lastSequence = entry.sequence;

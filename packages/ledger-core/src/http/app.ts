@@ -11,7 +11,7 @@ import { BODY_SIZE_MAX_BYTES } from "../domain/limits.js";
 import type { LedgerDb } from "../store/client.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import { LedgerService } from "../service/ledger-service.js";
-import { docsRoutes } from "./docs.js";
+import { docsRoutes, registerOpenApi } from "./docs.js";
 import type { LedgerEnv } from "./env.js";
 import { problem, problemExtra, STATUS_BY_CODE } from "./problem.js";
 import { createLedgerRouter, validationHook, WRITE_ROUTES } from "./router.js";
@@ -19,6 +19,9 @@ import { FEATURES } from "../features/index.js";
 import { findStrictJsonProblem } from "./strict-json.js";
 import { withRequestContext } from "../engine/request-context.js";
 import type { RelayState } from "../features/events/relay.js";
+import { sqlClientOf, type SqlRunner } from "../store/sql-client.js";
+import { authMiddleware, type AuthMode } from "./auth.js";
+import type { RateLimits } from "./rate-limit.js";
 
 export interface LedgerAppOptions {
   service: LedgerService;
@@ -30,6 +33,18 @@ export interface LedgerAppOptions {
   bodySizeMaxBytes?: number;
   /** The relay's state, reported by /health under `events` (unset: /health says nothing of events). */
   relayState?: () => RelayState;
+  /** API keys and rate limits (unset: LEDGER_AUTH=off, nothing checked). */
+  auth?: AppAuth | undefined;
+}
+
+/** What an app needs to check API keys: where they are, the mode, the shared rate limits, the default rate. */
+export interface AppAuth {
+  /** The database holding ledger_api_keys (the app's own). */
+  db: LedgerDb;
+  mode: AuthMode;
+  limits: RateLimits;
+  /** LEDGER_RATE_LIMIT_PER_S. */
+  defaultRatePerS: number;
 }
 
 export function createLedgerApp(opts: LedgerAppOptions) {
@@ -38,13 +53,15 @@ export function createLedgerApp(opts: LedgerAppOptions) {
 
   app.use(requestId());
   // The request's id reaches what it writes (the events name it) through the request context.
-  app.use((c, next) => withRequestContext({ requestId: c.get("requestId") }, next));
+  app.use((c, next) =>
+    withRequestContext({ requestId: c.get("requestId"), actor: null, traceId: null }, next),
+  );
   app.use(async (c, next) => {
     const started = performance.now();
-    const log = logger.child({ req_id: c.get("requestId"), app: service.app });
-    c.set("log", log);
+    c.set("log", logger.child({ req_id: c.get("requestId"), app: service.app }));
     await next();
-    log.info(
+    // The auth middleware adds the key's id and the trace id to the request's logger.
+    c.get("log").info(
       {
         method: c.req.method,
         path: c.req.path,
@@ -56,6 +73,18 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   });
   // Before the route's own validation; strict: false makes "/ledger/" match too. A feature may give its
   // write paths a body limit of their own (a batch's is larger than one write's).
+  // Who is calling, before anything reads a body or a route runs: a refusal writes nothing.
+  app.use(
+    authMiddleware({
+      mode: opts.auth?.mode ?? "off",
+      app: service.app,
+      db: opts.auth ? sqlClientOf(opts.auth.db) : NO_KEYS,
+      logger,
+      limits: opts.auth?.limits ?? OFF_LIMITS,
+      defaultRatePerS: opts.auth?.defaultRatePerS ?? 1,
+      clientAddress,
+    }),
+  );
   const guard = writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES);
   for (const { path, bodySizeMaxBytes } of WRITE_ROUTES) {
     app.post(path, bodySizeMaxBytes === undefined ? guard : writeBodyGuard(bodySizeMaxBytes));
@@ -72,7 +101,7 @@ export function createLedgerApp(opts: LedgerAppOptions) {
     }
   });
 
-  app.doc31("/openapi.json", {
+  registerOpenApi(app, {
     openapi: "3.1.0",
     info: {
       title: opts.title,
@@ -211,6 +240,8 @@ export interface AppDeps {
   onStop?: (stop: () => Promise<void>) => void;
   /** The relay's state for /health (boot passes it; unset: /health says nothing of events). */
   relayState?: () => RelayState;
+  /** API keys and rate limits (boot passes them; unset: LEDGER_AUTH=off). The keys are in `db`. */
+  auth?: Omit<AppAuth, "db"> | undefined;
 }
 
 /** What an app is: its name (recorded on entries, scope of its nonces), its catalog, its API title. */
@@ -242,6 +273,25 @@ export function ledgerAppFactory(spec: AppSpec) {
       title: spec.title,
       version: spec.version,
       ...(deps.relayState ? { relayState: deps.relayState } : {}),
+      auth: deps.auth && { ...deps.auth, db: deps.db },
     });
   };
+}
+
+/** The key store of an app whose auth is off: never consulted. */
+const NO_KEYS: SqlRunner = { run: () => Promise.reject(new Error("auth is off: no key store")) };
+
+/** The limits of an app whose auth is off: never consulted, so never counting. */
+const OFF_LIMITS: RateLimits = {
+  consumeKey: () => Promise.resolve({ allowed: true, failedOpen: true }),
+  authAllowed: () => Promise.resolve({ allowed: true, failedOpen: true }),
+  authFailed: () => Promise.resolve(),
+  stats: () => ({ refused: { key: 0, auth: 0 }, failOpen: 0 }),
+  close: () => Promise.resolve(),
+};
+
+/** The address of the connection (not a forwarded header: that is the client's to write). */
+function clientAddress(c: Context<LedgerEnv>): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? "unknown";
 }

@@ -51,6 +51,11 @@ export const entrySchema = z
       .optional()
       .openapi({ description: "TRANSFER_OUT and TRANSFER_IN: the other owner" }),
     reason: z.string().optional().openapi({ description: "Why, as the caller said" }),
+    actor: z.string().optional().openapi({
+      description:
+        "The id of the API key that wrote it (absent: written without a key, or by the ledger itself)",
+      example: "3f9c1a0b7d2e4c58",
+    }),
   })
   .openapi("Entry");
 

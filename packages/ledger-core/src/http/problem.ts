@@ -16,9 +16,12 @@ export type HttpErrorCode =
   | "PAYLOAD_TOO_LARGE"
   | "NOT_FOUND"
   | "BAD_REQUEST"
+  | "UNAUTHENTICATED"
+  | "FORBIDDEN"
+  | "RATE_LIMITED"
   | "INTERNAL_ERROR";
 
-export type ProblemStatus = 400 | 404 | 409 | 413 | 415 | 422 | 500 | 503;
+export type ProblemStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503;
 
 /** Which status each domain code earns: 400 the request is wrong, 409 the nonce is taken, 422 a rule refused. */
 export const STATUS_BY_CODE: Record<HttpErrorCode, ProblemStatus> = {
@@ -31,6 +34,8 @@ export const STATUS_BY_CODE: Record<HttpErrorCode, ProblemStatus> = {
   EXPIRY_NOT_ALLOWED: 400,
   MALFORMED_JSON: 400,
   BAD_REQUEST: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   NONCE_CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
@@ -48,6 +53,7 @@ export const STATUS_BY_CODE: Record<HttpErrorCode, ProblemStatus> = {
   NOT_REVERSIBLE: 422,
   REVERSAL_EXCEEDS_ORIGINAL: 422,
   OWNER_SUSPENDED: 422,
+  RATE_LIMITED: 429,
   CATALOG_INVALID: 500,
   INTERNAL_ERROR: 500,
   DATABASE_UNAVAILABLE: 503,
@@ -55,11 +61,14 @@ export const STATUS_BY_CODE: Record<HttpErrorCode, ProblemStatus> = {
 
 const TITLES: Record<ProblemStatus, string> = {
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
   422: "Unprocessable Content",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
@@ -145,9 +154,11 @@ export function problem(
     details?: Record<string, unknown>;
     members?: Partial<Pick<Problem, "hold_status">>;
   } = {},
+  headers: Record<string, string> = {},
 ): Response {
   const requestId = (c.get("requestId") as string | undefined) ?? undefined;
   return problemResponse(problemBody(code, detail, { ...extra, requestId }), {
+    ...headers,
     ...(requestId ? { "x-request-id": requestId } : {}),
   });
 }

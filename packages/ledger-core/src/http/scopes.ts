@@ -6,8 +6,9 @@
 //   write   operations, batches, holds, captures, releases, transfers
 //   admin   reversals, suspension, reinstatement
 //   events  the events route and the owners' streams
-export const SCOPES = ["read", "write", "admin", "events"] as const;
-export type Scope = (typeof SCOPES)[number];
+import type { Scope } from "../domain/api-keys.js";
+
+export { SCOPES, type Scope } from "../domain/api-keys.js";
 
 export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /ledger": "write",

@@ -13,6 +13,9 @@ import { brokerKindOf, type PublisherOptions } from "../features/events/brokers/
 import { NATS_STREAM_DEFAULT, NATS_SUBJECT_PREFIX_DEFAULT } from "../features/events/brokers/nats.js";
 import { observeRelay, startRelay, type Relay, type RelayState } from "../features/events/relay.js";
 import { broadcastRelayState, relayOfPrimary } from "./primary-relay.js";
+import { Redis } from "ioredis";
+import type { AuthMode } from "../http/auth.js";
+import { createRateLimits, type RateLimits } from "../http/rate-limit.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
   return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
@@ -131,7 +134,27 @@ export function appEnvSchema(defaultPort: number) {
      * still shows the lag.
      */
     LEDGER_RELAY: z.enum(["on", "off"]).default("on"),
+    /** Read only for LEDGER_AUTH's default: "production" makes it required. */
+    NODE_ENV: z.string().optional(),
+    /** required: every ledger route needs an API key. off: nothing is checked. Default: by NODE_ENV. */
+    LEDGER_AUTH: z.enum(["required", "off"]).optional(),
+    /** Requests per second of a key created without --rate. */
+    LEDGER_RATE_LIMIT_PER_S: z.coerce.number().int().min(1).max(100_000).default(100),
+    /** Failed authentications allowed per client address per minute, then 429 until the minute is over. */
+    LEDGER_AUTH_FAILURES_PER_MIN: z.coerce.number().int().min(1).max(100_000).default(30),
+    /** Redis for rate limits shared by every process; unset: each process counts its own. */
+    LEDGER_REDIS_URL: z
+      .string()
+      .trim()
+      .optional()
+      .transform((v) => (v ? v : undefined))
+      .refine((v) => v === undefined || /^rediss?:\/\//.test(v), "LEDGER_REDIS_URL must be a redis:// URL"),
   });
+}
+
+/** LEDGER_AUTH, or its default: required in production, off otherwise (the quick start needs no key). */
+export function authModeOf(env: Pick<AppEnv, "LEDGER_AUTH" | "NODE_ENV">): AuthMode {
+  return env.LEDGER_AUTH ?? (env.NODE_ENV === "production" ? "required" : "off");
 }
 
 /** apps/relay's configuration: the relay alone needs a Postgres and a broker; the rest is the apps'. */
@@ -273,6 +296,8 @@ export interface BootDeps {
   onStop: (stop: () => Promise<void>) => void;
   /** The relay's state for /health (running here, or off with the lag only). */
   relayState: () => RelayState;
+  /** API keys and rate limits; unset: LEDGER_AUTH=off. */
+  auth?: { mode: AuthMode; limits: RateLimits; defaultRatePerS: number } | undefined;
 }
 
 export interface BootedApp {
@@ -301,6 +326,11 @@ export async function boot(
     | "LEDGER_EVENTS_RETENTION_DAYS"
     | keyof BrokerPlace
     | "LEDGER_RELAY"
+    | "NODE_ENV"
+    | "LEDGER_AUTH"
+    | "LEDGER_RATE_LIMIT_PER_S"
+    | "LEDGER_AUTH_FAILURES_PER_MIN"
+    | "LEDGER_REDIS_URL"
   >,
   name: string,
   apps: BootedApp[],
@@ -320,7 +350,20 @@ export async function boot(
   }
   let database: LedgerDatabase | undefined;
   let relay: Relay | undefined;
+  let redis: Redis | undefined;
   try {
+    const authMode = authModeOf(env);
+    if (authMode === "off") {
+      logger.warn(
+        "LEDGER_AUTH=off: every ledger route is open to anyone who can reach this port; set LEDGER_AUTH=required (the default with NODE_ENV=production) and create keys with `pnpm ledger keys create`",
+      );
+    }
+    redis = env.LEDGER_REDIS_URL === undefined ? undefined : connectRedis(env.LEDGER_REDIS_URL, logger);
+    const limits = createRateLimits({
+      redis,
+      authFailuresPerMin: env.LEDGER_AUTH_FAILURES_PER_MIN,
+      logger,
+    });
     database = await openWithRetry(env, logger);
     logger.info({ driver: database.driver }, "database ready, migrations applied");
     const opened = database;
@@ -344,6 +387,7 @@ export async function boot(
       expirySweepS: env.LEDGER_EXPIRY_SWEEP_S,
       onStop: (stop) => stops.push(stop),
       relayState: () => started.state(),
+      auth: { mode: authMode, limits, defaultRatePerS: env.LEDGER_RATE_LIMIT_PER_S },
     };
     await serveAll(
       apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
@@ -351,6 +395,7 @@ export async function boot(
       async () => {
         await started.stop();
         await opened.close();
+        await redis?.quit().catch(() => {});
       },
       async () => {
         await Promise.all(stops.map((stop) => stop()));
@@ -360,8 +405,33 @@ export async function boot(
     logger.fatal({ err: error }, "could not start");
     await relay?.stop().catch(() => {});
     await database?.close().catch(() => {});
+    redis?.disconnect();
     process.exit(1);
   }
+}
+
+/**
+ * The rate limits' Redis: commands fail at once while it is away (no offline queue, one try), so a
+ * request never waits on it; the limiter then fails open. It reconnects by itself, every second at most.
+ */
+function connectRedis(url: string, logger: Logger): Redis {
+  const client = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(times * 200, 1_000),
+  });
+  let down = false;
+  client.on("error", (error: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ err: error }, "rate limits: Redis is not answering; limits fail open until it is back");
+  });
+  client.on("ready", () => {
+    if (down) logger.info("rate limits: Redis answers again");
+    down = false;
+  });
+  return client;
 }
 
 /**

@@ -23,6 +23,10 @@ export interface EventWrite {
   /** The nonce of the entry the event is about (the entry's id is only known once it is inserted). */
   nonce: string;
   requestId: string | null;
+  /** The API key that wrote the entry. */
+  actor: string | null;
+  /** The W3C trace id of the request. */
+  traceId: string | null;
   /** The type's data without the entry's id (the reader adds it from entry_id). */
   data: Record<string, unknown>;
 }
@@ -31,12 +35,13 @@ const WRITE_EVENTS = `with c as (
     update ledger_event_counter set last_position = last_position + cardinality($1::text[])
     returning last_position - cardinality($1::text[]) as base
   )
-  insert into ledger_events (position, id, type, version, occurred_at, app, owner_id, sequence, entry_id, request_id, data)
+  insert into ledger_events (position, id, type, version, occurred_at, app, owner_id, sequence, entry_id, request_id,
+                             actor, trace_id, data)
   select c.base + v.ord, v.id::uuid, v.type, v.version, v.occurred_at::timestamptz, v.app, v.owner_id, v.sequence,
-         e.id, v.request_id, v.data::jsonb
+         e.id, v.request_id, v.actor, v.trace_id, v.data::jsonb
   from c, unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],
-                 $9::text[], $10::text[]) with ordinality
-    as v(id, type, version, occurred_at, app, owner_id, sequence, nonce, request_id, data, ord)
+                 $9::text[], $10::text[], $11::text[], $12::text[]) with ordinality
+    as v(id, type, version, occurred_at, app, owner_id, sequence, nonce, request_id, actor, trace_id, data, ord)
   join ledger_entries e on e.app = v.app and e.nonce = v.nonce`;
 
 /** The outbox's writer: its rows go last in a batch's write round trip. */
@@ -55,6 +60,8 @@ export const eventWriter: RowWriter<EventWrite> = {
         rows.map((r) => String(r.sequence)),
         rows.map((r) => r.nonce),
         rows.map((r) => r.requestId),
+        rows.map((r) => r.actor),
+        rows.map((r) => r.traceId),
         rows.map((r) => JSON.stringify(r.data)),
       ],
     };
@@ -73,11 +80,13 @@ export interface StoredEvent {
   sequence: number;
   entryId: number;
   requestId: string | null;
+  actor: string | null;
+  traceId: string | null;
   data: Record<string, unknown>;
 }
 
 const EVENT_COLUMNS = `position::text as position, id::text as id, type, version, ${UTC_MS("occurred_at")} as occurred_at,
-  app, owner_id, sequence::text as sequence, entry_id::text as entry_id, request_id, data`;
+  app, owner_id, sequence::text as sequence, entry_id::text as entry_id, request_id, actor, trace_id, data`;
 
 // "order by v.position", not "position": that would be the text output column.
 const EVENTS_AFTER = `select ${EVENT_COLUMNS} from ledger_events v where v.position > $1 order by v.position limit $2`;
@@ -95,6 +104,8 @@ interface RawEvent {
   sequence: string;
   entry_id: string;
   request_id: string | null;
+  actor: string | null;
+  trace_id: string | null;
   data: unknown;
 }
 
@@ -110,6 +121,8 @@ function toStoredEvents(rows: Rows | undefined): StoredEvent[] {
     sequence: Number(r.sequence),
     entryId: Number(r.entry_id),
     requestId: r.request_id,
+    actor: r.actor,
+    traceId: r.trace_id,
     data: parseJson<Record<string, unknown>>(r.data),
   }));
 }

@@ -26,7 +26,7 @@ export const entryColumns = (t = "") =>
   `${t}id::text as id, ${t}app, ${t}operation, ${t}owner_id, ${t}amount::text as amount,
   ${t}balance_after::text as balance_after, ${t}held_after::text as held_after, ${t}sequence::text as sequence,
   ${t}nonce, ${t}limit_period, ${UTC_MS(`${t}created_at`)} as created_at, ${UTC_MS(`${t}expires_at`)} as expires_at,
-  ${t}hold_id, ${t}reverses::text as reverses, ${t}counterparty_owner_id, ${t}reason`;
+  ${t}hold_id, ${t}reverses::text as reverses, ${t}counterparty_owner_id, ${t}reason, ${t}actor`;
 export const ENTRY_COLUMNS = entryColumns();
 
 export interface RawEntry {
@@ -46,6 +46,7 @@ export interface RawEntry {
   reverses: string | null;
   counterparty_owner_id: string | null;
   reason: string | null;
+  actor: string | null;
 }
 
 export function toEntryRow(r: RawEntry): EntryRow {
@@ -66,6 +67,7 @@ export function toEntryRow(r: RawEntry): EntryRow {
     reverses: r.reverses === null ? null : Number(r.reverses),
     counterpartyOwnerId: r.counterparty_owner_id,
     reason: r.reason,
+    actor: r.actor,
   };
 }
 
@@ -338,6 +340,7 @@ export function entryRowOf(entry: NewEntry, id = 0): EntryRow {
     reverses: entry.reverses,
     counterpartyOwnerId: entry.counterpartyOwnerId,
     reason: entry.reason,
+    actor: entry.actor,
   };
 }
 
@@ -359,6 +362,7 @@ export function toLedgerEntry(row: EntryRow, reversedAmount = 0): LedgerEntry {
     ...(reversedAmount > 0 ? { reversed_amount: reversedAmount } : {}),
     ...(row.counterpartyOwnerId !== null ? { counterparty_owner_id: row.counterpartyOwnerId } : {}),
     ...(row.reason !== null ? { reason: row.reason } : {}),
+    ...(row.actor !== null ? { actor: row.actor } : {}),
   };
 }
 

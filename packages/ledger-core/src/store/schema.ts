@@ -73,6 +73,8 @@ export const ledgerEntries = pgTable(
     counterpartyOwnerId: text("counterparty_owner_id"),
     /** Why, as the caller said (suspensions, reinstatements, reversals). */
     reason: text("reason"),
+    /** The id of the API key that wrote it; null with LEDGER_AUTH=off, for sweepers, and before keys. */
+    actor: text("actor"),
   },
   (t) => [
     unique(constraints.appNonce).on(t.app, t.nonce),
@@ -259,6 +261,10 @@ export const ledgerEvents = pgTable(
     sequence: bigint("sequence", { mode: "number" }).notNull(),
     entryId: bigint("entry_id", { mode: "number" }).notNull(),
     requestId: text("request_id"),
+    /** The API key that wrote the entry (the entry's actor). */
+    actor: text("actor"),
+    /** The W3C trace id of the request that wrote it (its traceparent header), if it had one. */
+    traceId: text("trace_id"),
     data: jsonb("data").$type<Record<string, unknown>>().notNull(),
   },
   (t) => [
@@ -318,3 +324,34 @@ export const schema = {
   ledgerEventRetention,
   ledgerEventRelays,
 };
+
+/**
+ * API keys. The secret is never stored, only its SHA-256 (a key has 256 random bits: see
+ * domain/api-keys.ts). A key belongs to one app; revoking sets revoked_at (kept, so entries' actors still
+ * name a known key).
+ */
+export const ledgerApiKeys = pgTable(
+  "ledger_api_keys",
+  {
+    id: text("id").primaryKey(),
+    app: text("app").notNull(),
+    name: text("name"),
+    scopes: text("scopes").array().notNull(),
+    /** Requests per second for this key; null: LEDGER_RATE_LIMIT_PER_S. */
+    ratePerS: integer("rate_per_s"),
+    secretSha256: text("secret_sha256").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true, mode: "date" }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+  },
+  (t) => [
+    check("ledger_api_keys_id_shape", sql`${t.id} ~ '^[0-9a-f]{16}$'`),
+    check(
+      "ledger_api_keys_scopes_known",
+      sql`cardinality(${t.scopes}) >= 1 and ${t.scopes} <@ array['read', 'write', 'admin', 'events']::text[]`,
+    ),
+    check("ledger_api_keys_rate_positive", sql`${t.ratePerS} is null or ${t.ratePerS} between 1 and 100000`),
+    check("ledger_api_keys_secret_shape", sql`${t.secretSha256} ~ '^[0-9a-f]{64}$'`),
+    index("ledger_api_keys_app").on(t.app, t.createdAt),
+  ],
+);

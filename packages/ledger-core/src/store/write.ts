@@ -23,20 +23,20 @@ import type { Rows, SqlTransaction, Statement } from "./sql-client.js";
 // Entries, owners and unused owner rows: what every batch writes.
 const WRITE_LEDGER = `with e as (
     insert into ledger_entries (app, operation, owner_id, amount, balance_after, held_after, sequence, nonce,
-                                limit_period, created_at, expires_at, hold_id, reverses, counterparty_owner_id, reason)
+                                limit_period, created_at, expires_at, hold_id, reverses, counterparty_owner_id, reason, actor)
     select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
                          $8::text[], $9::text[], $10::text[]::timestamptz[], $11::text[]::timestamptz[],
-                         $12::text[], $13::bigint[], $14::text[], $15::text[])
+                         $12::text[], $13::bigint[], $14::text[], $15::text[], $16::text[])
     returning ${ENTRY_COLUMNS}
   ), o as (
     update ledger_owners as b
     set balance = v.balance, held = v.held, last_sequence = v.last_sequence, status = v.status,
-        updated_at = $16::text::timestamptz
-    from unnest($17::text[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[])
+        updated_at = $17::text::timestamptz
+    from unnest($18::text[], $19::bigint[], $20::bigint[], $21::bigint[], $22::text[])
       as v(owner_id, balance, held, last_sequence, status)
     where b.owner_id = v.owner_id
   ), d as (
-    delete from ledger_owners where owner_id = any($22::text[]) and last_sequence = 0
+    delete from ledger_owners where owner_id = any($23::text[]) and last_sequence = 0
   )`;
 
 // A batch that touches no expiring credit and no hold (the common one) has a statement of its own,
@@ -47,27 +47,27 @@ const WRITE_PLAIN = `${WRITE_LEDGER}
 // The same, plus grants opened or changed, allocations, and holds made or ended.
 const WRITE_BATCH = `${WRITE_LEDGER}, gi as (
     insert into ledger_grants (owner_id, sequence, part, app, amount, remaining, expires_at, created_at, expired_sequence)
-    select * from unnest($23::text[], $24::bigint[], $25::int[], $26::text[], $27::bigint[], $28::bigint[],
-                         $29::text[]::timestamptz[], $30::text[]::timestamptz[], $31::bigint[])
+    select * from unnest($24::text[], $25::bigint[], $26::int[], $27::text[], $28::bigint[], $29::bigint[],
+                         $30::text[]::timestamptz[], $31::text[]::timestamptz[], $32::bigint[])
   ), gu as (
     update ledger_grants as g
     set remaining = v.remaining, expired_sequence = coalesce(v.expired_sequence, g.expired_sequence)
-    from unnest($32::text[], $33::bigint[], $34::int[], $35::bigint[], $36::bigint[])
+    from unnest($33::text[], $34::bigint[], $35::int[], $36::bigint[], $37::bigint[])
       as v(owner_id, sequence, part, remaining, expired_sequence)
     where g.owner_id = v.owner_id and g.sequence = v.sequence and g.part = v.part
   ), a as (
     insert into ledger_allocations (owner_id, sequence, grant_sequence, grant_part, amount)
-    select * from unnest($37::text[], $38::bigint[], $39::bigint[], $40::int[], $41::bigint[])
+    select * from unnest($38::text[], $39::bigint[], $40::bigint[], $41::int[], $42::bigint[])
   ), hi as (
     insert into ledger_holds (id, app, owner_id, operation, amount, status, captured_amount, expires_at, created_at,
                               sequence, ended_at, end_sequence, draws)
-    select * from unnest($42::text[], $43::text[], $44::text[], $45::text[], $46::bigint[], $47::text[], $48::bigint[],
-                         $49::text[]::timestamptz[], $50::text[]::timestamptz[], $51::bigint[],
-                         $52::text[]::timestamptz[], $53::bigint[], $54::text[]::jsonb[])
+    select * from unnest($43::text[], $44::text[], $45::text[], $46::text[], $47::bigint[], $48::text[], $49::bigint[],
+                         $50::text[]::timestamptz[], $51::text[]::timestamptz[], $52::bigint[],
+                         $53::text[]::timestamptz[], $54::bigint[], $55::text[]::jsonb[])
   ), hu as (
     update ledger_holds as h
     set status = v.status, captured_amount = v.captured_amount, ended_at = v.ended_at, end_sequence = v.end_sequence
-    from unnest($55::text[], $56::text[], $57::bigint[], $58::text[]::timestamptz[], $59::bigint[])
+    from unnest($56::text[], $57::text[], $58::bigint[], $59::text[]::timestamptz[], $60::bigint[])
       as v(id, status, captured_amount, ended_at, end_sequence)
     where h.id = v.id and h.status = 'active'
   )
@@ -138,6 +138,7 @@ export async function writeReadAndCommit(
           entries.map((e) => str(e.reverses)),
           entries.map((e) => e.counterpartyOwnerId),
           entries.map((e) => e.reason),
+          entries.map((e) => e.actor),
           now.toISOString(),
           owners.map((o) => o.ownerId),
           owners.map((o) => String(o.balance)),

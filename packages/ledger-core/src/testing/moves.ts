@@ -162,6 +162,7 @@ export async function seedBalanceIn(db: LedgerDb, owner: string, balance: number
         reverses: null,
         counterpartyOwnerId: null,
         reason: null,
+        actor: null,
       },
     ],
     owners: [{ ownerId: owner, balance, held: 0, lastSequence: 1, status: "active" }],

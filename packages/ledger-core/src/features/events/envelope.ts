@@ -60,6 +60,16 @@ const envelopeFields = {
   request_id: z.string().nullable().openapi({
     description: "The x-request-id of the request that wrote it; null for the ledger's own writes",
   }),
+  // Added after version 1 was first published (additive: the version stays); events published before
+  // them lack both, so a reader must accept their absence.
+  actor: z.string().nullable().optional().openapi({
+    description:
+      "The id of the API key that wrote the entry; null without a key or for the ledger's own writes (absent in events published before API keys)",
+  }),
+  trace_id: z.string().nullable().optional().openapi({
+    description:
+      "The W3C trace id of the request's traceparent header; null when it had none (absent in events published before traces)",
+  }),
 };
 
 export const entryCreatedEventSchema = z

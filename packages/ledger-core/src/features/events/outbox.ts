@@ -5,22 +5,23 @@ import { randomUUID } from "node:crypto";
 import { LEDGER_OPERATIONS } from "../../domain/ledger-operations.js";
 import type { HoldStatus } from "../../domain/holds.js";
 import type { Outbox } from "../../engine/command.js";
+import type { RequestOrigin } from "../../engine/request-context.js";
 import type { Effects, NewEntry } from "../../engine/state.js";
 import { eventWriter, type EventWrite, type StoredEvent } from "../../store/events.js";
 import { entryRowOf, toLedgerEntry } from "../../store/reads.js";
 import { holdBody } from "../holds/command.js";
 import { EVENT_VERSION, type EventType, type LedgerEvent } from "./envelope.js";
 
-/** The events of one batch. `requestIds[i]`: the request that wrote entries[i]. */
-export function eventsOf(effects: Effects, requestIds: readonly (string | null)[]): EventWrite[] {
+/** The events of one batch. `origins[i]`: the request that wrote entries[i]. */
+export function eventsOf(effects: Effects, origins: readonly (RequestOrigin | null)[]): EventWrite[] {
   const holds = new Map(effects.holds.map((h) => [h.id, h] as const));
   return effects.entries.flatMap((entry, i) => {
-    const requestId = requestIds[i] ?? null;
-    const events = [eventOf(entry, "entry.created", entryCreatedData(entry), requestId)];
+    const origin = origins[i] ?? null;
+    const events = [eventOf(entry, "entry.created", entryCreatedData(entry), origin)];
     const hold = entry.holdId === null ? undefined : holds.get(entry.holdId);
     if (hold) {
       const change = holdChange(entry);
-      events.push(eventOf(entry, change.type, { hold: holdBody({ ...hold, ...change.state }) }, requestId));
+      events.push(eventOf(entry, change.type, { hold: holdBody({ ...hold, ...change.state }) }, origin));
     }
     return events;
   });
@@ -35,7 +36,7 @@ function eventOf(
   entry: NewEntry,
   type: EventType,
   data: Record<string, unknown>,
-  requestId: string | null,
+  origin: RequestOrigin | null,
 ): EventWrite {
   return {
     id: randomUUID(),
@@ -46,7 +47,9 @@ function eventOf(
     ownerId: entry.ownerId,
     sequence: entry.sequence,
     nonce: entry.nonce,
-    requestId,
+    requestId: origin?.requestId ?? null,
+    actor: entry.actor,
+    traceId: origin?.traceId ?? null,
     data,
   };
 }
@@ -93,6 +96,8 @@ export function toLedgerEvent(e: StoredEvent): LedgerEvent {
     sequence: e.sequence,
     position: e.position,
     request_id: e.requestId,
+    actor: e.actor,
+    trace_id: e.traceId,
     data,
   } as LedgerEvent;
 }
