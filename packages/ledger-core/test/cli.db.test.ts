@@ -12,6 +12,7 @@ import { transferCredits } from "../src/features/transfers/command.js";
 import { testCatalog } from "./fixtures.js";
 import { lastEventPosition, pruneEvents } from "../src/store/events.js";
 import { sqlClientOf } from "../src/store/sql-client.js";
+import { queryRows } from "../src/store/client.js";
 
 const tdb = useTestDatabase();
 let ledger: LedgerService;
@@ -113,8 +114,116 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       expect(await main(argv, { DATABASE_URL: "postgres://127.0.0.1:1/nowhere" }, io), argv.join(" ")).toBe(
         2,
       );
-      expect(io.text(), argv.join(" ")).toContain("usage: ledger <verify|rebuild>");
+      expect(io.text(), argv.join(" ")).toContain("usage: ledger <verify|rebuild|keys>");
     }
+  });
+
+  describe("keys", () => {
+    it("create prints the key once with --json, stores only its hash, and list never shows it", async () => {
+      const made = await run(
+        "keys",
+        "create",
+        "--app",
+        "app-a",
+        "--scope",
+        "read",
+        "--scope",
+        "write",
+        "--name",
+        "web backend",
+        "--rate",
+        "100",
+        "--json",
+      );
+      expect(made.code).toBe(0);
+      const lines = made.text.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      const created = JSON.parse(lines[0] as string) as Record<string, unknown>;
+      expect(Object.keys(created).sort()).toEqual(["app", "id", "key", "name", "rate", "scopes"]);
+      expect(created).toMatchObject({
+        app: "app-a",
+        scopes: ["read", "write"],
+        name: "web backend",
+        rate: 100,
+      });
+      const key = created.key as string;
+      expect(key).toMatch(new RegExp(`^lgr_${created.id as string}_[A-Za-z0-9_-]{43}$`));
+      const secret = key.slice(key.lastIndexOf("_") + 1);
+
+      const rows = await queryRows<Record<string, unknown>>(
+        tdb().db,
+        sql`select * from ledger_api_keys where id = ${created.id as string}`,
+      );
+      expect(JSON.stringify(rows)).not.toContain(secret);
+      const list = await run("keys", "list", "--json");
+      expect(list.code).toBe(0);
+      expect(list.text).not.toContain(secret);
+      expect(list.text).not.toContain(String(rows[0]?.secret_sha256));
+      const listed = (JSON.parse(list.text) as { id: string }[]).find((k) => k.id === created.id);
+      expect(listed).toMatchObject({
+        app: "app-a",
+        scopes: ["read", "write"],
+        name: "web backend",
+        rate: 100,
+        last_used_at: null,
+        revoked_at: null,
+      });
+
+      const table = await run("keys", "list", "--app", "app-a");
+      expect(table.text).toMatch(/^id +app +scopes/);
+      expect(table.text).toContain(created.id as string);
+      expect(table.text).not.toContain(secret);
+    });
+
+    it("create without --json shows the key and says it is shown once", async () => {
+      const made = await run("keys", "create", "--app", "app-a", "--scope", "admin");
+      expect(made.code).toBe(0);
+      expect(made.text).toMatch(/\n {2}lgr_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n/);
+      expect(made.text).toContain("only time the key is shown");
+    });
+
+    it("revoke marks the key revoked once; again says so; an unknown id is status 1", async () => {
+      const made = JSON.parse(
+        (await run("keys", "create", "--app", "app-a", "--scope", "read", "--json")).text,
+      ) as { id: string };
+      expect((await run("keys", "revoke", made.id)).text).toContain(`revoked key ${made.id}`);
+      const again = await run("keys", "revoke", made.id);
+      expect(again).toMatchObject({ code: 0 });
+      expect(again.text).toContain("already revoked");
+      const listed = (
+        JSON.parse((await run("keys", "list", "--json")).text) as { id: string; revoked_at: string | null }[]
+      ).find((k) => k.id === made.id);
+      expect(listed?.revoked_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+      const unknown = await run("keys", "revoke", "0123456789abcdef");
+      expect(unknown.code).toBe(1);
+    });
+
+    it.each([
+      [["keys"], "usage"],
+      [["keys", "create", "--scope", "read"], "--app"],
+      [["keys", "create", "--app", "App One", "--scope", "read"], "--app"],
+      [["keys", "create", "--app", "app-a"], "--scope"],
+      [["keys", "create", "--app", "app-a", "--scope", "root"], "unknown scope root"],
+      [["keys", "create", "--app", "app-a", "--scope", "read", "--rate", "0"], "--rate"],
+      [["keys", "create", "--app", "app-a", "--scope", "read", "--rate", "1.5"], "--rate"],
+      [["keys", "create", "--app", "app-a", "--scope", "read", "--rate", "100001"], "--rate"],
+      [["keys", "create", "--app", "app-a", "--scope", "read", "--name", ""], "--name"],
+      [["keys", "revoke"], "usage"],
+      [["keys", "revoke", "not-an-id"], "16 hex"],
+      [["keys", "list", "--scope", "read"], "usage"],
+      [["verify", "--app", "x"], "usage"],
+    ])("refuses %j with status 2, naming %s, writing nothing", async (argv, named) => {
+      const before = await queryRows<{ n: number }>(
+        tdb().db,
+        sql`select count(*)::int as n from ledger_api_keys`,
+      );
+      const io = capture();
+      expect(await main(argv, { DATABASE_URL: "postgres://127.0.0.1:1/nowhere" }, io)).toBe(2);
+      expect(io.text()).toContain(named);
+      expect(
+        await queryRows<{ n: number }>(tdb().db, sql`select count(*)::int as n from ledger_api_keys`),
+      ).toEqual(before);
+    });
   });
 
   it("finds a damaged balance projection, shows the difference, and repairs it with --repair", async () => {
