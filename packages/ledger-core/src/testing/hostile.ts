@@ -874,6 +874,8 @@ function unknownRouteCases(): HostileCase[] {
     ["GET", () => "/admin"],
     ["GET", () => "/docs/index.html"],
     ["GET", () => "/docs/..%2F..%2Fpackage.json"],
+    ["GET", () => "/redoc/..%2F..%2Fpackage.json"],
+    ["GET", () => "/redoc/redoc.standalone.js.map"],
     ["GET", () => "/.env"],
     ["GET", () => "/ledger/../../etc/passwd"],
     ["GET", () => `/${"x".repeat(1000)}`, { shown: "/x...x (1,000 characters)" }],

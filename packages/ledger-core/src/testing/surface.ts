@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { LedgerDb } from "../store/client.js";
 import type { AppDeps } from "../http/app.js";
+import { routeOf } from "../http/scopes.js";
 import { freshOwner, useTestDatabase } from "./index.js";
 import { silentLogger } from "./deps.js";
 import { expectProblem } from "./problems.js";
@@ -35,6 +36,66 @@ const openApiSchema = z.object({
     }),
   }),
 });
+
+/** Each ledger operation's stable name: generated clients call them by it, so renaming one breaks them. */
+const OPERATION_IDS: Record<string, string> = {
+  "POST /ledger": "postOperation",
+  "POST /ledger/batch": "postBatch",
+  "POST /ledger/holds": "placeHold",
+  "POST /ledger/holds/{hold_id}/capture": "captureHold",
+  "POST /ledger/holds/{hold_id}/release": "releaseHold",
+  "GET /ledger/holds/{hold_id}": "getHold",
+  "GET /ledger/{owner_id}/holds": "listHolds",
+  "POST /ledger/entries/{entry_id}/reversal": "reverseEntry",
+  "POST /ledger/transfers": "transferCredits",
+  "POST /ledger/{owner_id}/suspension": "suspendOwner",
+  "POST /ledger/{owner_id}/reinstatement": "reinstateOwner",
+  "GET /ledger/{owner_id}": "getBalance",
+  "GET /ledger/{owner_id}/entries": "listEntries",
+  "GET /ledger/events": "listEvents",
+  "GET /ledger/{owner_id}/stream": "streamOwnerEvents",
+};
+
+const refSchema = z.object({ $ref: z.string() }).strict();
+
+const documentedOperationSchema = z.object({
+  operationId: z.string(),
+  tags: z.array(z.string()),
+  description: z.string().optional(),
+  security: z.array(z.record(z.string(), z.array(z.string()))).optional(),
+  "x-ledger-scope": z.string().optional(),
+  responses: z.record(z.string(), z.unknown()),
+});
+
+const problemResponseSchema = z.object({
+  description: z.string().min(1),
+  headers: z.record(z.string(), refSchema).optional(),
+  content: z.object({
+    "application/problem+json": z.object({
+      schema: z.object({ $ref: z.literal("#/components/schemas/Problem") }),
+      example: z.object({ status: z.number(), code: z.string() }),
+    }),
+  }),
+});
+
+const trustedDocumentSchema = z.object({
+  info: z.object({ license: z.object({ name: z.string().min(1) }) }),
+  servers: z.array(z.object({ url: z.string(), description: z.string().min(1) })),
+  tags: z.array(z.object({ name: z.string(), description: z.string().min(1) })),
+  paths: z.record(z.string(), z.record(z.string(), documentedOperationSchema)),
+  components: z.object({
+    schemas: z.record(z.string(), z.unknown()),
+    securitySchemes: z.record(z.string(), z.unknown()),
+    responses: z.record(z.string(), problemResponseSchema),
+    headers: z.record(z.string(), z.object({ description: z.string().min(1), schema: z.unknown() })),
+  }),
+});
+
+/** The routes any caller may reach without a key; an operation documented under one has no security. */
+const OPEN_PATHS = ["/health", "/docs", "/redoc", "/openapi.json", "/metrics"];
+
+/** A request path of a template, each parameter filled with a value that is no route word. */
+const concretePath = (template: string) => template.replace(/\{[^}]+\}/g, "p-1");
 
 export function describeAppSurface(s: AppSurface): void {
   describeSharedOperations(s);
@@ -100,6 +161,115 @@ export function describeAppSurface(s: AppSurface): void {
     });
   });
 
+  describe("GET /openapi.json: what a client can rely on", () => {
+    const documentOf = async () =>
+      trustedDocumentSchema.parse(await (await s.app().request("/openapi.json")).json());
+    const operationsOf = (doc: z.infer<typeof trustedDocumentSchema>) =>
+      Object.entries(doc.paths).flatMap(([path, item]) =>
+        Object.entries(item).map(([method, operation]) => ({
+          method: method.toUpperCase(),
+          path,
+          operation,
+        })),
+      );
+
+    it("names every operation with its stable, unique camelCase operationId", async () => {
+      const operations = operationsOf(await documentOf());
+      const ids = Object.fromEntries(
+        operations.map((o) => [`${o.method} ${o.path}`, o.operation.operationId]),
+      );
+      expect(ids).toEqual(OPERATION_IDS);
+      const unique = new Set(operations.map((o) => o.operation.operationId));
+      expect(unique.size).toBe(operations.length);
+      for (const id of unique) expect(id).toMatch(/^[a-z][a-zA-Z0-9]*$/);
+    });
+
+    it("tags every operation with one tag the document describes", async () => {
+      const doc = await documentOf();
+      const described = doc.tags.map((t) => t.name);
+      expect(new Set(described).size).toBe(described.length);
+      const used = new Set<string>();
+      for (const { method, path, operation } of operationsOf(doc)) {
+        expect(operation.tags, `${method} ${path}`).toHaveLength(1);
+        for (const tag of operation.tags) {
+          expect(described, `${method} ${path}`).toContain(tag);
+          used.add(tag);
+        }
+      }
+      expect([...used].sort()).toEqual([...described].sort());
+    });
+
+    it("gives every ledger operation the bearer scheme and the scope the key check enforces", async () => {
+      const operations = operationsOf(await documentOf());
+      const guarded = operations.filter((o) => !OPEN_PATHS.includes(o.path));
+      expect(guarded).toHaveLength(Object.keys(OPERATION_IDS).length);
+      for (const { method, path, operation } of guarded) {
+        const at = `${method} ${path}`;
+        const scope = routeOf(method, concretePath(path))?.scope;
+        expect(scope, at).toBeDefined();
+        expect(operation.security, at).toEqual([{ bearerAuth: [] }]);
+        expect(operation["x-ledger-scope"], at).toBe(scope);
+        expect(operation.description, at).toContain(`Needs an API key with the \`${scope}\` scope.`);
+        expect(operation.responses, at).toMatchObject({
+          401: { $ref: "#/components/responses/Unauthenticated" },
+          403: { $ref: "#/components/responses/Forbidden" },
+          429: { $ref: "#/components/responses/RateLimited" },
+        });
+      }
+      for (const { path, operation } of operations.filter((o) => OPEN_PATHS.includes(o.path))) {
+        expect(operation.security, path).toBeUndefined();
+      }
+    });
+
+    it("answers 401, 403 and 429 as problems with their codes and headers", async () => {
+      const { components } = await documentOf();
+      const response = (name: string) => {
+        const found = components.responses[name];
+        expect(found, name).toBeDefined();
+        return found;
+      };
+      const headersOf = (name: string) =>
+        Object.fromEntries(
+          Object.entries(response(name)?.headers ?? {}).map(([header, ref]) => {
+            const component = ref.$ref.replace("#/components/headers/", "");
+            expect(components.headers[component], ref.$ref).toBeDefined();
+            return [header, component];
+          }),
+        );
+      expect(components.schemas).toHaveProperty("Problem");
+      expect(response("Unauthenticated")?.content["application/problem+json"].example).toMatchObject({
+        status: 401,
+        code: "UNAUTHENTICATED",
+      });
+      expect(Object.keys(headersOf("Unauthenticated"))).toEqual(["WWW-Authenticate"]);
+      expect(response("Forbidden")?.content["application/problem+json"].example).toMatchObject({
+        status: 403,
+        code: "FORBIDDEN",
+      });
+      expect(response("RateLimited")?.content["application/problem+json"].example).toMatchObject({
+        status: 429,
+        code: "RATE_LIMITED",
+      });
+      expect(Object.keys(headersOf("RateLimited")).sort()).toEqual([
+        "RateLimit",
+        "RateLimit-Policy",
+        "Retry-After",
+      ]);
+    });
+
+    it("declares the bearer scheme, a server and a license", async () => {
+      const doc = await documentOf();
+      const bearer = z
+        .object({ type: z.string(), scheme: z.string(), description: z.string() })
+        .parse(doc.components.securitySchemes["bearerAuth"]);
+      expect(bearer).toMatchObject({ type: "http", scheme: "bearer" });
+      expect(bearer.description).toContain("Authorization: Bearer <key>");
+      expect(bearer.description).toContain("lgr_");
+      expect(doc.servers.map((server) => server.url)).toEqual(["/"]);
+      expect(doc.info.license.name).toBe("Proprietary");
+    });
+  });
+
   describe("GET /docs", () => {
     it("serves an HTML page that loads its assets from this app, not a CDN", async () => {
       const res = await s.app().request("/docs");
@@ -120,11 +290,35 @@ export function describeAppSurface(s: AppSurface): void {
         type: /^(?:text|application)\/javascript\b/,
         marker: "SwaggerUIBundle",
       },
+      // The standalone bundle (not redoc's library build): it alone starts itself on <redoc spec-url>.
+      {
+        path: "/redoc/redoc.standalone.js",
+        type: /^(?:text|application)\/javascript\b/,
+        marker: 'getAttribute("spec-url")',
+      },
     ])("serves $path with its content type", async ({ path, type, marker }) => {
       const res = await s.app().request(path);
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toMatch(type);
       expect(await res.text()).toContain(marker);
+    });
+  });
+
+  describe("GET /redoc", () => {
+    it("serves a ReDoc page that loads only this app's assets, in the system's fonts", async () => {
+      const res = await s.app().request("/redoc");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toMatch(/^text\/html\b/);
+      const html = await res.text();
+      expect(html).toContain(`<title>${s.title}</title>`);
+      expect(html).toContain('<script src="/redoc/redoc.standalone.js"></script>');
+      expect(html).toContain('Redoc.init("/openapi.json"');
+      expect(html).toContain("system-ui");
+      // No URL of another origin anywhere (a web font, a CDN), nor a stylesheet or script from one.
+      expect(html).not.toMatch(/(?:https?:)?\/\/[a-z0-9.-]/i);
+      expect([...html.matchAll(/(?:src|href)="([^"]*)"/g)].map((m) => m[1])).toEqual([
+        "/redoc/redoc.standalone.js",
+      ]);
     });
   });
 

@@ -20,6 +20,8 @@ export function accountRoutes(service: LedgerService) {
   const balanceRoute = createRoute({
     method: "get",
     path: "/ledger/{owner_id}",
+    operationId: "getBalance",
+    tags: ["Accounts"],
     summary: "An owner's balance, now or at an instant",
     request: {
       params: ownerParams,
@@ -50,6 +52,8 @@ export function accountRoutes(service: LedgerService) {
   const entriesRoute = createRoute({
     method: "get",
     path: "/ledger/{owner_id}/entries",
+    operationId: "listEntries",
+    tags: ["Accounts"],
     summary: "An owner's entries, newest first, with running balances",
     request: {
       params: ownerParams,

@@ -60,6 +60,8 @@ export function batchRoutes(service: LedgerService) {
   const route = createRoute({
     method: "post",
     path: "/ledger/batch",
+    operationId: "postBatch",
+    tags: ["Batch"],
     summary: "Apply many operations in one request",
     description:
       "Every item goes into one transaction (group commit), in order. Not atomic (the default): 200 with " +

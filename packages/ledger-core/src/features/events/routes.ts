@@ -79,6 +79,8 @@ export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}
   const pageRoute = createRoute({
     method: "get",
     path: "/ledger/events",
+    operationId: "listEvents",
+    tags: ["Events"],
     summary: "The event log after a position, oldest first",
     description:
       "Events in position order (the ledger-wide cursor, in commit order): every app's entry.created, and " +
@@ -112,6 +114,8 @@ export function eventRoutes(service: LedgerService, opts: EventRouteOptions = {}
   const streamRoute = createRoute({
     method: "get",
     path: "/ledger/{owner_id}/stream",
+    operationId: "streamOwnerEvents",
+    tags: ["Events"],
     summary: "An owner's events as they commit (Server-Sent Events)",
     description:
       "Each event as `id: <position>`, `event: <type>`, `data: <envelope>`, in position order: every " +

@@ -137,6 +137,8 @@ export function holdRoutes(service: LedgerService) {
   const placeRoute = createRoute({
     method: "post",
     path: "/ledger/holds",
+    operationId: "placeHold",
+    tags: ["Holds"],
     summary: "Hold credits for one of the app's debit operations",
     description:
       "Reserves the operation's amount of the owner's available credits until the hold is captured, " +
@@ -165,6 +167,8 @@ export function holdRoutes(service: LedgerService) {
   const captureRoute = createRoute({
     method: "post",
     path: "/ledger/holds/{hold_id}/capture",
+    operationId: "captureHold",
+    tags: ["Holds"],
     summary: "Capture a hold: one entry of its operation, the rest released",
     description:
       "Writes one entry of the hold's operation for the captured amount, spending the credits the hold " +
@@ -195,6 +199,8 @@ export function holdRoutes(service: LedgerService) {
   const releaseRoute = createRoute({
     method: "post",
     path: "/ledger/holds/{hold_id}/release",
+    operationId: "releaseHold",
+    tags: ["Holds"],
     summary: "Release a hold: its credits are available again",
     description:
       "Writes a HOLD_RELEASE entry (amount 0); held credits past their expiry then expire at once. Applies " +
@@ -220,6 +226,8 @@ export function holdRoutes(service: LedgerService) {
   const readRoute = createRoute({
     method: "get",
     path: "/ledger/holds/{hold_id}",
+    operationId: "getHold",
+    tags: ["Holds"],
     summary: "A hold, as of now",
     request: { params: holdIdParams },
     responses: {
@@ -233,6 +241,8 @@ export function holdRoutes(service: LedgerService) {
   const listRoute = createRoute({
     method: "get",
     path: "/ledger/{owner_id}/holds",
+    operationId: "listHolds",
+    tags: ["Holds"],
     summary: "An owner's holds made by this app, newest first",
     request: {
       params: ownerParams,

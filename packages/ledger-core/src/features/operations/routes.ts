@@ -86,6 +86,8 @@ export function operationRoutes(service: LedgerService) {
   const postRoute = createRoute({
     method: "post",
     path: "/ledger",
+    operationId: "postOperation",
+    tags: ["Operations"],
     summary: "Apply an operation to an owner's balance",
     description: `Exactly once per nonce. Operations of the ${service.app} app:\n${operationList}`,
     request: { body: { required: true, content: { "application/json": { schema: postBodySchema } } } },

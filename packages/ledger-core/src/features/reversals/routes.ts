@@ -60,6 +60,8 @@ export function reversalRoutes(service: LedgerService) {
   const reversalRoute = createRoute({
     method: "post",
     path: "/ledger/entries/{entry_id}/reversal",
+    operationId: "reverseEntry",
+    tags: ["Reversals"],
     summary: "Reverse one of this app's entries, in full or in part",
     description:
       "Writes a REVERSAL entry of the opposite sign, linked by `reverses`. Reversing a debit gives the credits " +

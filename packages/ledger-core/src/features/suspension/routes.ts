@@ -64,6 +64,8 @@ export function suspensionRoutes(service: LedgerService) {
   const suspendRoute = createRoute({
     method: "post",
     path: "/ledger/{owner_id}/suspension",
+    operationId: "suspendOwner",
+    tags: ["Suspension"],
     summary: "Suspend an owner",
     description:
       "Writes a SUSPENSION entry (amount 0) with the reason. From then on operations, holds, captures and " +
@@ -86,6 +88,8 @@ export function suspensionRoutes(service: LedgerService) {
   const reinstateRoute = createRoute({
     method: "post",
     path: "/ledger/{owner_id}/reinstatement",
+    operationId: "reinstateOwner",
+    tags: ["Suspension"],
     summary: "Reinstate a suspended owner",
     description:
       "Writes a REINSTATEMENT entry (amount 0), with the reason if given; the owner is active again. A " +

@@ -48,6 +48,8 @@ export function transferRoutes(service: LedgerService) {
   const transferRoute = createRoute({
     method: "post",
     path: "/ledger/transfers",
+    operationId: "transferCredits",
+    tags: ["Transfers"],
     summary: "Move credits from one owner to another",
     description:
       "Both sides in one transaction: a TRANSFER_OUT entry for the sender (from its available credits, in burn " +
