@@ -4,6 +4,7 @@
 // been applied. An unknown outcome is resolved by sending the same request again, to the same app with
 // the same nonce, until the answer is definite.
 import { setTimeout as sleep } from "node:timers/promises";
+import { ATTEMPTS_MAX, createLedgerClient } from "@ledger/client";
 import { z } from "zod";
 import type { AppName } from "./paths.js";
 
@@ -272,6 +273,8 @@ export interface RetryOptions {
   giveUpAfterMs: number;
   /** Stops retrying (the outcome stays unknown) when aborted. */
   signal?: AbortSignal;
+  /** The API key reads send (LEDGER_AUTH=required). */
+  apiKey?: string;
 }
 
 export interface Resolution<R = PostResult> {
@@ -318,25 +321,27 @@ export async function sendUntilDefinite<R>(
   }
 }
 
-/** GET with retries on unknown outcomes (reads are safe to repeat); throws on a 4xx or when time is up. */
-async function getJson<T>(url: string, schema: z.ZodType<T>, opts: RetryOptions): Promise<T> {
-  const giveUpAt = Date.now() + opts.giveUpAfterMs;
-  let last = "";
-  while (Date.now() < giveUpAt) {
-    opts.signal?.throwIfAborted();
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(opts.timeoutMs) });
-      const text = await res.text();
-      if (res.status === 200) return schema.parse(JSON.parse(text));
-      if (res.status < 500) throw new Error(`GET ${url}: ${res.status} ${text}`);
-      last = `${res.status} ${text}`;
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith("GET ")) throw error;
-      last = classifyFailure(error).detail;
-    }
-    await sleep(opts.retryDelayMs ?? 200);
-  }
-  throw new Error(`GET ${url}: no answer within ${opts.giveUpAfterMs} ms (last: ${last})`);
+/**
+ * The typed client (@ledger/client) for the read-backs: reads are safe to repeat, so it retries 503s and
+ * failed connections until `giveUpAfterMs` (attempts are not what bounds it here: a restarting app may
+ * take seconds). Writes keep the hand-written path above, which classifies every unknown outcome.
+ */
+function readerFor(baseUrl: string, opts: RetryOptions, apiKey?: string) {
+  return createLedgerClient({
+    baseUrl,
+    timeoutMs: opts.timeoutMs,
+    retry: {
+      attempts: ATTEMPTS_MAX,
+      baseDelayMs: opts.retryDelayMs ?? 200,
+      maxDelayMs: opts.retryDelayMaxMs ?? 1_000,
+    },
+    ...(apiKey === undefined ? {} : { apiKey }),
+  });
+}
+
+function readSignal(opts: RetryOptions): AbortSignal {
+  const limit = AbortSignal.timeout(opts.giveUpAfterMs);
+  return opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
 }
 
 /** GET /ledger/{owner}: the balance that counts now, what of it expires when, what is held. */
@@ -345,7 +350,9 @@ export async function getBalanceView(
   ownerId: string,
   opts: RetryOptions,
 ): Promise<{ balance: number; expiring: Expiring; figures: OwnerFigures }> {
-  const body = await getJson(`${baseUrl}/ledger/${encodeURIComponent(ownerId)}`, balanceSchema, opts);
+  const body = balanceSchema.parse(
+    await readerFor(baseUrl, opts, opts.apiKey).balance(ownerId, { signal: readSignal(opts) }),
+  );
   return {
     balance: body.balance,
     expiring: body.expiring,
@@ -355,35 +362,26 @@ export async function getBalanceView(
 
 /** GET /ledger/holds/{id}, through the app that made the hold (no other app sees it). */
 export async function getHold(baseUrl: string, holdId: string, opts: RetryOptions): Promise<Hold> {
-  const body = await getJson(
-    `${baseUrl}/ledger/holds/${encodeURIComponent(holdId)}`,
-    z.object({ hold: holdSchema }),
-    opts,
-  );
-  return body.hold;
+  const body = await readerFor(baseUrl, opts, opts.apiKey).holds.get(holdId, { signal: readSignal(opts) });
+  return holdSchema.parse(body);
 }
 
 export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
   return (await getBalanceView(baseUrl, ownerId, opts)).balance;
 }
 
-/** Every entry of one owner, newest first, following next_cursor page by page. */
+/** Every entry of one owner, newest first, page by page. */
 export async function getAllEntries(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<Entry[]> {
   const entries: Entry[] = [];
-  const pagesMax = 100_000;
-  let cursor: string | null = null;
-  for (let page = 0; page < pagesMax; page++) {
-    const query: string = cursor === null ? "?limit=200" : `?limit=200&cursor=${encodeURIComponent(cursor)}`;
-    const body = await getJson(
-      `${baseUrl}/ledger/${encodeURIComponent(ownerId)}/entries${query}`,
-      entryPageSchema,
-      opts,
-    );
-    entries.push(...body.entries);
-    cursor = body.next_cursor;
-    if (cursor === null) return entries;
+  const signal = readSignal(opts);
+  for await (const entry of readerFor(baseUrl, opts, opts.apiKey).allEntries(
+    ownerId,
+    { limit: 200 },
+    { signal },
+  )) {
+    entries.push(entrySchema.parse(entry));
   }
-  throw new Error(`${ownerId}: more than ${pagesMax} pages of entries`);
+  return entries;
 }
 
 /** Runs the tasks with at most `concurrency` in flight; results in task order. */

@@ -144,14 +144,17 @@ describe("LEDGER_WORKERS", () => {
       const res = await fetch(`${running.baseUrl}/health`, { headers: { connection: "close" } });
       return ((await res.json()) as { events: EventsHealth }).events;
     };
+    // The primary sends its state every second, with a lag it reads every second: wait until ten
+    // answers in a row (both workers) show it caught up.
+    const caughtUp = (e: EventsHealth) => e.role === "active" && e.broker_connected && e.pending === 0;
     const deadline = Date.now() + 30_000;
-    while ((await health()).pending > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    let answers: EventsHealth[] = [];
+    while (Date.now() < deadline) {
+      answers = [];
+      for (let i = 0; i < 10; i++) answers.push(await health());
+      if (answers.every(caughtUp)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    // The primary sends its state every second: wait for a fresh one in both workers.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const answers: EventsHealth[] = [];
-    for (let i = 0; i < 10; i++) answers.push(await health());
     for (const events of answers) {
       expect(events).toMatchObject({ role: "active", broker_connected: true, pending: 0 });
     }
