@@ -17,6 +17,7 @@ import {
   uniformBody,
   type AutocannonLike,
   type ScenarioResult,
+  authCost,
 } from "./bench-report.js";
 
 function cannon(codes: Record<string, number>, extra: Partial<AutocannonLike> = {}): AutocannonLike {
@@ -258,6 +259,28 @@ describe("targets and table", () => {
     const missed = checkTargets([result("uniform", 2_000), result("uniform-events", 1_699)]);
     expect(missed[1]?.met).toBe(false);
     expect(checkTargets([result("uniform", 2_000)])).toHaveLength(1);
+    // uniform (3) and the auth-off runs are the auth comparison's, not the events'.
+    const withAuthRuns = checkTargets([
+      result("uniform", 2_000),
+      result("uniform-events", 1_500),
+      result("uniform-events (2)", 1_900),
+      result("uniform (2)", 2_000),
+      result("uniform-noauth", 9_000),
+      result("uniform (3)", 9_000),
+    ]);
+    expect(withAuthRuns[1]?.measured).toBe("3400 vs 4000 ops/s summed over the runs (85.0%)");
+  });
+
+  it("reports the cost of auth from uniform (2) and (3) against the two auth-off runs", () => {
+    const cost = authCost([
+      result("uniform", 5_000),
+      result("uniform (2)", 1_800),
+      result("uniform-noauth", 2_000),
+      result("uniform-noauth (2)", 2_000),
+      result("uniform (3)", 1_800),
+    ]);
+    expect(cost).toEqual({ withAuth: 3_600, without: 4_000, cost: expect.closeTo(0.1, 10) });
+    expect(authCost([result("uniform", 2_000), result("uniform (2)", 2_000)])).toBeUndefined();
   });
 
   it("prints one row per scenario with its share of the ceiling", () => {

@@ -6,6 +6,8 @@
 //   uniform-events  the same with the relay publishing every event to NATS JetStream (a stream of the
 //             run's own), started caught up; then how long it took to drain, and the stream's count.
 //             Run twice, then uniform once more (ABBA order: the machine's speed drifts)
+//   uniform-noauth  uniform with LEDGER_AUTH=off, twice, then uniform (3): the cost of API keys (every
+//             other scenario sends a key, as production requires)
 //   hot       one owner, one CREDIT_ADD for ten CREDIT_SPEND: 422 refusals are expected and counted apart
 //   replay    a set of posts applied once, then sent again: 200 with replayed: true
 //   batched   POST /ledger/batch, 100 uniform operations per request (not atomic): operations/s
@@ -29,6 +31,7 @@ import {
   batchBody,
   batchedVsDbCeiling,
   BENCH_USAGE,
+  authCost,
   checkTargets,
   countBatchItems,
   dbCeilingResult,
@@ -75,17 +78,20 @@ interface LoadSpec {
   requests?: autocannon.Request[];
 }
 
+/** The API key every scenario sends (LEDGER_AUTH=required, production's default); set once it is made. */
+let authorization: Record<string, string> = {};
+
 async function load(spec: LoadSpec): Promise<autocannon.Result> {
   return autocannon({
     url: spec.url,
     connections: spec.connections,
     ...(spec.amount !== undefined ? { amount: spec.amount } : { duration: spec.durationS ?? 1 }),
     timeout: 10,
-    requests: spec.requests ?? [
+    requests: spec.requests?.map((r) => ({ ...r, headers: { ...r.headers, ...authorization } })) ?? [
       {
         method: "POST",
         path: spec.path,
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...authorization },
         setupRequest: (req) => ({ ...req, body: spec.body() }),
         ...(spec.onResponse ? { onResponse: spec.onResponse } : {}),
       },
@@ -285,6 +291,31 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
 
   const db = await createDatabase(opts.adminUrl, "bench");
   log(`database: ${db.name}`);
+  // The apps run as in production (LEDGER_AUTH=required): every request carries a key whose rate is
+  // far above what this machine can send, so the limiter counts but never refuses.
+  const made = await runLedgerCli(
+    [
+      "keys",
+      "create",
+      "--app",
+      "app1",
+      "--scope",
+      "read",
+      "--scope",
+      "write",
+      "--rate",
+      "100000",
+      "--name",
+      "bench",
+      "--json",
+    ],
+    db.url,
+  );
+  if (made.code !== 0) throw new Error(`ledger keys create failed: ${made.stderr}`);
+  authorization = { authorization: `Bearer ${(JSON.parse(made.stdout) as { key: string }).key}` };
+  log(
+    "auth: LEDGER_AUTH=required, one key (rate 100000/s) on every request; uniform-noauth runs with LEDGER_AUTH=off",
+  );
   let verifyFailed = false;
   try {
     const startApp = async (batchSizeMax: number, env: Record<string, string> = {}) => {
@@ -393,6 +424,27 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
     await uniformEvents("uniform-events (2)");
     await report(
       await measure("uniform (2)", app, "/ledger", uniformBodies("uniform-2"), { refusalsExpected: false }),
+    );
+
+    // The cost of auth: the same load with LEDGER_AUTH=off, ABBA again (uniform (2), off, off, uniform (3)).
+    const uniformNoAuth = async (name: string) => {
+      await app.stop();
+      app = await startApp(500, { LEDGER_AUTH: "off" });
+      try {
+        await report(
+          await measure(name, app, "/ledger", uniformBodies(name.replace(/\W+/g, "-")), {
+            refusalsExpected: false,
+          }),
+        );
+      } finally {
+        await app.stop();
+      }
+      app = await startApp(500);
+    };
+    await uniformNoAuth("uniform-noauth");
+    await uniformNoAuth("uniform-noauth (2)");
+    await report(
+      await measure("uniform (3)", app, "/ledger", uniformBodies("uniform-3"), { refusalsExpected: false }),
     );
 
     let h = 0;
@@ -512,6 +564,12 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
   const speedUp =
     uniform && baseline && baseline.opsPerS > 0 ? uniform.opsPerS / baseline.opsPerS : undefined;
   if (speedUp !== undefined) log(`\ngroup commit speed-up (uniform / baseline): ${speedUp.toFixed(2)}x`);
+  const auth = authCost(results);
+  if (auth !== undefined) {
+    log(
+      `auth cost (uniform with a key against LEDGER_AUTH=off, ABBA): ${auth.withAuth} vs ${auth.without} ops/s summed, ${(auth.cost * 100).toFixed(1)}% ${auth.cost >= 0 ? "fewer" : "more (noise)"}`,
+    );
+  }
   const vsDb = batchedVsDbCeiling(results);
   if (vsDb !== undefined) log(vsDb);
   const targets = checkTargets(results);
@@ -522,7 +580,8 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
   if (opts.jsonOut) {
     writeFileSync(
       opts.jsonOut,
-      JSON.stringify({ options: opts, machine, results, speedUp, targets, wallS }, null, 2) + "\n",
+      JSON.stringify({ options: opts, machine, results, speedUp, authCost: auth, targets, wallS }, null, 2) +
+        "\n",
     );
     log(`written ${opts.jsonOut}`);
   }
