@@ -30,7 +30,7 @@ import {
   tableCounts,
   withMembers,
 } from "@ledger/core/testing/http";
-import { describeAppSurface } from "@ledger/core/testing/surface";
+import { describeAppSurface, type AppSurface } from "@ledger/core/testing/surface";
 import { describeSecurity } from "@ledger/core/testing/security";
 import type { HostileBody } from "@ledger/core/testing/http";
 
@@ -246,7 +246,7 @@ describe(`app1 HTTP [${testDriver()}]`, () => {
     });
   });
 
-  describeAppSurface({
+  const surface: AppSurface = {
     app: () => app,
     db: () => tdb.db,
     ping: () => tdb.ping(),
@@ -257,18 +257,7 @@ describe(`app1 HTTP [${testDriver()}]`, () => {
     foreignApp: "app2",
     foreignOperations: APP2_OPERATIONS,
     validPost: (owner) => op(owner, "CREDIT_ADD"),
-  });
-
-  describeSecurity({
-    app: () => app,
-    db: () => tdb.db,
-    ping: () => tdb.ping(),
-    createApp,
-    name: APP_NAME,
-    title: "app1 credits ledger",
-    catalog: app1Catalog,
-    foreignApp: "app2",
-    foreignOperations: APP2_OPERATIONS,
-    validPost: (owner) => op(owner, "CREDIT_ADD"),
-  });
+  };
+  describeAppSurface(surface);
+  describeSecurity(surface);
 });

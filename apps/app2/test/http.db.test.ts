@@ -37,7 +37,7 @@ import {
   withMembers,
 } from "@ledger/core/testing/http";
 import { conflict, describeNonceConflicts } from "@ledger/core/testing/shared-operations";
-import { describeAppSurface } from "@ledger/core/testing/surface";
+import { describeAppSurface, type AppSurface } from "@ledger/core/testing/surface";
 import { describeSecurity } from "@ledger/core/testing/security";
 import type { HostileBody } from "@ledger/core/testing/http";
 
@@ -278,7 +278,7 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
     });
   });
 
-  describeAppSurface({
+  const surface: AppSurface = {
     app: () => app,
     db: () => tdb.db,
     ping: () => tdb.ping(),
@@ -289,20 +289,9 @@ describe(`app2 HTTP [${testDriver()}]`, () => {
     foreignApp: "app1",
     foreignOperations: APP1_OPERATIONS,
     validPost: (owner) => op(owner, "USAGE_REFUND", { amount: 1 }),
-  });
-
-  describeSecurity({
-    app: () => app,
-    db: () => tdb.db,
-    ping: () => tdb.ping(),
-    createApp,
-    name: APP_NAME,
-    title: "app2 credits ledger",
-    catalog: app2Catalog,
-    foreignApp: "app1",
-    foreignOperations: APP1_OPERATIONS,
-    validPost: (owner) => op(owner, "USAGE_REFUND", { amount: 1 }),
-  });
+  };
+  describeAppSurface(surface);
+  describeSecurity(surface);
 
   describe("across apps: app1 and app2 over one database", () => {
     let app1: ReturnType<typeof createApp1>;
