@@ -113,12 +113,6 @@ export interface OwnerFigures {
 }
 /** GET /ledger/{owner}'s unexpired credits with an expiry, summed by instant, soonest first. */
 export type Expiring = z.infer<typeof expiringSchema>;
-const entryPageSchema = z.object({
-  owner_id: z.string(),
-  entries: z.array(entrySchema),
-  next_cursor: z.string().nullable(),
-});
-
 /** The body of POST /ledger. */
 export interface PostBody {
   owner_id: string;
