@@ -47,6 +47,8 @@ export interface GroupCommitOptions {
   timeoutMs: number;
   /** Where each batch's events go (the events feature's outbox); none: no events are written. */
   outbox?: Outbox | undefined;
+  /** Told the size of each batch as it starts (the batch-size histogram of /metrics). */
+  onBatch?: ((size: number) => void) | undefined;
 }
 
 /**
@@ -155,6 +157,7 @@ export class GroupCommitter {
       this.#stats.batches += 1;
       this.#stats.operations += size;
       this.#stats.largestBatch = Math.max(this.#stats.largestBatch, size);
+      this.#opts.onBatch?.(size);
       void this.#run(batch).finally(() => {
         this.#inFlight -= 1;
         this.#pump();

@@ -22,6 +22,7 @@ import type { RelayState } from "../features/events/relay.js";
 import { sqlClientOf, type SqlRunner } from "../store/sql-client.js";
 import { authMiddleware, type AuthMode } from "./auth.js";
 import type { RateLimits } from "./rate-limit.js";
+import { requestMetrics, type LedgerMetrics } from "./metrics.js";
 
 export interface LedgerAppOptions {
   service: LedgerService;
@@ -35,6 +36,8 @@ export interface LedgerAppOptions {
   relayState?: () => RelayState;
   /** API keys and rate limits (unset: LEDGER_AUTH=off, nothing checked). */
   auth?: AppAuth | undefined;
+  /** The process's metrics: every request is counted and GET /metrics answers them (unset: no /metrics). */
+  metrics?: LedgerMetrics | undefined;
 }
 
 /** What an app needs to check API keys: where they are, the mode, the shared rate limits, the default rate. */
@@ -56,6 +59,8 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   app.use((c, next) =>
     withRequestContext({ requestId: c.get("requestId"), actor: null, traceId: null }, next),
   );
+  const { metrics } = opts;
+  if (metrics) app.use(requestMetrics(metrics, service.app));
   app.use(async (c, next) => {
     const started = performance.now();
     c.set("log", logger.child({ req_id: c.get("requestId"), app: service.app }));
@@ -100,6 +105,13 @@ export function createLedgerApp(opts: LedgerAppOptions) {
       return c.json({ status: "unavailable", app: service.app, database: "down", ...events }, 503);
     }
   });
+
+  // Open like /health (auth.ts): the process's metrics, summed over its workers (runtime/metrics.ts).
+  if (metrics) {
+    app.get("/metrics", async (c) =>
+      c.body(await metrics.scrape(), 200, { "content-type": metrics.contentType }),
+    );
+  }
 
   registerOpenApi(app, {
     openapi: "3.1.0",
@@ -242,6 +254,12 @@ export interface AppDeps {
   relayState?: () => RelayState;
   /** API keys and rate limits (boot passes them; unset: LEDGER_AUTH=off). The keys are in `db`. */
   auth?: Omit<AppAuth, "db"> | undefined;
+  /**
+   * The process's metrics (boot makes one per process; a test its own): the app counts into it and
+   * serves it at /metrics, with its pool, relay, rate limits and sweeper read at each scrape. Unset: no
+   * /metrics.
+   */
+  metrics?: LedgerMetrics | undefined;
 }
 
 /** What an app is: its name (recorded on entries, scope of its nonces), its catalog, its API title. */
@@ -261,7 +279,9 @@ export function ledgerAppFactory(spec: AppSpec) {
       catalog: spec.catalog,
       clock: deps.clock,
       batchSizeMax: deps.batchSizeMax,
+      observer: deps.metrics?.serviceObserver(spec.name),
     });
+    if (deps.metrics) watchSources(deps.metrics, deps, service);
     for (const feature of FEATURES) {
       const stop = feature.start?.(service, { logger: deps.logger, expirySweepS: deps.expirySweepS });
       if (stop) deps.onStop?.(stop);
@@ -274,8 +294,17 @@ export function ledgerAppFactory(spec: AppSpec) {
       version: spec.version,
       ...(deps.relayState ? { relayState: deps.relayState } : {}),
       auth: deps.auth && { ...deps.auth, db: deps.db },
+      metrics: deps.metrics,
     });
   };
+}
+
+/** What /metrics reads at each scrape; the apps of one process share all but the sweeper. */
+function watchSources(metrics: LedgerMetrics, deps: AppDeps, service: LedgerService): void {
+  metrics.watchPool(deps.db);
+  metrics.watchSweeper(service.app, () => service.sweepProgress());
+  if (deps.relayState) metrics.watchRelay(deps.relayState);
+  if (deps.auth) metrics.watchRateLimits(deps.auth.limits);
 }
 
 /** The key store of an app whose auth is off: never consulted. */

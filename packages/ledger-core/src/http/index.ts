@@ -6,6 +6,7 @@ export {
   type LedgerAppOptions,
 } from "./app.js";
 export { docsRoutes } from "./docs.js";
+export { LedgerMetrics, type LedgerMetricsOptions } from "./metrics.js";
 export type { LedgerEnv } from "./env.js";
 export { problemBody, problemSchema, STATUS_BY_CODE, type HttpErrorCode, type Problem } from "./problem.js";
 export { createLedgerRouter, type LedgerRouter } from "./router.js";

@@ -16,6 +16,9 @@ import { broadcastRelayState, relayOfPrimary } from "./primary-relay.js";
 import { Redis } from "ioredis";
 import type { AuthMode } from "../http/auth.js";
 import { createRateLimits, type RateLimits } from "../http/rate-limit.js";
+import { LedgerMetrics, registerRelayMetrics } from "../http/metrics.js";
+import { Registry } from "prom-client";
+import { answerClusterScrapes, workerMetrics } from "./metrics.js";
 
 export function createLogger(opts: { level: string; name: string }): Logger {
   return pino({ level: opts.level, name: opts.name, base: { pid: process.pid } });
@@ -296,6 +299,8 @@ export interface BootDeps {
   onStop: (stop: () => Promise<void>) => void;
   /** The relay's state for /health (running here, or off with the lag only). */
   relayState: () => RelayState;
+  /** The process's metrics, shared by its apps (with workers: summed over them at each scrape). */
+  metrics: LedgerMetrics;
   /** API keys and rate limits; unset: LEDGER_AUTH=off. */
   auth?: { mode: AuthMode; limits: RateLimits; defaultRatePerS: number } | undefined;
 }
@@ -348,6 +353,8 @@ export async function boot(
     superviseWorkers(env, logger);
     return;
   }
+  // First, so that a worker answers its primary's scrapes as soon as it can (runtime/metrics.ts).
+  const metrics = workers ? workerMetrics({ reportsRelay: env.LEDGER_RELAY === "off" }) : new LedgerMetrics();
   let database: LedgerDatabase | undefined;
   let relay: Relay | undefined;
   let redis: Redis | undefined;
@@ -387,6 +394,7 @@ export async function boot(
       expirySweepS: env.LEDGER_EXPIRY_SWEEP_S,
       onStop: (stop) => stops.push(stop),
       relayState: () => started.state(),
+      metrics,
       auth: { mode: authMode, limits, defaultRatePerS: env.LEDGER_RATE_LIMIT_PER_S },
     };
     await serveAll(
@@ -492,6 +500,9 @@ function superviseWorkers(
 ): void {
   let stopping = false;
   let relay: Promise<{ stop(): Promise<void> } | undefined> = Promise.resolve(undefined);
+  // The primary's own metrics are its relay's; a worker's scrape gets them after the workers' sum.
+  const metrics = new Registry();
+  answerClusterScrapes(metrics, logger);
   logger.info({ workers: env.LEDGER_WORKERS }, "starting worker processes");
   for (let i = 0; i < env.LEDGER_WORKERS; i++) cluster.fork();
   const exit = () => {
@@ -516,7 +527,7 @@ function superviseWorkers(
     }, WORKER_RESTART_DELAY_MS);
   });
   if (env.LEDGER_RELAY === "on") {
-    relay = startPrimaryRelay(env, logger).catch((error: unknown) => {
+    relay = startPrimaryRelay(env, logger, metrics).catch((error: unknown) => {
       // The workers open the same database and fail the same way; the server cannot work without it.
       logger.fatal({ err: error }, "could not start the relay");
       process.exit(1);
@@ -534,10 +545,14 @@ function superviseWorkers(
   process.once("SIGTERM", () => stop("SIGTERM"));
 }
 
-/** The primary's relay: a pool of two, the relay, and its state sent to the workers every second. */
+/**
+ * The primary's relay: a pool of two, the relay, its state sent to the workers every second and
+ * reported in `metrics`.
+ */
 async function startPrimaryRelay(
   env: Parameters<typeof startRelayFrom>[0] & Pick<AppEnv, "DB_STARTUP_TIMEOUT_S">,
   logger: Logger,
+  metrics: Registry,
 ): Promise<{ stop(): Promise<void> }> {
   const database = await openWithRetry(
     {
@@ -549,6 +564,7 @@ async function startPrimaryRelay(
     logger,
   );
   const relay = startRelayFrom(env, database.db, logger);
+  registerRelayMetrics(metrics, () => relay.state());
   const stopBroadcast = broadcastRelayState(relay, () =>
     Object.values(cluster.workers ?? {}).filter((w) => w !== undefined),
   );

@@ -13,7 +13,14 @@ import {
   type EntryFilter,
 } from "../store/reads.js";
 import { sqlClientOf, type SqlRunner } from "../store/sql-client.js";
-import { InvalidCursorError, ValidationError, type ValidationIssue } from "../domain/errors.js";
+import {
+  DatabaseUnavailableError,
+  InvalidCursorError,
+  LedgerError,
+  ValidationError,
+  type LedgerErrorCode,
+  type ValidationIssue,
+} from "../domain/errors.js";
 import { expiringSummary } from "../domain/grants.js";
 import { standingAt } from "../domain/holds.js";
 import { parseInstant } from "../domain/instant.js";
@@ -27,12 +34,18 @@ import { EXPIRING_SUMMARY_MAX, PAGE_SIZE_DEFAULT } from "../domain/limits.js";
 import type { OperationCatalogView } from "../domain/operations.js";
 import type { Balance, BalanceAt, EntryPage, PostResult } from "../domain/types.js";
 import type { Command } from "../engine/command.js";
-import { GroupCommitter, type GroupCommitStats, type Settled } from "../engine/group-commit.js";
+import { GroupCommitter, GroupRefused, type GroupCommitStats, type Settled } from "../engine/group-commit.js";
 import { postOperation, validatePost } from "../features/operations/command.js";
 import { createOutbox } from "../features/events/outbox.js";
 import { eventFeedFor, type EventFeed } from "../features/events/feed.js";
 import { eventSignalFor } from "../features/events/signal.js";
-import { startSweeper, sweepOnce, type SweepReport } from "../features/grants/sweeper.js";
+import {
+  newSweepProgress,
+  startSweeper,
+  sweepOnce,
+  type SweepProgress,
+  type SweepReport,
+} from "../features/grants/sweeper.js";
 
 export interface LedgerServiceOptions {
   db: LedgerDb;
@@ -49,6 +62,21 @@ export interface LedgerServiceOptions {
   batchesInFlightMax?: number;
   /** With a batch in flight, another starts only once this many writes wait. */
   queueLongMin?: number;
+  /** Told what the service does, as it does it (the /metrics counters); none: nothing is told. */
+  observer?: ServiceObserver | undefined;
+}
+
+/**
+ * How a command the service answered came out: written, answered from its recorded entry, refused by a
+ * rule (with the refusal's code), or failed with its outcome unknown (DATABASE_UNAVAILABLE, a bug).
+ */
+export type OperationOutcome = "applied" | "replayed" | `refused:${LedgerErrorCode}` | "error";
+
+export interface ServiceObserver {
+  /** A command of this kind ("operations.post") was answered. */
+  operation?(kind: string, outcome: OperationOutcome): void;
+  /** A group-commit batch of this many commands started. */
+  batch?(size: number): void;
 }
 
 export const BATCH_SIZE_MAX_DEFAULT = 500;
@@ -78,6 +106,8 @@ export class LedgerService {
   readonly #clock: () => Date;
   readonly #timeoutMs: number;
   readonly #committer: GroupCommitter;
+  readonly #observer: ServiceObserver | undefined;
+  readonly #sweepProgress = newSweepProgress();
 
   constructor(opts: LedgerServiceOptions) {
     this.#db = opts.db;
@@ -85,6 +115,7 @@ export class LedgerService {
     this.catalog = opts.catalog;
     this.#clock = opts.clock ?? (() => new Date());
     this.#timeoutMs = opts.operationTimeoutMs ?? OPERATION_TIMEOUT_MS_DEFAULT;
+    this.#observer = opts.observer;
     // Every committed write appends its events (the outbox, in its own transaction).
     const signal = eventSignalFor(this.#db);
     this.#committer = new GroupCommitter(this.#db, this.app, this.#clock, {
@@ -93,6 +124,7 @@ export class LedgerService {
       queueLongMin: opts.queueLongMin ?? QUEUE_LONG_MIN_DEFAULT,
       timeoutMs: this.#timeoutMs,
       outbox: createOutbox(() => signal.wake()),
+      onBatch: opts.observer?.batch?.bind(opts.observer),
     });
   }
 
@@ -123,7 +155,10 @@ export class LedgerService {
 
   /** post() for a request its caller has already validated against the schema (the HTTP route). */
   postParsed(req: PostOperationInput): Promise<PostResult> {
-    return this.#committer.submit(postOperation(this.app, validatePost(this.catalog, req)));
+    // The catalog's refusals (an unknown operation, a wrong amount) are answers to the command too.
+    return this.#observed("operations.post", () =>
+      this.#committer.submit(postOperation(this.app, validatePost(this.catalog, req))),
+    );
   }
 
   /**
@@ -131,15 +166,47 @@ export class LedgerService {
    * answer, or its refusal (a LedgerError), or DatabaseUnavailableError when the outcome is unknown.
    */
   submit<A>(command: Command<A>): Promise<A> {
-    return this.#committer.submit(command);
+    return this.#observed(command.kind, () => this.#committer.submit(command));
   }
 
   /**
    * Runs commands that go into one transaction together (a batch request): each answered as if alone;
    * with `atomic`, all are written or none (each then answers GroupRefused naming the first refusal).
    */
-  submitGroup(commands: readonly Command<unknown>[], atomic: boolean): Promise<Settled[]> {
-    return this.#committer.submitGroup(commands, atomic);
+  async submitGroup(commands: readonly Command<unknown>[], atomic: boolean): Promise<Settled[]> {
+    const settled = await this.#committer.submitGroup(commands, atomic);
+    const observer = this.#observer;
+    if (observer?.operation) {
+      settled.forEach((s, i) => {
+        const kind = commands[i]?.kind ?? "unknown";
+        observer.operation?.(kind, s.ok ? answeredOutcome(s.answer) : refusedOutcome(s.error));
+      });
+    }
+    return settled;
+  }
+
+  /** Runs a command's submission, telling the observer how it came out. */
+  #observed<A>(kind: string, submit: () => Promise<A>): Promise<A> {
+    const observer = this.#observer;
+    if (!observer?.operation) return submit();
+    const tell = (outcome: OperationOutcome) => observer.operation?.(kind, outcome);
+    let answer: Promise<A>;
+    try {
+      answer = submit();
+    } catch (error) {
+      tell(refusedOutcome(error));
+      throw error;
+    }
+    return answer.then(
+      (a) => {
+        tell(answeredOutcome(a));
+        return a;
+      },
+      (error: unknown) => {
+        tell(refusedOutcome(error));
+        throw error;
+      },
+    );
   }
 
   /** The service's clock (injectable in tests): what "now" means for its reads and writes. */
@@ -167,6 +234,11 @@ export class LedgerService {
     return startSweeper({ ...this.#sweeperOptions(), intervalS, logger });
   }
 
+  /** The expiry sweeps of this service so far, on demand and periodic alike. */
+  sweepProgress(): SweepProgress {
+    return { ...this.#sweepProgress };
+  }
+
   #sweeperOptions() {
     return {
       db: sqlClientOf(this.#db),
@@ -174,6 +246,7 @@ export class LedgerService {
       committer: this.#committer,
       clock: this.#clock,
       timeoutMs: this.#timeoutMs,
+      progress: this.#sweepProgress,
     };
   }
 
@@ -246,6 +319,23 @@ export class LedgerService {
       next_cursor: rows.length > limit && last ? encodeCursor(last.sequence) : null,
     };
   }
+}
+
+/** Every command's answer says whether it was a replay (`replayed`); one that does not was written. */
+function answeredOutcome(answer: unknown): OperationOutcome {
+  const replayed = typeof answer === "object" && answer !== null && "replayed" in answer && answer.replayed;
+  return replayed === true ? "replayed" : "applied";
+}
+
+/**
+ * A refusal by a rule, with its code; an atomic group refused as a whole counts every command of it as
+ * refused with the code of the first refusal (none of them was written). DATABASE_UNAVAILABLE and
+ * anything unexpected are errors: their outcome is unknown.
+ */
+function refusedOutcome(error: unknown): OperationOutcome {
+  const refusal = error instanceof GroupRefused ? error.error : error;
+  if (refusal instanceof DatabaseUnavailableError || !(refusal instanceof LedgerError)) return "error";
+  return `refused:${refusal.code}`;
 }
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, path = ""): z.infer<S> {

@@ -40,6 +40,51 @@ export interface SqlClient extends SqlRunner {
 
 const clients = new WeakMap<object, SqlClient>();
 
+/**
+ * How busy the connections under a database are, as the ledger's SQL client sees them: postgres.js
+ * keeps its pool's queues to itself, so what is counted is what this client sends (nearly every query of
+ * the ledger; drizzle's own, such as /health's ping and the entries page, are not seen).
+ */
+export interface PoolUsage {
+  /** Connections the pool may open (PGlite: 1, its one connection). */
+  max: number;
+  /**
+   * Connections busy: one per transaction holding one, plus one per statement in flight outside a
+   * transaction, up to `max`. (PGlite: 1 while anything runs, else 0.)
+   */
+  inUse: number;
+  /**
+   * What waits for a connection: transactions waiting for one, and statements beyond the free
+   * connections (postgres.js queues them, or pipelines them behind another on a busy one). PGlite: what
+   * waits behind the one running.
+   */
+  waiting: number;
+}
+
+interface UsageCounts {
+  max: number;
+  /** Transactions holding a connection, and waiting for one. */
+  held: number;
+  reserving: number;
+  /** Statements (PGlite: runs) in flight outside a transaction. */
+  loose: number;
+}
+
+const usages = new WeakMap<object, UsageCounts>();
+
+/** The database's pool usage now (see PoolUsage). */
+export function poolUsageOf(db: LedgerDb): PoolUsage {
+  sqlClientOf(db);
+  const counts = usages.get(driverClientOf(db) as object);
+  if (!counts) return { max: 0, inUse: 0, waiting: 0 };
+  const busy = counts.held + counts.loose;
+  return {
+    max: counts.max,
+    inUse: Math.min(counts.max, busy),
+    waiting: counts.reserving + Math.max(0, busy - counts.max),
+  };
+}
+
 /** The driver's client under a drizzle database: the postgres.js pool or the PGlite instance. */
 export function driverClientOf(db: LedgerDb): unknown {
   return (db as unknown as { $client?: unknown }).$client;
@@ -53,19 +98,41 @@ export function sqlClientOf(db: LedgerDb): SqlClient {
   }
   let client = clients.get(underlying);
   if (!client) {
-    client = underlying instanceof PGlite ? pgliteClient(underlying) : postgresClient(underlying as Sql);
+    const pglite = underlying instanceof PGlite;
+    const counts: UsageCounts = {
+      max: pglite ? 1 : (underlying as Sql).options.max,
+      held: 0,
+      reserving: 0,
+      loose: 0,
+    };
+    client = pglite ? pgliteClient(underlying, counts) : postgresClient(underlying as Sql, counts);
     clients.set(underlying, client);
+    usages.set(underlying, counts);
   }
   return client;
 }
 
-function postgresClient(sql: Sql): SqlClient {
+function postgresClient(sql: Sql, counts: UsageCounts): SqlClient {
   const send = (conn: Sql | ReservedSql, s: Statement) =>
     conn.unsafe(s.text, s.params as never[], { prepare: true }) as unknown as Promise<Rows>;
   return {
-    run: (statements) => settleAll(statements.map((s) => send(sql, s))),
+    async run(statements) {
+      counts.loose += statements.length;
+      try {
+        return await settleAll(statements.map((s) => send(sql, s)));
+      } finally {
+        counts.loose -= statements.length;
+      }
+    },
     async transaction(fn) {
-      const conn = await sql.reserve();
+      counts.reserving += 1;
+      let conn: ReservedSql;
+      try {
+        conn = await sql.reserve();
+      } finally {
+        counts.reserving -= 1;
+      }
+      counts.held += 1;
       // Closures move it on; the cast keeps TypeScript from narrowing it to its first value.
       let state = "idle" as "idle" | "open" | "done";
       const begin = (): Promise<Rows>[] => {
@@ -102,23 +169,33 @@ function postgresClient(sql: Sql): SqlClient {
         if (state === "open") await send(conn, { text: "rollback", params: [] }).catch(() => undefined);
         throw error;
       } finally {
+        counts.held -= 1;
         conn.release();
       }
     },
   };
 }
 
-function pgliteClient(pg: PGlite): SqlClient {
+function pgliteClient(pg: PGlite, counts: UsageCounts): SqlClient {
   const runOn = async (q: PGlite | PgliteTransaction, statements: readonly Statement[]) => {
     const results: Rows[] = [];
     for (const s of statements)
       results.push((await q.query<Record<string, unknown>>(s.text, [...s.params])).rows);
     return results;
   };
+  // PGlite runs one thing at a time: a run or a transaction in flight is the connection in use, or waits.
+  const counted = async <T>(work: () => Promise<T>): Promise<T> => {
+    counts.loose += 1;
+    try {
+      return await work();
+    } finally {
+      counts.loose -= 1;
+    }
+  };
   return {
-    run: (statements) => runOn(pg, statements),
+    run: (statements) => counted(() => runOn(pg, statements)),
     transaction: (fn) =>
-      pg.transaction((t) => fn({ run: (s) => runOn(t, s), runAndCommit: (s) => runOn(t, s) })),
+      counted(() => pg.transaction((t) => fn({ run: (s) => runOn(t, s), runAndCommit: (s) => runOn(t, s) }))),
   };
 }
 

@@ -99,3 +99,5 @@ export function expectedBalance(
 ) {
   return { owner_id, balance, available: balance, held: 0, status: "active", expiring };
 }
+
+export { metricSum, metricValue, parseMetrics, samplesOf, type Sample } from "./metrics.js";

@@ -35,16 +35,51 @@ export interface SweepReport {
   grants: number;
 }
 
+/** What the sweeps of one service have done so far (read by /metrics). */
+export interface SweepProgress {
+  /** Sweeps that finished, and sweeps that failed (retried at the next interval). */
+  completed: number;
+  failed: number;
+  /** Owners swept, and the expiry entries written for them, by the sweeps that finished. */
+  owners: number;
+  grants: number;
+  /** When the last sweep that finished started (its clock), or null before the first. */
+  lastCompletedAt: Date | null;
+}
+
+export function newSweepProgress(): SweepProgress {
+  return { completed: 0, failed: 0, owners: 0, grants: 0, lastCompletedAt: null };
+}
+
 export interface SweeperOptions {
   db: SqlRunner;
   app: string;
   committer: GroupCommitter;
   clock: () => Date;
   timeoutMs: number;
+  /** Where each sweep's outcome is added up (none: not counted). */
+  progress?: SweepProgress | undefined;
 }
 
 /** Expires every grant that is due now, whichever app granted it (each under its own app). */
 export async function sweepOnce(opts: SweeperOptions): Promise<SweepReport> {
+  const { progress } = opts;
+  if (!progress) return sweepRounds(opts);
+  const startedAt = opts.clock();
+  try {
+    const report = await sweepRounds(opts);
+    progress.completed += 1;
+    progress.owners += report.owners;
+    progress.grants += report.grants;
+    progress.lastCompletedAt = startedAt;
+    return report;
+  } catch (error) {
+    progress.failed += 1;
+    throw error;
+  }
+}
+
+async function sweepRounds(opts: SweeperOptions): Promise<SweepReport> {
   const report: SweepReport = { owners: 0, grants: 0 };
   for (;;) {
     const owners = await read(
