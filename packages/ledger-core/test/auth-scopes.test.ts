@@ -2,7 +2,7 @@
 // on, the API key format, and the traceparent parser.
 import { describe, expect, it, onTestFinished } from "vitest";
 import { generateApiKey, parseApiKey, secretMatches, SCOPES } from "../src/domain/api-keys.js";
-import { traceIdOf } from "../src/http/auth.js";
+import { traceIdOf } from "../src/http/trace.js";
 import { ledgerAppFactory } from "../src/http/index.js";
 import { ROUTE_SCOPES, routeOf } from "../src/http/scopes.js";
 import { silentLogger } from "../src/testing/deps.js";

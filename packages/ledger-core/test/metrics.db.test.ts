@@ -227,7 +227,7 @@ describe("the values read at each scrape", () => {
   it("counts the rate limits' refusals: failed authentications past the limit answer 429", async () => {
     const limits = createRateLimits({ authFailuresPerMin: 2, logger: silentLogger });
     const app = appWith(new LedgerMetrics(), {
-      auth: { mode: "required", limits, defaultRatePerS: 100 },
+      auth: { limits, defaultRatePerS: 100 },
     });
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {

@@ -31,10 +31,7 @@ export function currentRequest(): RequestOrigin | null {
  * Sets who the current request is, once authentication knows: the context is created before it (the
  * request id comes first), so the record is filled in place.
  */
-export function identifyCurrentRequest(actor: string | null, traceId: string | null): void {
+export function identifyCurrentRequest(actor: string): void {
   const context = storage.getStore();
-  if (context) {
-    context.actor = actor;
-    context.traceId = traceId;
-  }
+  if (context) context.actor = actor;
 }

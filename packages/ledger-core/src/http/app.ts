@@ -17,10 +17,11 @@ import { problem, problemExtra, STATUS_BY_CODE } from "./problem.js";
 import { createLedgerRouter, validationHook, WRITE_ROUTES } from "./router.js";
 import { FEATURES } from "../features/index.js";
 import { findStrictJsonProblem } from "./strict-json.js";
-import { withRequestContext } from "../engine/request-context.js";
+import { currentRequest, withRequestContext } from "../engine/request-context.js";
 import type { RelayState } from "../features/events/relay.js";
-import { sqlClientOf, type SqlRunner } from "../store/sql-client.js";
-import { authMiddleware, type AuthMode } from "./auth.js";
+import { sqlClientOf } from "../store/sql-client.js";
+import { authMiddleware } from "./auth.js";
+import { traceIdOf } from "./trace.js";
 import type { RateLimits } from "./rate-limit.js";
 import { requestMetrics, type LedgerMetrics } from "./metrics.js";
 
@@ -34,17 +35,16 @@ export interface LedgerAppOptions {
   bodySizeMaxBytes?: number;
   /** The relay's state, reported by /health under `events` (unset: /health says nothing of events). */
   relayState?: () => RelayState;
-  /** API keys and rate limits (unset: LEDGER_AUTH=off, nothing checked). */
+  /** API keys and rate limits: LEDGER_AUTH=required (unset: off, nothing checked). */
   auth?: AppAuth | undefined;
   /** The process's metrics: every request is counted and GET /metrics answers them (unset: no /metrics). */
   metrics?: LedgerMetrics | undefined;
 }
 
-/** What an app needs to check API keys: where they are, the mode, the shared rate limits, the default rate. */
+/** What an app needs to check API keys: where they are, the shared rate limits, the default rate. */
 export interface AppAuth {
   /** The database holding ledger_api_keys (the app's own). */
   db: LedgerDb;
-  mode: AuthMode;
   limits: RateLimits;
   /** LEDGER_RATE_LIMIT_PER_S. */
   defaultRatePerS: number;
@@ -56,16 +56,28 @@ export function createLedgerApp(opts: LedgerAppOptions) {
 
   app.use(requestId());
   // The request's id reaches what it writes (the events name it) through the request context.
+  // So does the trace id of its traceparent header; the key that sent it is added by authentication.
   app.use((c, next) =>
-    withRequestContext({ requestId: c.get("requestId"), actor: null, traceId: null }, next),
+    withRequestContext(
+      { requestId: c.get("requestId"), actor: null, traceId: traceIdOf(c.req.header("traceparent")) },
+      next,
+    ),
   );
   const { metrics } = opts;
   if (metrics) app.use(requestMetrics(metrics, service.app));
   app.use(async (c, next) => {
     const started = performance.now();
-    c.set("log", logger.child({ req_id: c.get("requestId"), app: service.app }));
+    const traceId = currentRequest()?.traceId ?? null;
+    c.set(
+      "log",
+      logger.child({
+        req_id: c.get("requestId"),
+        app: service.app,
+        ...(traceId ? { trace_id: traceId } : {}),
+      }),
+    );
     await next();
-    // The auth middleware adds the key's id and the trace id to the request's logger.
+    // The auth middleware adds the key's id to the request's logger.
     c.get("log").info(
       {
         method: c.req.method,
@@ -79,17 +91,18 @@ export function createLedgerApp(opts: LedgerAppOptions) {
   // Before the route's own validation; strict: false makes "/ledger/" match too. A feature may give its
   // write paths a body limit of their own (a batch's is larger than one write's).
   // Who is calling, before anything reads a body or a route runs: a refusal writes nothing.
-  app.use(
-    authMiddleware({
-      mode: opts.auth?.mode ?? "off",
-      app: service.app,
-      db: opts.auth ? sqlClientOf(opts.auth.db) : NO_KEYS,
-      logger,
-      limits: opts.auth?.limits ?? OFF_LIMITS,
-      defaultRatePerS: opts.auth?.defaultRatePerS ?? 1,
-      clientAddress,
-    }),
-  );
+  if (opts.auth) {
+    app.use(
+      authMiddleware({
+        app: service.app,
+        db: sqlClientOf(opts.auth.db),
+        logger,
+        limits: opts.auth.limits,
+        defaultRatePerS: opts.auth.defaultRatePerS,
+        clientAddress,
+      }),
+    );
+  }
   const guard = writeBodyGuard(opts.bodySizeMaxBytes ?? BODY_SIZE_MAX_BYTES);
   for (const { path, bodySizeMaxBytes } of WRITE_ROUTES) {
     app.post(path, bodySizeMaxBytes === undefined ? guard : writeBodyGuard(bodySizeMaxBytes));
@@ -306,18 +319,6 @@ function watchSources(metrics: LedgerMetrics, deps: AppDeps, service: LedgerServ
   if (deps.relayState) metrics.watchRelay(deps.relayState);
   if (deps.auth) metrics.watchRateLimits(deps.auth.limits);
 }
-
-/** The key store of an app whose auth is off: never consulted. */
-const NO_KEYS: SqlRunner = { run: () => Promise.reject(new Error("auth is off: no key store")) };
-
-/** The limits of an app whose auth is off: never consulted, so never counting. */
-const OFF_LIMITS: RateLimits = {
-  consumeKey: () => Promise.resolve({ allowed: true, failedOpen: true }),
-  authAllowed: () => Promise.resolve({ allowed: true, failedOpen: true }),
-  authFailed: () => Promise.resolve(),
-  stats: () => ({ refused: { key: 0, auth: 0 }, failOpen: 0 }),
-  close: () => Promise.resolve(),
-};
 
 /** The address of the connection (not a forwarded header: that is the client's to write). */
 function clientAddress(c: Context<LedgerEnv>): string {

@@ -5,14 +5,15 @@
 //   no key, a malformed, unknown, revoked or another app's key   401 UNAUTHENTICATED, WWW-Authenticate: Bearer
 //   a key without the route's scope                               403 FORBIDDEN, naming the scope
 //   over the key's rate, or too many failed attempts from here    429 RATE_LIMITED, Retry-After, RateLimit
-// /health, /docs, /redoc, /openapi.json and /metrics are open. With LEDGER_AUTH=off nothing is checked and
-// entries carry no actor. The key is never logged; the log names its id.
+// /health, /docs, /redoc, /openapi.json and /metrics are open. With LEDGER_AUTH=off the app does not
+// install this middleware: nothing is checked and entries carry no actor. The key is never logged; the
+// log names its id.
 //
 // Keys are cached per process for AUTH_CACHE_TTL_MS, so a revocation takes effect everywhere within it
 // (the issue allows 5 s); a key's last use is written at most once per LAST_USED_EVERY_MS.
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
-import { AUTHORIZATION_LENGTH_MAX, parseApiKey, secretMatches, type Scope } from "../domain/api-keys.js";
+import { AUTHORIZATION_LENGTH_MAX, parseApiKey, secretMatches } from "../domain/api-keys.js";
 import { identifyCurrentRequest } from "../engine/request-context.js";
 import { findApiKey, touchApiKeys, type StoredApiKey } from "../store/keys.js";
 import type { SqlRunner } from "../store/sql-client.js";
@@ -34,7 +35,6 @@ const CACHE_ENTRIES_MAX = 10_000;
 const OPEN_PATHS = [/^\/health$/, /^\/docs(\/|$)/, /^\/redoc(\/|$)/, /^\/openapi\.json$/, /^\/metrics$/];
 
 export interface AuthOptions {
-  mode: AuthMode;
   /** The app this server is: another app's key is refused. */
   app: string;
   db: SqlRunner;
@@ -44,13 +44,6 @@ export interface AuthOptions {
   defaultRatePerS: number;
   /** The client's address, for the failed-authentication limit. */
   clientAddress: (c: Parameters<MiddlewareHandler<LedgerEnv>>[0]) => string;
-  clock?: () => number;
-}
-
-/** What the routes see of the caller. */
-export interface Caller {
-  keyId: string;
-  scopes: readonly Scope[];
 }
 
 interface CacheEntry {
@@ -58,25 +51,13 @@ interface CacheEntry {
   readAt: number;
 }
 
-/** A W3C traceparent's trace id (version 00, or any later version read the same way), if valid. */
-export function traceIdOf(header: string | undefined): string | null {
-  if (header === undefined) return null;
-  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/.exec(header.trim());
-  if (!m || m[1] === "ff") return null;
-  const traceId = m[2] as string; // in the pattern
-  if (/^0+$/.test(traceId) || /^0+$/.test(m[3] as string)) return null;
-  if (m[1] === "00" && m[5] !== undefined) return null;
-  return traceId;
-}
-
 export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> {
-  const clock = opts.clock ?? Date.now;
   const cache = new Map<string, CacheEntry>();
   const touchedAt = new Map<string, number>();
   const log = opts.logger.child({ component: "auth" });
 
   const lookUp = async (id: string): Promise<StoredApiKey | null> => {
-    const now = clock();
+    const now = Date.now();
     const hit = cache.get(id);
     if (hit && now - hit.readAt < AUTH_CACHE_TTL_MS) return hit.key;
     const key = (await findApiKey(opts.db, id)) ?? null;
@@ -86,7 +67,7 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> 
   };
 
   const touch = (id: string) => {
-    const now = clock();
+    const now = Date.now();
     if (now - (touchedAt.get(id) ?? 0) < LAST_USED_EVERY_MS) return;
     if (touchedAt.size >= CACHE_ENTRIES_MAX) touchedAt.clear();
     touchedAt.set(id, now);
@@ -96,13 +77,8 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> 
   };
 
   return async (c, next) => {
-    const traceId = traceIdOf(c.req.header("traceparent"));
-    if (traceId !== null) c.set("log", c.get("log").child({ trace_id: traceId }));
     const path = c.req.path;
-    if (opts.mode === "off" || OPEN_PATHS.some((p) => p.test(path))) {
-      identifyCurrentRequest(null, traceId);
-      return next();
-    }
+    if (OPEN_PATHS.some((p) => p.test(path))) return next();
 
     const address = opts.clientAddress(c);
     const unauthenticated = async (detail: string, error?: "invalid_token") => {
@@ -178,9 +154,8 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> 
       );
     }
 
-    c.set("caller", { keyId: key.id, scopes: key.scopes });
     c.set("log", c.get("log").child({ key_id: key.id }));
-    identifyCurrentRequest(key.id, traceId);
+    identifyCurrentRequest(key.id);
     touch(key.id);
     await next();
     for (const [name, value] of Object.entries(limitHeaders)) c.res.headers.set(name, value);

@@ -31,7 +31,6 @@ export interface RateLimits {
   /** Counts a failed authentication from this address. */
   authFailed(address: string): Promise<void>;
   stats(): RateLimitStats;
-  close(): Promise<void>;
 }
 
 export interface RateLimitStats {
@@ -150,10 +149,8 @@ export function createRateLimits(opts: RateLimitOptions): RateLimits {
         failedOpen(error);
       }
     },
+    // The Redis client is the caller's to close.
     stats: () => ({ refused: { ...stats.refused }, failOpen: stats.failOpen }),
-    async close() {
-      // The Redis client is the caller's; nothing of ours holds a resource.
-    },
   };
 }
 

@@ -301,8 +301,8 @@ export interface BootDeps {
   relayState: () => RelayState;
   /** The process's metrics, shared by its apps (with workers: summed over them at each scrape). */
   metrics: LedgerMetrics;
-  /** API keys and rate limits; unset: LEDGER_AUTH=off. */
-  auth?: { mode: AuthMode; limits: RateLimits; defaultRatePerS: number } | undefined;
+  /** API keys and rate limits (LEDGER_AUTH=required); unset: off. */
+  auth?: { limits: RateLimits; defaultRatePerS: number } | undefined;
 }
 
 export interface BootedApp {
@@ -359,18 +359,21 @@ export async function boot(
   let relay: Relay | undefined;
   let redis: Redis | undefined;
   try {
-    const authMode = authModeOf(env);
-    if (authMode === "off") {
+    let auth: BootDeps["auth"];
+    if (authModeOf(env) === "off") {
       logger.warn(
         "LEDGER_AUTH=off: every ledger route is open to anyone who can reach this port; set LEDGER_AUTH=required (the default with NODE_ENV=production) and create keys with `pnpm ledger keys create`",
       );
+    } else {
+      // The limits exist only for keys: with auth off nothing counts, and Redis is not even connected.
+      redis = env.LEDGER_REDIS_URL === undefined ? undefined : connectRedis(env.LEDGER_REDIS_URL, logger);
+      const limits = createRateLimits({
+        redis,
+        authFailuresPerMin: env.LEDGER_AUTH_FAILURES_PER_MIN,
+        logger,
+      });
+      auth = { limits, defaultRatePerS: env.LEDGER_RATE_LIMIT_PER_S };
     }
-    redis = env.LEDGER_REDIS_URL === undefined ? undefined : connectRedis(env.LEDGER_REDIS_URL, logger);
-    const limits = createRateLimits({
-      redis,
-      authFailuresPerMin: env.LEDGER_AUTH_FAILURES_PER_MIN,
-      logger,
-    });
     database = await openWithRetry(env, logger);
     logger.info({ driver: database.driver }, "database ready, migrations applied");
     const opened = database;
@@ -395,7 +398,7 @@ export async function boot(
       onStop: (stop) => stops.push(stop),
       relayState: () => started.state(),
       metrics,
-      auth: { mode: authMode, limits, defaultRatePerS: env.LEDGER_RATE_LIMIT_PER_S },
+      auth,
     };
     await serveAll(
       apps.map((a) => ({ name: a.name, port: a.port, hostname: env.HOST, fetch: a.create(deps).fetch })),
@@ -448,34 +451,60 @@ function connectRedis(url: string, logger: Logger): Redis {
  */
 export async function bootRelay(env: RelayEnv, name = "relay"): Promise<void> {
   const logger = createLogger({ level: env.LOG_LEVEL, name });
-  let database: LedgerDatabase | undefined;
   try {
-    database = await openWithRetry({ ...env, LEDGER_DATA_DIR: undefined, DB_POOL_SIZE: 2 }, logger);
-    const opened = database;
-    const relay = startRelayFrom(env, opened.db, logger);
+    const relay = await openRelay(env, logger);
     logger.info({ broker: relay.state().broker }, "relay started; contending for the lock");
     let closing = false;
     const shutdown = (signal: NodeJS.Signals) => {
       if (closing) return;
       closing = true;
       logger.info({ signal }, "shutting down");
-      void relay
-        .stop()
-        .then(() => opened.close())
-        .then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, "shutdown failed");
-            process.exit(1);
-          },
-        );
+      void relay.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
     };
     process.once("SIGINT", () => shutdown("SIGINT"));
     process.once("SIGTERM", () => shutdown("SIGTERM"));
   } catch (error) {
+    // openRelay closed what it opened.
     logger.fatal({ err: error }, "could not start");
-    await database?.close().catch(() => {});
     process.exit(1);
+  }
+}
+
+/**
+ * A relay on a pool of two of its own (apps/relay's, and the primary's of a multi-worker server): opened
+ * like an app's database (waiting for it, migrating it); stop() stops the relay, then closes the pool.
+ */
+async function openRelay(
+  env: Parameters<typeof startRelayFrom>[0] & Pick<AppEnv, "DB_STARTUP_TIMEOUT_S">,
+  logger: Logger,
+): Promise<Relay> {
+  const database = await openWithRetry(
+    {
+      DATABASE_URL: env.DATABASE_URL,
+      LEDGER_DATA_DIR: undefined,
+      DB_POOL_SIZE: 2,
+      DB_STARTUP_TIMEOUT_S: env.DB_STARTUP_TIMEOUT_S,
+    },
+    logger,
+  );
+  try {
+    const relay = startRelayFrom(env, database.db, logger);
+    return {
+      state: () => relay.state(),
+      async stop() {
+        await relay.stop();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw error;
   }
 }
 
@@ -554,16 +583,7 @@ async function startPrimaryRelay(
   logger: Logger,
   metrics: Registry,
 ): Promise<{ stop(): Promise<void> }> {
-  const database = await openWithRetry(
-    {
-      DATABASE_URL: env.DATABASE_URL,
-      LEDGER_DATA_DIR: undefined,
-      DB_POOL_SIZE: 2,
-      DB_STARTUP_TIMEOUT_S: env.DB_STARTUP_TIMEOUT_S,
-    },
-    logger,
-  );
-  const relay = startRelayFrom(env, database.db, logger);
+  const relay = await openRelay(env, logger);
   registerRelayMetrics(metrics, () => relay.state());
   const stopBroadcast = broadcastRelayState(relay, () =>
     Object.values(cluster.workers ?? {}).filter((w) => w !== undefined),
@@ -572,7 +592,6 @@ async function startPrimaryRelay(
     async stop() {
       stopBroadcast();
       await relay.stop();
-      await database.close();
     },
   };
 }

@@ -127,7 +127,6 @@ export function describeSecurity(s: AppSurface): void {
       ping: s.ping,
       logger: silentLogger,
       auth: {
-        mode: "required",
         limits: createRateLimits({ authFailuresPerMin: 1_000_000, logger: silentLogger }),
         defaultRatePerS,
       },
@@ -278,7 +277,6 @@ export function describeSecurity(s: AppSurface): void {
         ping: s.ping,
         logger: silentLogger,
         auth: {
-          mode: "required",
           limits: createRateLimits({ authFailuresPerMin: 3, logger: silentLogger }),
           defaultRatePerS: 100_000,
         },
