@@ -438,16 +438,9 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
       met: uniform.opsPerS >= 15_000 && uniform.p99Ms <= 25,
     });
   }
-  // Every run of each ("uniform", "uniform (2)"; "uniform-events", ...): the bench runs them in ABBA order.
-  const sum = (prefix: string) =>
-    results
-      .filter((r) => r.scenario === prefix || r.scenario.startsWith(`${prefix} (`))
-      .reduce((n, r) => n + r.opsPerS, 0);
   // The events' ABBA is uniform, events, events, uniform (2); a later uniform (3) belongs to auth's.
-  const off = results
-    .filter((r) => r.scenario === "uniform" || r.scenario === "uniform (2)")
-    .reduce((n, r) => n + r.opsPerS, 0);
-  const on = sum("uniform-events");
+  const off = opsSummed(results, ["uniform", "uniform (2)"]);
+  const on = opsSummed(results, ["uniform-events", "uniform-events (2)"]);
   if (off > 0 && on > 0) {
     const share = on / off;
     checks.push({
@@ -483,10 +476,13 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
 export function authCost(
   results: ScenarioResult[],
 ): { withAuth: number; without: number; cost: number } | undefined {
-  const sumOf = (names: readonly string[]) =>
-    results.filter((r) => names.includes(r.scenario)).reduce((n, r) => n + r.opsPerS, 0);
-  const withAuth = sumOf(["uniform (2)", "uniform (3)"]);
-  const without = sumOf(["uniform-noauth", "uniform-noauth (2)"]);
+  const withAuth = opsSummed(results, ["uniform (2)", "uniform (3)"]);
+  const without = opsSummed(results, ["uniform-noauth", "uniform-noauth (2)"]);
   if (withAuth === 0 || without === 0) return undefined;
   return { withAuth, without, cost: 1 - withAuth / without };
+}
+
+/** The operations per second of these scenarios, summed (the runs of an ABBA comparison). */
+function opsSummed(results: readonly ScenarioResult[], names: readonly string[]): number {
+  return results.filter((r) => names.includes(r.scenario)).reduce((n, r) => n + r.opsPerS, 0);
 }

@@ -53,7 +53,7 @@ import { freshNatsStream } from "@ledger/core/testing/brokers";
 import { REPO_ROOT } from "./paths.js";
 import { measureDbCeiling } from "./pgbench.js";
 import { createDatabase, dropDatabase } from "./postgres.js";
-import { AppProcess, freePort, runLedgerCli, ServerProcess } from "./processes.js";
+import { AppProcess, createKey, freePort, runLedgerCli, ServerProcess } from "./processes.js";
 
 const HEALTH_TIMEOUT_MS = 60_000;
 /** After the events scenario's load, the relay must have published everything within this. */
@@ -293,26 +293,13 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
   log(`database: ${db.name}`);
   // The apps run as in production (LEDGER_AUTH=required): every request carries a key whose rate is
   // far above what this machine can send, so the limiter counts but never refuses.
-  const made = await runLedgerCli(
-    [
-      "keys",
-      "create",
-      "--app",
-      "app1",
-      "--scope",
-      "read",
-      "--scope",
-      "write",
-      "--rate",
-      "100000",
-      "--name",
-      "bench",
-      "--json",
-    ],
-    db.url,
-  );
-  if (made.code !== 0) throw new Error(`ledger keys create failed: ${made.stderr}`);
-  authorization = { authorization: `Bearer ${(JSON.parse(made.stdout) as { key: string }).key}` };
+  const key = await createKey(db.url, {
+    app: "app1",
+    scopes: ["read", "write"],
+    ratePerS: 100_000,
+    name: "bench",
+  });
+  authorization = { authorization: `Bearer ${key}` };
   log(
     "auth: LEDGER_AUTH=required, one key (rate 100000/s) on every request; uniform-noauth runs with LEDGER_AUTH=off",
   );

@@ -4,7 +4,7 @@
 // been applied. An unknown outcome is resolved by sending the same request again, to the same app with
 // the same nonce, until the answer is definite.
 import { setTimeout as sleep } from "node:timers/promises";
-import { ATTEMPTS_MAX, createLedgerClient } from "@ledger/client";
+import { createLedgerClient, LedgerNetworkError } from "@ledger/client";
 import { z } from "zod";
 import type { AppName } from "./paths.js";
 
@@ -267,8 +267,6 @@ export interface RetryOptions {
   giveUpAfterMs: number;
   /** Stops retrying (the outcome stays unknown) when aborted. */
   signal?: AbortSignal;
-  /** The API key reads send (LEDGER_AUTH=required). */
-  apiKey?: string;
 }
 
 export interface Resolution<R = PostResult> {
@@ -316,26 +314,31 @@ export async function sendUntilDefinite<R>(
 }
 
 /**
- * The typed client (@ledger/client) for the read-backs: reads are safe to repeat, so it retries 503s and
- * failed connections until `giveUpAfterMs` (attempts are not what bounds it here: a restarting app may
- * take seconds). Writes keep the hand-written path above, which classifies every unknown outcome.
+ * The typed client (@ledger/client) for the read-backs. Reads are safe to repeat, and a restarting app
+ * may refuse connections for seconds, so what bounds a read is time, as it always was here: each read
+ * (each page of entries) is tried again, on the client's own retries and then on ours, until
+ * `giveUpAfterMs` after it began. Writes keep the hand-written path above, which classifies every
+ * unknown outcome.
  */
-function readerFor(baseUrl: string, opts: RetryOptions, apiKey?: string) {
+function readerFor(baseUrl: string, opts: RetryOptions) {
   return createLedgerClient({
     baseUrl,
     timeoutMs: opts.timeoutMs,
-    retry: {
-      attempts: ATTEMPTS_MAX,
-      baseDelayMs: opts.retryDelayMs ?? 200,
-      maxDelayMs: opts.retryDelayMaxMs ?? 1_000,
-    },
-    ...(apiKey === undefined ? {} : { apiKey }),
+    retry: { attempts: 4, baseDelayMs: opts.retryDelayMs ?? 200, maxDelayMs: opts.retryDelayMaxMs ?? 1_000 },
   });
 }
 
-function readSignal(opts: RetryOptions): AbortSignal {
+/** One read, sent again after the client's retries are spent, until `giveUpAfterMs` from now. */
+async function read<T>(opts: RetryOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const limit = AbortSignal.timeout(opts.giveUpAfterMs);
-  return opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
+  const signal = opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
+  for (;;) {
+    try {
+      return await fn(signal);
+    } catch (error) {
+      if (!(error instanceof LedgerNetworkError) || signal.aborted) throw error;
+    }
+  }
 }
 
 /** GET /ledger/{owner}: the balance that counts now, what of it expires when, what is held. */
@@ -344,9 +347,8 @@ export async function getBalanceView(
   ownerId: string,
   opts: RetryOptions,
 ): Promise<{ balance: number; expiring: Expiring; figures: OwnerFigures }> {
-  const body = balanceSchema.parse(
-    await readerFor(baseUrl, opts, opts.apiKey).balance(ownerId, { signal: readSignal(opts) }),
-  );
+  const reader = readerFor(baseUrl, opts);
+  const body = balanceSchema.parse(await read(opts, (signal) => reader.balance(ownerId, { signal })));
   return {
     balance: body.balance,
     expiring: body.expiring,
@@ -356,25 +358,25 @@ export async function getBalanceView(
 
 /** GET /ledger/holds/{id}, through the app that made the hold (no other app sees it). */
 export async function getHold(baseUrl: string, holdId: string, opts: RetryOptions): Promise<Hold> {
-  const body = await readerFor(baseUrl, opts, opts.apiKey).holds.get(holdId, { signal: readSignal(opts) });
-  return holdSchema.parse(body);
+  const reader = readerFor(baseUrl, opts);
+  return holdSchema.parse(await read(opts, (signal) => reader.holds.get(holdId, { signal })));
 }
 
 export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
   return (await getBalanceView(baseUrl, ownerId, opts)).balance;
 }
 
-/** Every entry of one owner, newest first, page by page. */
+/** Every entry of one owner, newest first, page by page (each page a read of its own). */
 export async function getAllEntries(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<Entry[]> {
+  const reader = readerFor(baseUrl, opts);
   const entries: Entry[] = [];
-  const signal = readSignal(opts);
-  for await (const entry of readerFor(baseUrl, opts, opts.apiKey).allEntries(
-    ownerId,
-    { limit: 200 },
-    { signal },
-  )) {
-    entries.push(entrySchema.parse(entry));
-  }
+  let cursor: string | undefined;
+  do {
+    const query = { limit: 200, ...(cursor === undefined ? {} : { cursor }) };
+    const page = await read(opts, (signal) => reader.entries(ownerId, query, { signal }));
+    entries.push(...page.entries.map((e) => entrySchema.parse(e)));
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
   return entries;
 }
 

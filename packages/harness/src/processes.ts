@@ -299,3 +299,16 @@ export async function runLedgerCli(
     );
   });
 }
+
+/** Creates an API key with `ledger keys create --json` on a database; returns the key itself. */
+export async function createKey(
+  databaseUrl: string,
+  opts: { app: string; scopes: readonly string[]; ratePerS?: number; name?: string },
+): Promise<string> {
+  const args = ["keys", "create", "--app", opts.app, ...opts.scopes.flatMap((s) => ["--scope", s]), "--json"];
+  if (opts.ratePerS !== undefined) args.push("--rate", String(opts.ratePerS));
+  if (opts.name !== undefined) args.push("--name", opts.name);
+  const made = await runLedgerCli(args, databaseUrl);
+  if (made.code !== 0) throw new Error(`ledger keys create failed (exit ${made.code}): ${made.stderr}`);
+  return (JSON.parse(made.stdout) as { key: string }).key;
+}

@@ -4,9 +4,8 @@
 // A limited request is a 429 and writes nothing: the ledger holds exactly the 201s.
 import { randomBytes } from "node:crypto";
 import { testDatabaseUrl } from "@ledger/core/testing";
-import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { AppProcess, createDatabase, dropDatabase, freePort, runLedgerCli } from "../src/index.js";
+import { AppProcess, countEntries, createDatabase, createKey, dropDatabase, freePort } from "../src/index.js";
 
 const WORKERS = 2;
 const RATE_PER_S = 20;
@@ -38,12 +37,7 @@ async function serverWithKey(redis: boolean) {
   });
   app.start();
   await app.waitHealthy({ timeoutMs: 60_000 });
-  const made = await runLedgerCli(
-    ["keys", "create", "--app", "app1", "--scope", "write", "--rate", String(RATE_PER_S), "--json"],
-    database.url,
-  );
-  expect(made.code, made.stderr).toBe(0);
-  const { key } = JSON.parse(made.stdout) as { key: string };
+  const key = await createKey(database.url, { app: "app1", scopes: ["write"], ratePerS: RATE_PER_S });
   return { app, key, databaseUrl: database.url };
 }
 
@@ -78,16 +72,6 @@ async function load(baseUrl: string, key: string): Promise<Map<number, number>> 
   return statuses;
 }
 
-async function entryCount(url: string): Promise<number> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ledger_entries`;
-    return row?.n ?? 0;
-  } finally {
-    await sql.end();
-  }
-}
-
 // The bounds: a window of one second holds RATE_PER_S, the burst allowance adds RATE_PER_S per ten
 // seconds, and the load spans LOAD_S + 1 windows at most.
 const sharedMax = RATE_PER_S * (LOAD_S + 1) + RATE_PER_S;
@@ -101,7 +85,7 @@ describe("rate limits of one key across two processes", () => {
     expect(ok).toBeGreaterThanOrEqual(RATE_PER_S * (LOAD_S - 1));
     expect(ok).toBeLessThanOrEqual(sharedMax);
     expect(statuses.get(429) ?? 0).toBeGreaterThan(0);
-    expect(await entryCount(s.databaseUrl)).toBe(ok);
+    expect((await countEntries(s.databaseUrl)).total).toBe(ok);
   }, 120_000);
 
   it("without Redis: each process counts its own, so the key gets more than one process's share", async () => {
@@ -110,6 +94,6 @@ describe("rate limits of one key across two processes", () => {
     const ok = statuses.get(201) ?? 0;
     expect(ok).toBeGreaterThan(sharedMax);
     expect(ok).toBeLessThanOrEqual(WORKERS * sharedMax);
-    expect(await entryCount(s.databaseUrl)).toBe(ok);
+    expect((await countEntries(s.databaseUrl)).total).toBe(ok);
   }, 120_000);
 });

@@ -60,7 +60,7 @@ export interface LedgerClientOptions {
   fetch?: FetchLike;
   /** How often and how patiently a request is sent again; each field defaults to RETRY_DEFAULTS's. */
   retry?: Partial<RetryOptions>;
-  /** Each attempt's bound, from sending to the answer's last byte. Default 10 s (the ledger's own is 5 s). */
+  /** Each attempt's bound, from sending to the answer's last byte. Default 10 s (the ledger's statement_timeout is 10 s too). */
   timeoutMs?: number;
   /** How the client waits between attempts. Default: a timer. */
   delay?: Delay;

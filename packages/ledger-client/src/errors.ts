@@ -4,9 +4,8 @@
 import type { components } from "./generated/app1.js";
 
 /**
- * Every `code` the ledger's apps answer with. The core's codes (STATUS_BY_CODE in
- * packages/ledger-core/src/http/problem.ts) plus the authentication ones (401 UNAUTHENTICATED, 403
- * FORBIDDEN, 429 RATE_LIMITED). src/errors.test-d.ts fails when the core answers a code missing here.
+ * Every `code` the ledger's apps answer with: the core's (STATUS_BY_CODE in
+ * packages/ledger-core/src/http/problem.ts). src/errors.test-d.ts fails when the two lists differ.
  */
 export const PROBLEM_CODES = [
   "VALIDATION_FAILED",

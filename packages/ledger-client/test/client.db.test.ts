@@ -24,6 +24,7 @@ import {
   type LedgerClientOptions,
   type ProblemCode,
 } from "../src/index.js";
+import { timerDelay } from "../src/retry.js";
 import {
   inProcessFetch,
   nonceOf,
@@ -556,19 +557,34 @@ describe(`@ledger/client against the apps [${testDriver()}]`, () => {
       expect(sent).toHaveLength(1);
     });
 
-    it("an aborted call stops retrying and rejects with the signal's reason", async () => {
+    it("an aborted call stops its attempt in flight and its retries, and rejects with the signal's reason", async () => {
       const controller = new AbortController();
       const reason = new Error("caller gave up");
-      const { fetch, sent } = scriptedFetch(app1, ["503", "503", "503"]);
-      const delay = () => {
-        controller.abort(reason);
-        return Promise.reject(reason);
-      };
+      // The attempt hangs; the caller gives up while it waits on it.
+      const { fetch, sent } = scriptedFetch(app1, ["hang", "503", "503"]);
+      setTimeout(() => controller.abort(reason), 50);
       const error = await rejection(
-        client1({ fetch, delay }).balance(freshOwner("client"), { signal: controller.signal }),
+        client1({ fetch }).balance(freshOwner("client"), { signal: controller.signal }),
       );
       expect(error).toBe(reason);
       expect(sent).toHaveLength(1);
+    });
+
+    it("an abort during the wait between attempts ends the wait at once", async () => {
+      const controller = new AbortController();
+      const reason = new Error("caller gave up");
+      const { fetch, sent } = scriptedFetch(app1, ["503", "503", "503"]);
+      const started = Date.now();
+      const call = client1({
+        fetch,
+        delay: timerDelay,
+        retry: { attempts: 3, baseDelayMs: 3_600_000, maxDelayMs: 3_600_000 },
+      }).balance(freshOwner("client"), { signal: controller.signal });
+      setTimeout(() => controller.abort(reason), 50);
+      expect(await rejection(call)).toBe(reason);
+      expect(sent).toHaveLength(1);
+      // A wait drawn from up to an hour (under 50 ms once in 70,000 runs), cut short.
+      expect(Date.now() - started).toBeLessThan(30_000);
     });
   });
 });

@@ -20,7 +20,7 @@ import type { SqlRunner } from "../store/sql-client.js";
 import type { LedgerEnv } from "./env.js";
 import { problem } from "./problem.js";
 import { rateLimitHeaders, type RateLimits } from "./rate-limit.js";
-import { routeOf } from "./scopes.js";
+import { isOpenPath, routeOf } from "./scopes.js";
 
 export type AuthMode = "required" | "off";
 
@@ -30,9 +30,6 @@ export const AUTH_CACHE_TTL_MS = 2_000;
 const LAST_USED_EVERY_MS = 60_000;
 /** Keys remembered per process (unknown ids included, so a flood of made-up ids cannot grow it). */
 const CACHE_ENTRIES_MAX = 10_000;
-
-/** The paths that answer without a key. */
-const OPEN_PATHS = [/^\/health$/, /^\/docs(\/|$)/, /^\/redoc(\/|$)/, /^\/openapi\.json$/, /^\/metrics$/];
 
 export interface AuthOptions {
   /** The app this server is: another app's key is refused. */
@@ -78,7 +75,7 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> 
 
   return async (c, next) => {
     const path = c.req.path;
-    if (OPEN_PATHS.some((p) => p.test(path))) return next();
+    if (isOpenPath(path)) return next();
 
     const address = opts.clientAddress(c);
     const unauthenticated = async (detail: string, error?: "invalid_token") => {

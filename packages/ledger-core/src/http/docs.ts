@@ -8,13 +8,10 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Hono, type Context } from "hono";
 import type { LedgerEnv } from "./env.js";
-import { ROUTE_SCOPES, type Scope } from "./scopes.js";
+import { OPEN_PATHS, ROUTE_SCOPES, type Scope } from "./scopes.js";
 
 type OpenApiConfig = Parameters<OpenAPIHono<LedgerEnv>["getOpenAPI31Document"]>[0];
 type OpenApiDocument = ReturnType<OpenAPIHono<LedgerEnv>["getOpenAPI31Document"]>;
-
-/** The routes anyone may call, without a key: they are in the document (if at all) without security. */
-export const OPEN_PATHS: readonly string[] = ["/health", "/docs", "/redoc", "/openapi.json", "/metrics"];
 
 /** One tag per feature with routes, in the order a reader meets them; each route names its own. */
 export const OPENAPI_TAGS: readonly { name: string; description: string }[] = [

@@ -10,6 +10,14 @@ import type { Scope } from "../domain/api-keys.js";
 
 export { SCOPES, type Scope } from "../domain/api-keys.js";
 
+/** The routes anyone may call without a key (and their assets, under /docs/ and /redoc/). */
+export const OPEN_PATHS: readonly string[] = ["/health", "/docs", "/redoc", "/openapi.json", "/metrics"];
+
+/** Whether a request path is one of the open routes or an asset of the docs pages. */
+export function isOpenPath(path: string): boolean {
+  return OPEN_PATHS.includes(path) || path.startsWith("/docs/") || path.startsWith("/redoc/");
+}
+
 export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /ledger": "write",
   "POST /ledger/batch": "write",
