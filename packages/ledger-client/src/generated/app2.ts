@@ -952,10 +952,10 @@ export interface components {
         /**
          * @example {
          *       "type": "urn:ledger:problem:unauthenticated",
-         *       "status": 401,
          *       "title": "Unauthorized",
-         *       "code": "UNAUTHENTICATED",
-         *       "detail": "This route needs an API key: send Authorization: Bearer <key>"
+         *       "status": 401,
+         *       "detail": "This route needs an API key: send Authorization: Bearer <key>",
+         *       "code": "UNAUTHENTICATED"
          *     }
          */
         "application/problem+json": components["schemas"]["Problem"];
@@ -970,10 +970,10 @@ export interface components {
         /**
          * @example {
          *       "type": "urn:ledger:problem:forbidden",
-         *       "status": 403,
          *       "title": "Forbidden",
-         *       "code": "FORBIDDEN",
-         *       "detail": "This key lacks the scope \"write\", which POST /ledger needs"
+         *       "status": 403,
+         *       "detail": "This key lacks the scope \"write\", which POST /ledger needs",
+         *       "code": "FORBIDDEN"
          *     }
          */
         "application/problem+json": components["schemas"]["Problem"];
@@ -991,10 +991,10 @@ export interface components {
         /**
          * @example {
          *       "type": "urn:ledger:problem:rate-limited",
-         *       "status": 429,
          *       "title": "Too Many Requests",
-         *       "code": "RATE_LIMITED",
-         *       "detail": "This key is over its rate limit; try again after Retry-After seconds"
+         *       "status": 429,
+         *       "detail": "This key is over its rate limit; try again after Retry-After seconds",
+         *       "code": "RATE_LIMITED"
          *     }
          */
         "application/problem+json": components["schemas"]["Problem"];

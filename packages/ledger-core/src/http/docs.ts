@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Hono, type Context } from "hono";
 import type { LedgerEnv } from "./env.js";
+import { problemBody, type HttpErrorCode } from "./problem.js";
 import { OPEN_PATHS, ROUTE_SCOPES, type Scope } from "./scopes.js";
 
 type OpenApiConfig = Parameters<OpenAPIHono<LedgerEnv>["getOpenAPI31Document"]>[0];
@@ -54,10 +55,10 @@ const BEARER_AUTH = {
     "with LEDGER_AUTH=off checks no key.",
 } as const;
 
-const problemExample = (example: { status: number; title: string; code: string; detail: string }) => ({
+const problemExample = (code: HttpErrorCode, detail: string) => ({
   "application/problem+json": {
     schema: { $ref: "#/components/schemas/Problem" },
-    example: { type: `urn:ledger:problem:${example.code.toLowerCase().replaceAll("_", "-")}`, ...example },
+    example: problemBody(code, detail),
   },
 });
 
@@ -69,23 +70,16 @@ const AUTH_RESPONSES = {
       "UNAUTHENTICATED: no API key, or one that is malformed, unknown, revoked or another app's. Nothing " +
       "was read or written.",
     headers: { "WWW-Authenticate": { $ref: "#/components/headers/WWWAuthenticate" } },
-    content: problemExample({
-      status: 401,
-      title: "Unauthorized",
-      code: "UNAUTHENTICATED",
-      detail: "This route needs an API key: send Authorization: Bearer <key>",
-    }),
+    content: problemExample(
+      "UNAUTHENTICATED",
+      "This route needs an API key: send Authorization: Bearer <key>",
+    ),
   },
   Forbidden: {
     description:
       "FORBIDDEN: the key is valid but lacks the scope this operation needs (`details.required_scope`). " +
       "Nothing was read or written.",
-    content: problemExample({
-      status: 403,
-      title: "Forbidden",
-      code: "FORBIDDEN",
-      detail: 'This key lacks the scope "write", which POST /ledger needs',
-    }),
+    content: problemExample("FORBIDDEN", 'This key lacks the scope "write", which POST /ledger needs'),
   },
   RateLimited: {
     description:
@@ -97,12 +91,10 @@ const AUTH_RESPONSES = {
       RateLimit: { $ref: "#/components/headers/RateLimit" },
       "RateLimit-Policy": { $ref: "#/components/headers/RateLimitPolicy" },
     },
-    content: problemExample({
-      status: 429,
-      title: "Too Many Requests",
-      code: "RATE_LIMITED",
-      detail: "This key is over its rate limit; try again after Retry-After seconds",
-    }),
+    content: problemExample(
+      "RATE_LIMITED",
+      "This key is over its rate limit; try again after Retry-After seconds",
+    ),
   },
 } as const;
 
