@@ -52,6 +52,10 @@ interface Read {
   path: string;
 }
 
+function say(message: string): void {
+  process.stdout.write(`${message}\n`);
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 }
@@ -64,11 +68,11 @@ async function main(): Promise<number> {
     (v) => ({ entries: v.entries, repeats: v.repeats, adminUrl: adminUrlFrom(v, process.env) }),
   );
   if (typeof parsed === "string") {
-    console.error(`${parsed}\n\n${USAGE}`);
+    say(`${parsed}\n\n${USAGE}`);
     return 2;
   }
   if ("help" in parsed) {
-    console.log(USAGE);
+    say(USAGE);
     return 0;
   }
   const opts = parsed;
@@ -94,7 +98,7 @@ async function main(): Promise<number> {
     } finally {
       await sql.end();
     }
-    console.log(
+    say(
       `seeded ${opts.entries} entries of one owner over ${HISTORY_DAYS} days in ${Math.round(performance.now() - seeded)} ms (database ${db.name})`,
     );
 
@@ -122,9 +126,9 @@ async function main(): Promise<number> {
       { name: "summary, all 100 days", path: `/ledger/${owner}/summary?from=${q(at(HISTORY_DAYS + 1))}` },
       { name: "balance at 50 days ago", path: `/ledger/${owner}?at=${q(at(50))}` },
     ];
-    console.log(`each read ${opts.repeats} times after one unmeasured, app1 in process, one at a time\n`);
-    console.log("| read | p50 ms | p99 ms | max ms | answer bytes |");
-    console.log("| ---- | -----: | -----: | -----: | -----------: |");
+    say(`each read ${opts.repeats} times after one unmeasured, app1 in process, one at a time\n`);
+    say("| read | p50 ms | p99 ms | max ms | answer bytes |");
+    say("| ---- | -----: | -----: | -----: | -----------: |");
     for (const r of reads) {
       const first = await app.request(r.path);
       const body = await first.text();
@@ -138,7 +142,7 @@ async function main(): Promise<number> {
       }
       ms.sort((a, b) => a - b);
       const f = (x: number) => x.toFixed(1);
-      console.log(
+      say(
         `| ${r.name} | ${f(percentile(ms, 0.5))} | ${f(percentile(ms, 0.99))} | ${f(ms.at(-1) ?? NaN)} | ${body.length} |`,
       );
     }
@@ -152,7 +156,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error);
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(2);
   },
 );
