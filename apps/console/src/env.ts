@@ -1,0 +1,51 @@
+import { parseEnv } from "@ledger/core/http";
+import { z } from "zod";
+
+export const DEFAULT_PORT = 8002;
+/** Shortest CONSOLE_SECRET accepted: 32 characters, so a sealed session cannot be guessed at. */
+export const SECRET_LENGTH_MIN = 32;
+
+const url = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .default(fallback)
+    .refine((v) => /^https?:\/\/[^\s/]+/.test(v), "must be an http:// or https:// URL");
+
+/** The console's configuration, parsed once at boot (apps/local extends it for `pnpm start`). */
+export const consoleEnvShape = {
+  CONSOLE_PORT: z.coerce.number().int().min(1).max(65_535).default(DEFAULT_PORT),
+  /** Where app1 and app2 answer; a key is tried against each at sign-in, and the one that knows it is its app. */
+  CONSOLE_APP1_URL: url("http://localhost:8000"),
+  CONSOLE_APP2_URL: url("http://localhost:8001"),
+  /**
+   * Seals the session cookie and signs the CSRF tokens. Unset: a random one per process (sessions end
+   * when it restarts), refused with NODE_ENV=production.
+   */
+  CONSOLE_SECRET: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine(
+      (v) => v === undefined || v.length >= SECRET_LENGTH_MIN,
+      `CONSOLE_SECRET must be at least ${SECRET_LENGTH_MIN} characters`,
+    ),
+};
+
+export const envSchema = z
+  .object({
+    ...consoleEnvShape,
+    HOST: z.string().min(1).default("0.0.0.0"),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    NODE_ENV: z.string().optional(),
+  })
+  .refine((env) => env.NODE_ENV !== "production" || env.CONSOLE_SECRET !== undefined, {
+    path: ["CONSOLE_SECRET"],
+    message: "CONSOLE_SECRET is required with NODE_ENV=production (sessions must outlive a restart)",
+  });
+
+export type Env = z.infer<typeof envSchema>;
+
+export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+  return parseEnv(envSchema, source);
+}
