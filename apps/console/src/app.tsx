@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic */
+/** @jsxImportSource hono/jsx */
 // The support console: server-rendered pages over the ledger's HTTP API (@ledger/client, never SQL).
 // Real forms and links, so it works with the keyboard and without a framework in the browser; one small
 // script of ours draws the chart with uPlot. Every asset is served from here.

@@ -5,12 +5,12 @@ export const DEFAULT_PORT = 8002;
 /** Shortest CONSOLE_SECRET accepted: 32 characters, so a sealed session cannot be guessed at. */
 export const SECRET_LENGTH_MIN = 32;
 
-const url = (fallback: string) =>
-  z
-    .string()
-    .trim()
-    .default(fallback)
-    .refine((v) => /^https?:\/\/[^\s/]+/.test(v), "must be an http:// or https:// URL");
+/** A ledger app's root URL. */
+export const appUrlSchema = z
+  .string()
+  .trim()
+  .refine((v) => /^https?:\/\/[^\s/]+/.test(v), "must be an http:// or https:// URL");
+const url = (fallback: string) => appUrlSchema.default(fallback);
 
 /** The console's configuration, parsed once at boot (apps/local extends it for `pnpm start`). */
 export const consoleEnvShape = {

@@ -1,3 +1,5 @@
+/** @jsxRuntime automatic */
+/** @jsxImportSource hono/jsx */
 import { randomUUID } from "node:crypto";
 import type { Balance, Hold as ClientHold, LedgerPaths } from "@ledger/client";
 import type { Ledger } from "../ledgers.js";
