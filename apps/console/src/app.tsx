@@ -69,7 +69,10 @@ const require = createRequire(import.meta.url);
 const asset = (path: string) => readFileSync(path);
 const ASSETS: Record<string, { body: Buffer; type: string }> = {
   "console.css": { body: asset(new URL("./assets/console.css", import.meta.url).pathname), type: "text/css" },
-  "chart.js": { body: asset(new URL("./assets/chart.js", import.meta.url).pathname), type: "text/javascript" },
+  "chart.js": {
+    body: asset(new URL("./assets/chart.js", import.meta.url).pathname),
+    type: "text/javascript",
+  },
   "uplot.min.css": { body: asset(require.resolve("uplot/dist/uPlot.min.css")), type: "text/css" },
   "uplot.iife.min.js": {
     body: asset(require.resolve("uplot/dist/uPlot.iife.min.js")),
@@ -118,7 +121,11 @@ export function createConsole(opts: ConsoleOptions) {
     bodyLimit({
       maxSize: FORM_BYTES_MAX,
       onError: (c) =>
-        page(c, 413, <ErrorPage title="Too large" code="PAYLOAD_TOO_LARGE" message="A form is at most 16 KiB." />),
+        page(
+          c,
+          413,
+          <ErrorPage title="Too large" code="PAYLOAD_TOO_LARGE" message="A form is at most 16 KiB." />,
+        ),
     }),
   );
 
@@ -142,11 +149,21 @@ export function createConsole(opts: ConsoleOptions) {
     // No session yet, so no CSRF token: a sign-in posted from another site is refused by its origin
     // (browsers send Origin on every cross-site POST), so nobody can sign a victim in with their key.
     if (!sameOrigin(c)) {
-      return page(c, 403, <SignInPage error={{ code: "CSRF_REJECTED", message: "This form was sent from another site." }} />);
+      return page(
+        c,
+        403,
+        <SignInPage error={{ code: "CSRF_REJECTED", message: "This form was sent from another site." }} />,
+      );
     }
     const form = z.object({ api_key: z.string().trim().max(200).optional() }).safeParse(await formOf(c));
     if (!form.success) {
-      return page(c, 400, <SignInPage error={{ code: "VALIDATION_FAILED", message: "An API key is at most 200 characters." }} />);
+      return page(
+        c,
+        400,
+        <SignInPage
+          error={{ code: "VALIDATION_FAILED", message: "An API key is at most 200 characters." }}
+        />,
+      );
     }
     const key = form.data.api_key ? form.data.api_key : undefined;
     const result = await signIn(ledgers, key);
@@ -212,7 +229,17 @@ export function createConsole(opts: ConsoleOptions) {
     const ownerId = c.req.param("id");
     const q = ownerQuery.safeParse(c.req.query());
     if (!OWNER_ID.test(ownerId) || !q.success) {
-      return page(c, 400, <ErrorPage viewer={viewer} title="Not a valid request" code="VALIDATION_FAILED" message={invalidText(q)} back="/" />);
+      return page(
+        c,
+        400,
+        <ErrorPage
+          viewer={viewer}
+          title="Not a valid request"
+          code="VALIDATION_FAILED"
+          message={invalidText(q)}
+          back="/"
+        />,
+      );
     }
     const { filter, cursor, explain: explainInput } = q.data;
     const auth = session.auth;
@@ -222,17 +249,42 @@ export function createConsole(opts: ConsoleOptions) {
       balance = await reader.balance(ownerId);
     } catch (error) {
       const d = describeError(error);
-      return page(c, d.status, <ErrorPage viewer={viewer} title={`Owner ${ownerId}`} code={d.code} message={d.message} back="/" />);
+      return page(
+        c,
+        d.status,
+        <ErrorPage viewer={viewer} title={`Owner ${ownerId}`} code={d.code} message={d.message} back="/" />,
+      );
     }
     const holdApps: readonly AppName[] = auth.mode === "required" ? [auth.app] : APP_NAMES;
     const [holds, entries, chart, explain] = await Promise.all([
-      settle(Promise.all(holdApps.map(async (a) => ({ app: a, holds: await activeHolds(ledgers.client(a, auth), ownerId) })))),
-      settle(reader.entries(ownerId, { ...entryQuery(filter), limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) })),
+      settle(
+        Promise.all(
+          holdApps.map(async (a) => ({ app: a, holds: await activeHolds(ledgers.client(a, auth), ownerId) })),
+        ),
+      ),
+      settle(
+        reader.entries(ownerId, { ...entryQuery(filter), limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) }),
+      ),
       settle(chartData(reader, ownerId, filter)),
-      settle(reader.summary(ownerId, { ...(explainInput.from ? { from: explainInput.from } : {}), ...(explainInput.to ? { to: explainInput.to } : {}) })),
+      settle(
+        reader.summary(ownerId, {
+          ...(explainInput.from ? { from: explainInput.from } : {}),
+          ...(explainInput.to ? { to: explainInput.to } : {}),
+        }),
+      ),
     ]);
     if (isFailed(entries)) {
-      return page(c, entries.status, <ErrorPage viewer={viewer} title="Entries not read" code={entries.code} message={entries.message} back={ownerPath(ownerId)} />);
+      return page(
+        c,
+        entries.status,
+        <ErrorPage
+          viewer={viewer}
+          title="Entries not read"
+          code={entries.code}
+          message={entries.message}
+          back={ownerPath(ownerId)}
+        />,
+      );
     }
     return page(
       c,
@@ -261,7 +313,17 @@ export function createConsole(opts: ConsoleOptions) {
     const ownerId = c.req.param("id");
     const q = ownerQuery.safeParse(c.req.query());
     if (!OWNER_ID.test(ownerId) || !q.success) {
-      return page(c, 400, <ErrorPage viewer={viewer} title="Not a valid request" code="VALIDATION_FAILED" message={invalidText(q)} back="/" />);
+      return page(
+        c,
+        400,
+        <ErrorPage
+          viewer={viewer}
+          title="Not a valid request"
+          code="VALIDATION_FAILED"
+          message={invalidText(q)}
+          back="/"
+        />,
+      );
     }
     const reader = ledgers.client(readApp(session), session.auth);
     const query = { ...entryQuery(q.data.filter), limit: LEDGER_PAGE_MAX };
@@ -272,7 +334,17 @@ export function createConsole(opts: ConsoleOptions) {
       first = await reader.entries(ownerId, query);
     } catch (error) {
       const d = describeError(error);
-      return page(c, d.status, <ErrorPage viewer={viewer} title="Statement not exported" code={d.code} message={d.message} back={ownerPath(ownerId)} />);
+      return page(
+        c,
+        d.status,
+        <ErrorPage
+          viewer={viewer}
+          title="Statement not exported"
+          code={d.code}
+          message={d.message}
+          back={ownerPath(ownerId)}
+        />,
+      );
     }
     const { from, to } = q.data.filter;
     const name = `statement-${ownerId.replace(/[^A-Za-z0-9_.-]/g, "_")}-${from ? from.slice(0, 10) : "start"}-${to ? to.slice(0, 10) : "now"}.csv`;
@@ -295,9 +367,14 @@ export function createConsole(opts: ConsoleOptions) {
             return;
           }
           controller.enqueue(encoder.encode(page_.entries.map((e: Entry) => statementRow(e)).join("")));
-          page_ = page_.next_cursor ? await reader.entries(ownerId, { ...query, cursor: page_.next_cursor }) : undefined;
+          page_ = page_.next_cursor
+            ? await reader.entries(ownerId, { ...query, cursor: page_.next_cursor })
+            : undefined;
         } catch (error) {
-          log.error({ owner_id: ownerId, code: describeError(error).code }, "statement export failed mid-way");
+          log.error(
+            { owner_id: ownerId, code: describeError(error).code },
+            "statement export failed mid-way",
+          );
           controller.error(error);
         }
       },
@@ -332,7 +409,10 @@ export function createConsole(opts: ConsoleOptions) {
       .regex(/^\d{0,10}$/, "the amount is a whole number of credits")
       .optional()
       .transform((v) => (v ? Number(v) : undefined))
-      .refine((v) => v === undefined || (v >= 1 && v <= 1_000_000_000), "the amount is from 1 to 1,000,000,000"),
+      .refine(
+        (v) => v === undefined || (v >= 1 && v <= 1_000_000_000),
+        "the amount is from 1 to 1,000,000,000",
+      ),
   });
 
   async function act(
@@ -347,23 +427,75 @@ export function createConsole(opts: ConsoleOptions) {
     if (!sealer.csrfValid(session, field(raw, "csrf"))) return csrfRefusal(c);
     const back = OWNER_ID.test(ownerId) ? ownerPath(ownerId) : "/";
     if (!what.needs(session)) {
-      return page(c, 403, <ErrorPage viewer={viewer} title={`Not allowed: ${what.kind}`} code="FORBIDDEN" message={what.missing} back={back} />);
+      return page(
+        c,
+        403,
+        <ErrorPage
+          viewer={viewer}
+          title={`Not allowed: ${what.kind}`}
+          code="FORBIDDEN"
+          message={what.missing}
+          back={back}
+        />,
+      );
     }
     const parsed = actionForm.safeParse(raw);
     if (!OWNER_ID.test(ownerId) || !parsed.success) {
-      return page(c, 400, <ErrorPage viewer={viewer} title={`Not done: ${what.kind}`} code="VALIDATION_FAILED" message={invalidText(parsed)} back={back} />);
+      return page(
+        c,
+        400,
+        <ErrorPage
+          viewer={viewer}
+          title={`Not done: ${what.kind}`}
+          code="VALIDATION_FAILED"
+          message={invalidText(parsed)}
+          back={back}
+        />,
+      );
     }
     try {
       const notice = await run(parsed.data, session);
-      log.info({ action: what.kind, owner_id: ownerId, reason: parsed.data.reason, nonce: parsed.data.nonce, ...actorOf(session) }, `console ${what.kind}`);
+      log.info(
+        {
+          action: what.kind,
+          owner_id: ownerId,
+          reason: parsed.data.reason,
+          nonce: parsed.data.nonce,
+          ...actorOf(session),
+        },
+        `console ${what.kind}`,
+      );
       return c.redirect(`${ownerPath(ownerId)}?notice=${encodeURIComponent(notice)}`, 303);
     } catch (error) {
       if (error instanceof FormError) {
-        return page(c, error.status, <ErrorPage viewer={viewer} title={`Not done: ${what.kind}`} code={error.code} message={error.message} back={back} />);
+        return page(
+          c,
+          error.status,
+          <ErrorPage
+            viewer={viewer}
+            title={`Not done: ${what.kind}`}
+            code={error.code}
+            message={error.message}
+            back={back}
+          />,
+        );
       }
       const d = describeError(error);
-      log.warn({ action: what.kind, owner_id: ownerId, code: d.code, ...actorOf(session) }, `console ${what.kind} refused`);
-      return page(c, d.status, <ErrorPage viewer={viewer} title={`Not done: ${what.kind}`} code={d.code} message={d.message} back={back} />);
+      log.warn(
+        { action: what.kind, owner_id: ownerId, code: d.code, ...actorOf(session) },
+        `console ${what.kind} refused`,
+      );
+      return page(
+        c,
+        d.status,
+        <ErrorPage
+          viewer={viewer}
+          title={`Not done: ${what.kind}`}
+          code={d.code}
+          message={d.message}
+          back={back}
+        />,
+      );
     }
   }
 
@@ -376,64 +508,115 @@ export function createConsole(opts: ConsoleOptions) {
   const adminNeeded = "Your API key has no admin scope: it may read, not act. Sign in with an admin key.";
 
   app.post("/owners/:id/entries/:entryId/reversal", (c) =>
-    act(c, { kind: "reversal", needs: (s) => mayAct(s.auth), missing: adminNeeded }, async (form, session) => {
-      const entryId = Number(c.req.param("entryId"));
-      if (!Number.isSafeInteger(entryId) || entryId < 1) throw new FormError("The entry id is not a positive whole number.");
-      if (session.auth.mode === "required" && form.app && form.app !== session.auth.app) {
-        throw new FormError(`Entry #${entryId} was written by ${form.app}; your key is ${session.auth.app}'s, and an app can reverse only its own entries.`, 403, "FORBIDDEN");
-      }
-      const app_ = actingApp(session, form.app);
-      const done = await ledgers.client(app_, session.auth).reverse(entryId, {
-        nonce: form.nonce,
-        reason: form.reason,
-        ...(form.amount ? { amount: form.amount } : {}),
-      });
-      return `Entry #${entryId} reversed: ${signed(done.entry.amount)} credits (entry #${done.entry.id}). Balance now ${done.balance}.${done.replayed ? " (Already done: this form had been sent before.)" : ""}`;
-    }),
+    act(
+      c,
+      { kind: "reversal", needs: (s) => mayAct(s.auth), missing: adminNeeded },
+      async (form, session) => {
+        const entryId = Number(c.req.param("entryId"));
+        if (!Number.isSafeInteger(entryId) || entryId < 1)
+          throw new FormError("The entry id is not a positive whole number.");
+        if (session.auth.mode === "required" && form.app && form.app !== session.auth.app) {
+          throw new FormError(
+            `Entry #${entryId} was written by ${form.app}; your key is ${session.auth.app}'s, and an app can reverse only its own entries.`,
+            403,
+            "FORBIDDEN",
+          );
+        }
+        const app_ = actingApp(session, form.app);
+        const done = await ledgers.client(app_, session.auth).reverse(entryId, {
+          nonce: form.nonce,
+          reason: form.reason,
+          ...(form.amount ? { amount: form.amount } : {}),
+        });
+        return `Entry #${entryId} reversed: ${signed(done.entry.amount)} credits (entry #${done.entry.id}). Balance now ${done.balance}.${done.replayed ? " (Already done: this form had been sent before.)" : ""}`;
+      },
+    ),
   );
 
   app.post("/owners/:id/holds/:holdId/release", (c) =>
     act(
       c,
-      { kind: "release", needs: (s) => mayRelease(s.auth), missing: "Releasing a hold needs an API key with the write and admin scopes." },
+      {
+        kind: "release",
+        needs: (s) => mayRelease(s.auth),
+        missing: "Releasing a hold needs an API key with the write and admin scopes.",
+      },
       async (form, session) => {
         const holdId = c.req.param("holdId");
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(holdId)) throw new FormError("That is not a hold id.");
-        const done = await ledgers.client(actingApp(session, form.app), session.auth).holds.release(holdId, { nonce: form.nonce });
+        const done = await ledgers
+          .client(actingApp(session, form.app), session.auth)
+          .holds.release(holdId, { nonce: form.nonce });
         return `Hold ${holdId} released: ${done.hold.amount} credits available again. Balance ${done.balance}, available ${done.available}.${done.replayed ? " (Already done: this form had been sent before.)" : ""}`;
       },
     ),
   );
 
   app.post("/owners/:id/suspension", (c) =>
-    act(c, { kind: "suspension", needs: (s) => mayAct(s.auth), missing: adminNeeded }, async (form, session) => {
-      const ownerId = c.req.param("id");
-      await ledgers.client(actingApp(session, undefined), session.auth).suspend(ownerId, { nonce: form.nonce, reason: form.reason });
-      return `Owner ${ownerId} suspended: every app refuses its writes until it is reinstated.`;
-    }),
+    act(
+      c,
+      { kind: "suspension", needs: (s) => mayAct(s.auth), missing: adminNeeded },
+      async (form, session) => {
+        const ownerId = c.req.param("id");
+        await ledgers
+          .client(actingApp(session, undefined), session.auth)
+          .suspend(ownerId, { nonce: form.nonce, reason: form.reason });
+        return `Owner ${ownerId} suspended: every app refuses its writes until it is reinstated.`;
+      },
+    ),
   );
 
   app.post("/owners/:id/reinstatement", (c) =>
-    act(c, { kind: "reinstatement", needs: (s) => mayAct(s.auth), missing: adminNeeded }, async (form, session) => {
-      const ownerId = c.req.param("id");
-      await ledgers.client(actingApp(session, undefined), session.auth).reinstate(ownerId, { nonce: form.nonce, reason: form.reason });
-      return `Owner ${ownerId} reinstated.`;
-    }),
+    act(
+      c,
+      { kind: "reinstatement", needs: (s) => mayAct(s.auth), missing: adminNeeded },
+      async (form, session) => {
+        const ownerId = c.req.param("id");
+        await ledgers
+          .client(actingApp(session, undefined), session.auth)
+          .reinstate(ownerId, { nonce: form.nonce, reason: form.reason });
+        return `Owner ${ownerId} reinstated.`;
+      },
+    ),
   );
 
   app.notFound((c) => {
     const session = c.get("session");
-    return page(c, 404, <ErrorPage viewer={session ? viewerOf(session) : undefined} title="Not found" code="NOT_FOUND" message="There is no such page." back="/" />);
+    return page(
+      c,
+      404,
+      <ErrorPage
+        viewer={session ? viewerOf(session) : undefined}
+        title="Not found"
+        code="NOT_FOUND"
+        message="There is no such page."
+        back="/"
+      />,
+    );
   });
 
   app.onError((error, c) => {
     const session = c.get("session");
     const viewer = session ? viewerOf(session) : undefined;
     if (error instanceof FormError) {
-      return page(c, error.status, <ErrorPage viewer={viewer} title="Not done" code={error.code} message={error.message} back="/" />);
+      return page(
+        c,
+        error.status,
+        <ErrorPage viewer={viewer} title="Not done" code={error.code} message={error.message} back="/" />,
+      );
     }
     log.error({ err: error }, "console error");
-    return page(c, 500, <ErrorPage viewer={viewer} title="Something went wrong" code="INTERNAL" message="The console failed to answer; it has been logged." back="/" />);
+    return page(
+      c,
+      500,
+      <ErrorPage
+        viewer={viewer}
+        title="Something went wrong"
+        code="INTERNAL"
+        message="The console failed to answer; it has been logged."
+        back="/"
+      />,
+    );
   });
 
   function csrfRefusal(c: Context<Env>) {
@@ -445,7 +628,11 @@ export function createConsole(opts: ConsoleOptions) {
         viewer={session ? viewerOf(session) : undefined}
         title="Refused"
         code="CSRF_REJECTED"
-        message={session ? "This form's security token is missing or wrong: reload the page and try again." : "Your session has ended: sign in again."}
+        message={
+          session
+            ? "This form's security token is missing or wrong: reload the page and try again."
+            : "Your session has ended: sign in again."
+        }
         back={session ? "/" : "/sign-in"}
       />,
     );
@@ -495,7 +682,8 @@ function sameOrigin(c: Context<Env>): boolean {
 
 async function formOf(c: Context<Env>): Promise<Record<string, string>> {
   const type = c.req.header("content-type") ?? "";
-  if (!type.startsWith("application/x-www-form-urlencoded") && !type.startsWith("multipart/form-data")) return {};
+  if (!type.startsWith("application/x-www-form-urlencoded") && !type.startsWith("multipart/form-data"))
+    return {};
   const body = await c.req.parseBody();
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(body)) if (typeof v === "string") out[k] = v;
@@ -508,7 +696,9 @@ function field(form: Record<string, string>, name: string): string | undefined {
 
 /** The session's key, for the log: its id, never the key. */
 function actorOf(session: Session): Record<string, string> {
-  return session.auth.mode === "required" ? { key_id: session.auth.keyId, app: session.auth.app } : { auth: "off" };
+  return session.auth.mode === "required"
+    ? { key_id: session.auth.keyId, app: session.auth.app }
+    : { auth: "off" };
 }
 
 function readApp(session: Session): AppName {
@@ -582,9 +772,18 @@ async function chartData(ledger: Ledger, ownerId: string, filter: EntryFilter): 
   let capped = false;
   const range = entryQuery({ from: filter.from, to: filter.to });
   do {
-    const page = await ledger.entries(ownerId, { ...range, limit: LEDGER_PAGE_MAX, ...(cursor ? { cursor } : {}) });
+    const page = await ledger.entries(ownerId, {
+      ...range,
+      limit: LEDGER_PAGE_MAX,
+      ...(cursor ? { cursor } : {}),
+    });
     for (const e of page.entries) {
-      const kind = e.operation === "EXPIRY" || e.operation === "HOLD_EXPIRY" ? "expiry" : e.operation === "REVERSAL" ? "reversal" : "entry";
+      const kind =
+        e.operation === "EXPIRY" || e.operation === "HOLD_EXPIRY"
+          ? "expiry"
+          : e.operation === "REVERSAL"
+            ? "reversal"
+            : "entry";
       points.push({ t: Date.parse(e.created_at) / 1000, balance: e.balance_after, kind });
     }
     cursor = page.next_cursor ?? undefined;

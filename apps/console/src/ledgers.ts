@@ -45,8 +45,7 @@ export function createLedgers(opts: LedgersOptions): Ledgers {
 }
 
 export type SignInResult =
-  | { ok: true; auth: SessionAuth }
-  | { ok: false; status: 401 | 502; code: string; message: string };
+  { ok: true; auth: SessionAuth } | { ok: false; status: 401 | 502; code: string; message: string };
 
 /**
  * Who a key is: tried against each app's GET /api-keys/current; the app that answers 200 is the key's

@@ -2,7 +2,14 @@
 // browser holds the API key but can neither read nor alter it (and nor can a script: HttpOnly). CSRF
 // tokens are an HMAC of the session's random id under a second derived key, so they need no storage and
 // die with the session.
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
 import { z } from "zod";
 
 export const SESSION_COOKIE = "console_session";

@@ -52,7 +52,9 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString(),
     });
     const spend = await app1.post({ owner_id: owner, operation: "CONTENT_CREATION" });
-    const fromApp2 = await world.ledger("app2", app2Admin.key).post({ owner_id: owner, operation: "CREDIT_ADD" });
+    const fromApp2 = await world
+      .ledger("app2", app2Admin.key)
+      .post({ owner_id: owner, operation: "CREDIT_ADD" });
     return { owner, spendId: spend.entry.id, app2EntryId: fromApp2.entry.id };
   }
 
@@ -227,7 +229,10 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       const { owner } = await seededOwner();
       const app1 = world.ledger("app1", admin.key);
       await app1.batch({
-        operations: Array.from({ length: 55 }, () => ({ owner_id: owner, operation: "CONTENT_ACCESS" as const })),
+        operations: Array.from({ length: 55 }, () => ({
+          owner_id: owner,
+          operation: "CONTENT_ACCESS" as const,
+        })),
       });
       const b = await signedIn(admin);
       const ids = (html: string) => [...html.matchAll(/data-entry-id="(\d+)"/g)].map((m) => Number(m[1]));
@@ -252,7 +257,8 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       ["a cursor the ledger did not make", "/owners/someone?cursor=nonsense", 400, "INVALID_CURSOR"],
     ])("shows %s as a readable error with its code", async (_name, path, status, code) => {
       const b = await signedIn(admin);
-      if (path.includes("someone")) await world.ledger("app1", admin.key).post({ owner_id: "someone", operation: "CREDIT_ADD" });
+      if (path.includes("someone"))
+        await world.ledger("app1", admin.key).post({ owner_id: "someone", operation: "CREDIT_ADD" });
       const res = await b.get(path);
       expect(res.status).toBe(status);
       const html = await res.text();
@@ -283,8 +289,14 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       const page = await (await b.get(location(res) ?? "")).text();
       expect(testId(page, "notice")).toContain(`Entry #${spendId} reversed: +5 credits`);
       expect(testId(page, "balance")).toBe("30");
-      const [reversal] = (await world.ledger("app1", admin.key).entries(owner, { operation: "REVERSAL" })).entries;
-      expect(reversal).toMatchObject({ reverses: spendId, amount: 5, reason: "content removed", actor: admin.id });
+      const [reversal] = (await world.ledger("app1", admin.key).entries(owner, { operation: "REVERSAL" }))
+        .entries;
+      expect(reversal).toMatchObject({
+        reverses: spendId,
+        amount: 5,
+        reason: "content removed",
+        actor: admin.id,
+      });
     });
 
     it("applies a double submit of one form once (its nonce), and a partial amount", async () => {
@@ -396,12 +408,20 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
 
     it("releases a hold", async () => {
       const { owner } = await seededOwner();
-      const hold = await world.ledger("app1", admin.key).holds.place({ owner_id: owner, operation: "CONTENT_CREATION" });
+      const hold = await world
+        .ledger("app1", admin.key)
+        .holds.place({ owner_id: owner, operation: "CONTENT_CREATION" });
       const b = await signedIn(admin);
       const html = await (await b.get(`/owners/${owner}`)).text();
       const action = `/owners/${owner}/holds/${hold.hold.id}/release`;
       expect(html).toContain(`action="${action}"`);
-      const res = await b.post(action, { csrf: await b.csrf(), nonce: "release-1", app: "app1", reason: "stuck job", confirm: "yes" });
+      const res = await b.post(action, {
+        csrf: await b.csrf(),
+        nonce: "release-1",
+        app: "app1",
+        reason: "stuck job",
+        confirm: "yes",
+      });
       expect(res.status).toBe(303);
       const after = await (await b.get(`/owners/${owner}`)).text();
       expect(testId(after, "held")).toBe("0");
@@ -433,12 +453,16 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
   describe("the statement", () => {
     it("streams CSV with the table's columns, every app's entries newest first, quoted and formula-safe", async () => {
       const { owner, spendId } = await seededOwner();
-      await world.ledger("app1", admin.key).reverse(spendId, { amount: 1, reason: '=HYPERLINK("x"), "quoted"' });
+      await world
+        .ledger("app1", admin.key)
+        .reverse(spendId, { amount: 1, reason: '=HYPERLINK("x"), "quoted"' });
       const b = await signedIn(reader);
       const res = await b.get(`/owners/${owner}/statement.csv`);
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toBe("text/csv; charset=utf-8");
-      expect(res.headers.get("content-disposition")).toMatch(/^attachment; filename="statement-console_[^"]+\.csv"$/);
+      expect(res.headers.get("content-disposition")).toMatch(
+        /^attachment; filename="statement-console_[^"]+\.csv"$/,
+      );
       const text = await res.text();
       const lines = text.split("\r\n");
       expect(lines.at(-1)).toBe("");
@@ -453,7 +477,10 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
     it("pages through more than one ledger page", async () => {
       const owner = freshOwner("console");
       await world.ledger("app1", admin.key).batch({
-        operations: Array.from({ length: 450 }, () => ({ owner_id: owner, operation: "CONTENT_ACCESS" as const })),
+        operations: Array.from({ length: 450 }, () => ({
+          owner_id: owner,
+          operation: "CONTENT_ACCESS" as const,
+        })),
       });
       const text = await (await (await signedIn(reader)).get(`/owners/${owner}/statement.csv`)).text();
       const rows = text.split("\r\n").slice(1, -1);

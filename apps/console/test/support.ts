@@ -45,19 +45,21 @@ export interface MadeKey {
 export async function createKeyWithCli(dbEnv: Record<string, string>, spec: KeySpec): Promise<MadeKey> {
   const args = ["keys", "create", "--app", spec.app, ...spec.scopes.flatMap((s) => ["--scope", s]), "--json"];
   if (spec.name) args.push("--name", spec.name);
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", LEDGER_CLI, ...args], {
-      cwd: CORE_DIR,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...dbEnv },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => (stdout += b.toString("utf8")));
-    child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", LEDGER_CLI, ...args], {
+        cwd: CORE_DIR,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...dbEnv },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (b: Buffer) => (stdout += b.toString("utf8")));
+      child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
+      child.once("error", reject);
+      child.once("close", (code) => resolve({ code, stdout, stderr }));
+    },
+  );
   if (out.code !== 0) throw new Error(`ledger keys create failed (exit ${out.code}): ${out.stderr}`);
   const made = JSON.parse(out.stdout) as { id: string; key: string };
   return { id: made.id, key: made.key };
@@ -77,7 +79,6 @@ export interface World {
  */
 export async function openWorld(keySpecs: readonly KeySpec[] | "auth-off"): Promise<World> {
   const cleanups: (() => Promise<void>)[] = [];
-  let database: LedgerDatabase;
   let dbEnv: Record<string, string>;
   if (testDriver() === "postgres") {
     const adminUrl = testDatabaseUrl();
@@ -91,7 +92,7 @@ export async function openWorld(keySpecs: readonly KeySpec[] | "auth-off"): Prom
   }
   const keys: MadeKey[] = [];
   if (keySpecs !== "auth-off") for (const spec of keySpecs) keys.push(await createKeyWithCli(dbEnv, spec));
-  database = await openDatabase(
+  const database: LedgerDatabase = await openDatabase(
     dbEnv.DATABASE_URL ? { url: dbEnv.DATABASE_URL } : { dataDir: dbEnv.LEDGER_DATA_DIR ?? "" },
   );
   cleanups.unshift(() => database.close());
@@ -132,7 +133,11 @@ export class Browser {
     return this.app.request(path, { headers: this.headers() });
   }
 
-  async post(path: string, form: Record<string, string>, extra: Record<string, string> = {}): Promise<Response> {
+  async post(
+    path: string,
+    form: Record<string, string>,
+    extra: Record<string, string> = {},
+  ): Promise<Response> {
     const res = await this.app.request(path, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", ...this.headers(), ...extra },

@@ -3,7 +3,14 @@
 import { describe, expect, it } from "vitest";
 import { csvRow, csvText, statementHeader, statementRow, STATEMENT_COLUMNS } from "../src/csv.js";
 import { parseInstant } from "../src/format.js";
-import { createSealer, mayAct, mayRelease, newSession, SESSION_MAX_AGE_S, type SessionAuth } from "../src/session.js";
+import {
+  createSealer,
+  mayAct,
+  mayRelease,
+  newSession,
+  SESSION_MAX_AGE_S,
+  type SessionAuth,
+} from "../src/session.js";
 import { envSchema } from "../src/env.js";
 
 describe("CSV (RFC 4180, formula-safe)", () => {
@@ -43,7 +50,9 @@ describe("CSV (RFC 4180, formula-safe)", () => {
       reason: "content, removed",
       actor: "3f9c1a0b7d2e4c58",
     });
-    expect(row).toBe('7,2026-12-02T14:40:00.000Z,app1,REVERSAL,3,8,,,5,,,3f9c1a0b7d2e4c58,"content, removed"\r\n');
+    expect(row).toBe(
+      '7,2026-12-02T14:40:00.000Z,app1,REVERSAL,3,8,,,5,,,3f9c1a0b7d2e4c58,"content, removed"\r\n',
+    );
   });
 });
 

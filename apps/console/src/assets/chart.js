@@ -26,7 +26,12 @@
     return window.innerWidth < 640 ? 220 : 300;
   }
   var marker = function (stroke, fill) {
-    return { stroke: stroke, fill: fill, width: 0, points: { show: true, size: 9, stroke: stroke, fill: fill } };
+    return {
+      stroke: stroke,
+      fill: fill,
+      width: 0,
+      points: { show: true, size: 9, stroke: stroke, fill: fill },
+    };
   };
   var opts = {
     width: width(),

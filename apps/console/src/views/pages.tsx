@@ -18,8 +18,8 @@ export function SignInPage(props: { error?: Failure | undefined; status?: number
         <h1>Sign in</h1>
         <p>
           Paste an API key made with <code>pnpm ledger keys create</code>. A key with the <code>read</code>{" "}
-          scope shows owners; one with <code>admin</code> may also reverse, release, suspend and reinstate.
-          If the ledger runs with <code>LEDGER_AUTH=off</code>, leave the field empty.
+          scope shows owners; one with <code>admin</code> may also reverse, release, suspend and reinstate. If
+          the ledger runs with <code>LEDGER_AUTH=off</code>, leave the field empty.
         </p>
         {props.error ? (
           <ErrorBox title="Not signed in" code={props.error.code} message={props.error.message} />
@@ -55,7 +55,14 @@ export function HomePage(props: { viewer: Viewer; error?: Failure | undefined })
         ) : null}
         <form method="get" action="/owners" class="stack" role="search">
           <label for="owner-id">Owner id</label>
-          <input id="owner-id" name="owner_id" required maxlength={128} autocomplete="off" spellcheck={false} />
+          <input
+            id="owner-id"
+            name="owner_id"
+            required
+            maxlength={128}
+            autocomplete="off"
+            spellcheck={false}
+          />
           <button type="submit">Open</button>
         </form>
       </section>
@@ -392,8 +399,9 @@ function ExplainSection(props: OwnerPageProps) {
           <p class="sentence" data-testid="explain-sentence">
             From <strong data-testid="explain-balance-from">{explain.balance_from}</strong> on{" "}
             {formatDate(explain.from)} ({formatInstant(explain.from)}) to{" "}
-            <strong data-testid="explain-balance-to">{explain.balance_to}</strong> on {formatDate(explain.to)} (
-            {formatInstant(explain.to)}): <strong data-testid="explain-change">{signed(explain.change)}</strong>.
+            <strong data-testid="explain-balance-to">{explain.balance_to}</strong> on {formatDate(explain.to)}{" "}
+            ({formatInstant(explain.to)}):{" "}
+            <strong data-testid="explain-change">{signed(explain.change)}</strong>.
           </p>
           {explain.groups.length === 0 ? (
             <p>No entries between these instants.</p>
@@ -526,12 +534,20 @@ function EntriesSection(props: OwnerPageProps) {
               {entries.map((e) => (
                 <tr id={`entry-${e.id}`} data-entry-id={String(e.id)} data-operation={e.operation}>
                   <td data-label="#">{e.id}</td>
-                  <td data-label="When" class="when">{formatInstant(e.created_at)}</td>
+                  <td data-label="When" class="when">
+                    {formatInstant(e.created_at)}
+                  </td>
                   <td data-label="App">{e.app}</td>
                   <td data-label="Operation">{e.operation}</td>
-                  <td data-label="Amount" class="num">{signed(e.amount)}</td>
-                  <td data-label="Balance after" class="num">{e.balance_after}</td>
-                  <td data-label="Expires" class="when">{formatInstant(e.expires_at)}</td>
+                  <td data-label="Amount" class="num">
+                    {signed(e.amount)}
+                  </td>
+                  <td data-label="Balance after" class="num">
+                    {e.balance_after}
+                  </td>
+                  <td data-label="Expires" class="when">
+                    {formatInstant(e.expires_at)}
+                  </td>
                   <td data-label="Hold">{e.hold_id ? <code class="short">{e.hold_id}</code> : null}</td>
                   <td data-label="Reversal">
                     {e.reverses !== undefined ? (
@@ -546,7 +562,9 @@ function EntriesSection(props: OwnerPageProps) {
                     ) : null}
                   </td>
                   <td data-label="Actor">{e.actor ? <code>{e.actor}</code> : null}</td>
-                  <td data-label="Reason" class="reason">{e.reason}</td>
+                  <td data-label="Reason" class="reason">
+                    {e.reason}
+                  </td>
                   {acting ? (
                     <td data-label="Action">
                       <EntryAction {...props} entry={e} />
@@ -604,7 +622,12 @@ function ExportSection(props: OwnerPageProps) {
   return (
     <section class="card" aria-labelledby="export-h">
       <h2 id="export-h">Export a statement</h2>
-      <form method="get" action={ownerPath(ownerId, "/statement.csv")} class="inline" data-testid="export-form">
+      <form
+        method="get"
+        action={ownerPath(ownerId, "/statement.csv")}
+        class="inline"
+        data-testid="export-form"
+      >
         <div>
           <label for="x-from">From (UTC)</label>
           <input id="x-from" name="from" type="datetime-local" step={1} value={toLocalInput(filter.from)} />
