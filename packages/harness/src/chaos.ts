@@ -36,6 +36,7 @@ import {
   sendUntilDefinite,
   statusResultSchema,
   transferResultSchema,
+  type Endpoint,
   type Entry,
   type LedgerRead,
   type Resolution,
@@ -66,7 +67,7 @@ import {
   LocalCluster,
 } from "./postgres.js";
 import { startEventsRig, type EventsRig, type EventsSummary } from "./chaos-events.js";
-import { AppProcess, freePort, runLedgerCli } from "./processes.js";
+import { AppProcess, createKey, freePort, runLedgerCli } from "./processes.js";
 import { EXPECTED_REFUSALS, pathOf, seededRandom, Workload, type Request } from "./workload.js";
 
 const optionsSchema = z
@@ -300,6 +301,8 @@ interface Run {
 const HEALTHY_TIMEOUT_MS = 90_000;
 /** LEDGER_EXPIRY_SWEEP_S of every app the run starts: sweep often, so sweeps race writes and kills. */
 const EXPIRY_SWEEP_S = 1;
+/** The scopes of the apps' keys: the workload writes (write), reverses and suspends (admin), reads back (read). */
+const CHAOS_KEY_SCOPES = ["read", "write", "admin"] as const;
 /**
  * Before the ledger is read back, every credit of the run must be this long past its expiry: then
  * every grant the check has to reason about is due (the balance excludes it, swept or not), and the
@@ -440,7 +443,7 @@ function outcomeOf<R>(resolution: Resolution<R>): OpOutcome<R> {
 }
 
 /** Sends one write of any kind until its answer is definite, and records it. */
-export async function sendWrite(baseUrl: string, r: Request, retry: RetryOptions): Promise<OpRecord> {
+export async function sendWrite(to: Endpoint, r: Request, retry: RetryOptions): Promise<OpRecord> {
   const path = pathOf(r);
   const done = <R>(res: Resolution<R>) => ({
     app: r.app,
@@ -454,40 +457,40 @@ export async function sendWrite(baseUrl: string, r: Request, retry: RetryOptions
       return {
         body: r.body,
         amount: signedAmount(r.app, r.body.operation, r.body.amount),
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, postResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, postResultSchema, retry)),
       };
     case "hold":
       return {
         kind: r.kind,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, holdResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, holdResultSchema, retry)),
       };
     case "capture":
       return {
         kind: r.kind,
         holdId: r.holdId,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, captureResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, captureResultSchema, retry)),
       };
     case "release":
       return {
         kind: r.kind,
         holdId: r.holdId,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, holdResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, holdResultSchema, retry)),
       };
     case "reversal":
       return {
         kind: r.kind,
         entryId: r.entryId,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, reversalResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, reversalResultSchema, retry)),
       };
     case "transfer":
       return {
         kind: r.kind,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, transferResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, transferResultSchema, retry)),
       };
     case "suspension":
     case "reinstatement":
@@ -495,13 +498,13 @@ export async function sendWrite(baseUrl: string, r: Request, retry: RetryOptions
         kind: r.kind,
         ownerId: r.ownerId,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, statusResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, statusResultSchema, retry)),
       };
     case "batch":
       return {
         kind: r.kind,
         body: r.body,
-        ...done(await sendUntilDefinite(baseUrl, path, r.body, batchResultSchema, retry)),
+        ...done(await sendUntilDefinite(to, path, r.body, batchResultSchema, retry)),
       };
   }
 }
@@ -515,7 +518,7 @@ async function clientLoop(run: Run, workload: Workload, stop: { now: boolean }):
   };
   while (!stop.now && !run.signal.aborted) {
     const request = workload.next();
-    const record = await sendWrite(run.apps[request.app].baseUrl, request, retry);
+    const record = await sendWrite(run.apps[request.app], request, retry);
     run.records.push(record);
     workload.observe(record);
   }
@@ -703,10 +706,20 @@ export async function runChaos(
   });
   exitHooks.relay = events.relay;
   log(`chaos: events to NATS stream ${events.summary.stream}, relay process pid ${events.relay.pid}`);
-  const sweepEnv = { LEDGER_EXPIRY_SWEEP_S: String(EXPIRY_SWEEP_S), ...events.env };
+  // The apps run as in production: every request carries a key of its app (LEDGER_AUTH=required), with
+  // every scope the workload needs and a rate far above what the client loops send, so auth is on the
+  // path of every write and read through the kills and restarts, and never refuses.
+  const appEnv = {
+    LEDGER_AUTH: "required",
+    LEDGER_EXPIRY_SWEEP_S: String(EXPIRY_SWEEP_S),
+    ...events.env,
+  };
+  const keyOf = (app: AppName) =>
+    createKey(url, { app, scopes: CHAOS_KEY_SCOPES, ratePerS: 100_000, name: "chaos" });
+  const [key1, key2] = await Promise.all([keyOf("app1"), keyOf("app2")]);
   const apps: Record<AppName, AppProcess> = {
-    app1: new AppProcess({ app: "app1", port: port1, databaseUrl: url, env: sweepEnv }),
-    app2: new AppProcess({ app: "app2", port: port2, databaseUrl: url, env: sweepEnv }),
+    app1: new AppProcess({ app: "app1", port: port1, databaseUrl: url, env: appEnv, apiKey: key1 }),
+    app2: new AppProcess({ app: "app2", port: port2, databaseUrl: url, env: appEnv, apiKey: key2 }),
   };
   exitHooks.apps = Object.values(apps);
   const run: Run = {

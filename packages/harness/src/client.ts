@@ -200,14 +200,26 @@ export function classifyFailure(error: unknown): Attempt<never> & { kind: "unkno
   return { kind: "unknown", reason: "connection-reset", detail };
 }
 
+/**
+ * Where requests go: an app's root and, where the app requires one (LEDGER_AUTH=required), the API key
+ * every request carries. An AppProcess is one.
+ */
+export interface Endpoint {
+  readonly baseUrl: string;
+  readonly apiKey?: string | undefined;
+}
+
+const authorizationOf = (to: Endpoint): Record<string, string> =>
+  to.apiKey === undefined ? {} : { authorization: `Bearer ${to.apiKey}` };
+
 /** One POST /ledger, with a client-side timeout covering the whole exchange (body included). */
-export function postOnce(baseUrl: string, body: PostBody, timeoutMs: number): Promise<Attempt> {
-  return sendOnce(baseUrl, "/ledger", body, postResultSchema, timeoutMs);
+export function postOnce(to: Endpoint, body: PostBody, timeoutMs: number): Promise<Attempt> {
+  return sendOnce(to, "/ledger", body, postResultSchema, timeoutMs);
 }
 
 /** One POST of any write route, its 2xx answer read with `schema`; the same timeout covers it all. */
 export async function sendOnce<R>(
-  baseUrl: string,
+  to: Endpoint,
   path: string,
   body: unknown,
   schema: z.ZodType<R>,
@@ -216,9 +228,9 @@ export async function sendOnce<R>(
   let status: number;
   let text: string;
   try {
-    const res = await fetch(`${baseUrl}${path}`, {
+    const res = await fetch(`${to.baseUrl}${path}`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...authorizationOf(to) },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -280,13 +292,13 @@ export interface Resolution<R = PostResult> {
 }
 
 /** Sends the same POST /ledger until its answer is definite, or retrying is given up or aborted. */
-export function postUntilDefinite(baseUrl: string, body: PostBody, opts: RetryOptions): Promise<Resolution> {
-  return sendUntilDefinite(baseUrl, "/ledger", body, postResultSchema, opts);
+export function postUntilDefinite(to: Endpoint, body: PostBody, opts: RetryOptions): Promise<Resolution> {
+  return sendUntilDefinite(to, "/ledger", body, postResultSchema, opts);
 }
 
 /** Sends the same request (same path, same body) until its answer is definite, or retrying stops. */
 export async function sendUntilDefinite<R>(
-  baseUrl: string,
+  to: Endpoint,
   path: string,
   body: unknown,
   schema: z.ZodType<R>,
@@ -297,7 +309,7 @@ export async function sendUntilDefinite<R>(
   let lastUnknownDetail: string | undefined;
   let delayMs = opts.retryDelayMs ?? 100;
   for (let attempts = 1; ; attempts++) {
-    const attempt = await sendOnce(baseUrl, path, body, schema, opts.timeoutMs);
+    const attempt = await sendOnce(to, path, body, schema, opts.timeoutMs);
     if (attempt.kind !== "unknown") return { final: attempt, attempts, unknowns, lastUnknownDetail };
     unknowns.push(attempt.reason);
     lastUnknownDetail = attempt.detail;
@@ -320,9 +332,10 @@ export async function sendUntilDefinite<R>(
  * `giveUpAfterMs` after it began. Writes keep the hand-written path above, which classifies every
  * unknown outcome.
  */
-function readerFor(baseUrl: string, opts: RetryOptions) {
+function readerFor(from: Endpoint, opts: RetryOptions) {
   return createLedgerClient({
-    baseUrl,
+    baseUrl: from.baseUrl,
+    ...(from.apiKey === undefined ? {} : { apiKey: from.apiKey }),
     timeoutMs: opts.timeoutMs,
     retry: { attempts: 4, baseDelayMs: opts.retryDelayMs ?? 200, maxDelayMs: opts.retryDelayMaxMs ?? 1_000 },
   });
@@ -343,11 +356,11 @@ async function read<T>(opts: RetryOptions, fn: (signal: AbortSignal) => Promise<
 
 /** GET /ledger/{owner}: the balance that counts now, what of it expires when, what is held. */
 export async function getBalanceView(
-  baseUrl: string,
+  from: Endpoint,
   ownerId: string,
   opts: RetryOptions,
 ): Promise<{ balance: number; expiring: Expiring; figures: OwnerFigures }> {
-  const reader = readerFor(baseUrl, opts);
+  const reader = readerFor(from, opts);
   const body = balanceSchema.parse(await read(opts, (signal) => reader.balance(ownerId, { signal })));
   return {
     balance: body.balance,
@@ -357,18 +370,18 @@ export async function getBalanceView(
 }
 
 /** GET /ledger/holds/{id}, through the app that made the hold (no other app sees it). */
-export async function getHold(baseUrl: string, holdId: string, opts: RetryOptions): Promise<Hold> {
-  const reader = readerFor(baseUrl, opts);
+export async function getHold(from: Endpoint, holdId: string, opts: RetryOptions): Promise<Hold> {
+  const reader = readerFor(from, opts);
   return holdSchema.parse(await read(opts, (signal) => reader.holds.get(holdId, { signal })));
 }
 
-export async function getBalance(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<number> {
-  return (await getBalanceView(baseUrl, ownerId, opts)).balance;
+export async function getBalance(from: Endpoint, ownerId: string, opts: RetryOptions): Promise<number> {
+  return (await getBalanceView(from, ownerId, opts)).balance;
 }
 
 /** Every entry of one owner, newest first, page by page (each page a read of its own). */
-export async function getAllEntries(baseUrl: string, ownerId: string, opts: RetryOptions): Promise<Entry[]> {
-  const reader = readerFor(baseUrl, opts);
+export async function getAllEntries(from: Endpoint, ownerId: string, opts: RetryOptions): Promise<Entry[]> {
+  const reader = readerFor(from, opts);
   const entries: Entry[] = [];
   let cursor: string | undefined;
   do {
@@ -415,7 +428,7 @@ export interface LedgerRead {
  * between the two apps (an owner's balance is one, whichever app reads it).
  */
 export async function readLedger(
-  apps: Readonly<Record<AppName, { baseUrl: string }>>,
+  apps: Readonly<Record<AppName, Endpoint>>,
   owners: readonly string[],
   retry: RetryOptions,
   lanes: number,
@@ -431,14 +444,14 @@ export async function readLedger(
     [
       ...owners.map((owner, i) => async () => {
         const app = apps[i % 2 === 0 ? "app1" : "app2"];
-        entries.push(...(await getAllEntries(app.baseUrl, owner, retry)));
-        const view = await getBalanceView(app.baseUrl, owner, retry);
+        entries.push(...(await getAllEntries(app, owner, retry)));
+        const view = await getBalanceView(app, owner, retry);
         balances.set(owner, view.balance);
         expiring.set(owner, view.expiring);
         figures.set(owner, view.figures);
       }),
       ...holdsToRead.map((h) => async () => {
-        holds.set(h.id, await getHold(apps[h.app].baseUrl, h.id, retry));
+        holds.set(h.id, await getHold(apps[h.app], h.id, retry));
       }),
     ],
     lanes,

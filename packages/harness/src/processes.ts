@@ -36,6 +36,11 @@ export interface AppProcessOptions {
   env?: Record<string, string>;
   nodeArgs?: string[];
   logLinesMax?: number;
+  /**
+   * The API key the harness's requests to this app carry (client.ts's Endpoint), for an app run with
+   * LEDGER_AUTH=required. Unset: requests carry none.
+   */
+  apiKey?: string;
 }
 
 export interface ExitInfo {
@@ -231,6 +236,7 @@ export class ServerProcess {
 /** One ledger app (app1 or app2) as a server process on its own port. */
 export class AppProcess extends ServerProcess {
   readonly app: AppName;
+  readonly apiKey: string | undefined;
 
   constructor(opts: AppProcessOptions) {
     super({
@@ -249,6 +255,7 @@ export class AppProcess extends ServerProcess {
       },
     });
     this.app = opts.app;
+    this.apiKey = opts.apiKey;
   }
 }
 

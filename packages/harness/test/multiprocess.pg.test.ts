@@ -65,7 +65,7 @@ afterAll(async () => {
 
 /** One POST, recorded. No retries: without failures injected, an unknown outcome is itself a failure. */
 async function send(app: AppName, body: PostBody): Promise<PostRecord> {
-  const attempt = await postOnce(running()[app].baseUrl, body, REQUEST_TIMEOUT_MS);
+  const attempt = await postOnce(running()[app], body, REQUEST_TIMEOUT_MS);
   return {
     app,
     body,
@@ -155,7 +155,7 @@ describe("two app processes on one Postgres", () => {
         MIX_CONCURRENCY,
       ),
       Promise.all(hotSpends.map(([app, body]) => send(app, body))),
-      Promise.all(replays.map((r) => postOnce(running()[r.app].baseUrl, r.body, REQUEST_TIMEOUT_MS))),
+      Promise.all(replays.map((r) => postOnce(running()[r.app], r.body, REQUEST_TIMEOUT_MS))),
     ]);
     const records = [...creditRecords, ...mixRecords, ...hotRecords];
 

@@ -88,7 +88,7 @@ describe("LEDGER_WORKERS", () => {
       owners.flatMap((owner) =>
         Array.from({ length: POSTS_PER_OWNER }, (_, k) =>
           postOnce(
-            running.baseUrl,
+            running,
             { owner_id: owner, operation: k === 0 ? "CREDIT_ADD" : "CREDIT_SPEND", nonce: `${owner}-${k}` },
             REQUEST_TIMEOUT_MS,
           ),
@@ -107,7 +107,7 @@ describe("LEDGER_WORKERS", () => {
       if (r.kind === "acked") applied.set(owner, (applied.get(owner) ?? 0) + r.result.entry.amount);
     }
     for (const owner of owners) {
-      expect(await getBalance(running.baseUrl, owner, READ)).toBe(applied.get(owner) ?? 0);
+      expect(await getBalance(running, owner, READ)).toBe(applied.get(owner) ?? 0);
     }
 
     // Each worker logged some of the posts.

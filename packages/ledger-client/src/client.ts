@@ -24,9 +24,11 @@ import type {
   BatchResult,
   CaptureInput,
   CaptureResult,
+  CurrentKey,
   EntriesQuery,
   Entry,
   EntryPage,
+  EntrySummary,
   EventPage,
   EventsQuery,
   Hold,
@@ -45,6 +47,7 @@ import type {
   RequestBodyOf,
   ReversalResult,
   StreamQuery,
+  SummaryQuery,
   SuspendInput,
   SuspendResult,
   TransferInput,
@@ -98,6 +101,13 @@ export interface LedgerClient<P extends LedgerPaths> {
     query?: Omit<EntriesQuery<P>, "cursor">,
     options?: CallOptions,
   ) => AsyncGenerator<Entry<P>, void, undefined>;
+  /**
+   * GET /ledger/{owner_id}/summary: the running balances at `from` and `to` (default: the 30 days before
+   * now) and the entries between, summed by app and operation; the groups add up to `change` exactly.
+   */
+  summary: (ownerId: string, query?: SummaryQuery<P>, options?: CallOptions) => Promise<EntrySummary<P>>;
+  /** GET /api-keys/current: the key this client sends (id, app, scopes, rate), or `auth: "off"`. */
+  currentKey: (options?: CallOptions) => Promise<CurrentKey<P>>;
   readonly holds: {
     /** POST /ledger/holds: reserve credits for one of the app's debit operations. */
     place: (input: PlaceHoldInput<P>, options?: CallOptions) => Promise<HoldResult<P>>;
@@ -251,6 +261,20 @@ function buildClient(options: LedgerClientOptions): LedgerClient<LedgerPaths> {
         yield* page.entries;
         cursor = page.next_cursor ?? undefined;
       } while (cursor !== undefined);
+    },
+    summary(ownerId, query, o) {
+      return call("GET /ledger/{owner_id}/summary", [], (fetch) =>
+        api.GET("/ledger/{owner_id}/summary", {
+          params: { path: { owner_id: ownerId }, ...(query ? { query } : {}) },
+          fetch,
+          ...signalOf(o),
+        }),
+      );
+    },
+    currentKey(o) {
+      return call("GET /api-keys/current", [], (fetch) =>
+        api.GET("/api-keys/current", { fetch, ...signalOf(o) }),
+      );
     },
     holds: {
       place(input, o) {

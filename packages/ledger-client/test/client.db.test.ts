@@ -162,6 +162,31 @@ describe(`@ledger/client against the apps [${testDriver()}]`, () => {
       expect(all).toEqual([4, 3, 2, 1]);
     });
 
+    it("summary sums the entries between two instants by app and operation, adding up to the change", async () => {
+      const owner = await fundedOwner(10);
+      const from = new Date();
+      await client1().post({ owner_id: owner, operation: "CREDIT_ADD" });
+      await client1().post({ owner_id: owner, operation: "CREDIT_SPEND" });
+      const summary = await client1().summary(owner, { from: from.toISOString() });
+      expect(summary).toMatchObject({
+        owner_id: owner,
+        from: from.toISOString(),
+        balance_from: 10,
+        balance_to: 19,
+        change: 9,
+        groups: [
+          { app: "app1", operation: "CREDIT_ADD", entries: 1, amount: 10 },
+          { app: "app1", operation: "CREDIT_SPEND", entries: 1, amount: -1 },
+        ],
+      });
+      // Without a query: the 30 days before now.
+      expect((await client1().summary(owner)).change).toBe(19);
+    });
+
+    it("currentKey says the app takes requests without a key (LEDGER_AUTH=off)", async () => {
+      expect(await client1().currentKey()).toEqual({ auth: "off", key: null });
+    });
+
     it("holds: place, get, list, capture; place and release", async () => {
       const ledger = client1();
       const owner = await fundedOwner(10);

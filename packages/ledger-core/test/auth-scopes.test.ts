@@ -4,12 +4,12 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { generateApiKey, parseApiKey, secretMatches, SCOPES } from "../src/domain/api-keys.js";
 import { traceIdOf } from "../src/http/trace.js";
 import { ledgerAppFactory } from "../src/http/index.js";
-import { ROUTE_SCOPES, routeOf } from "../src/http/scopes.js";
+import { OPEN_PATHS, ROUTE_SCOPES, routeOf } from "../src/http/scopes.js";
 import { silentLogger } from "../src/testing/deps.js";
 import { openTestDatabase } from "../src/testing/index.js";
 import { testCatalog } from "./fixtures.js";
 
-/** The ledger routes the app documents: METHOD /path-template, open routes aside. */
+/** The routes the app documents, open routes aside: METHOD /path-template. */
 async function servedRoutes(): Promise<string[]> {
   const tdb = await openTestDatabase("pglite");
   onTestFinished(() => tdb.close());
@@ -27,7 +27,7 @@ async function servedRoutes(): Promise<string[]> {
         .filter((m) => ["get", "post", "put", "patch", "delete"].includes(m))
         .map((m) => `${m.toUpperCase()} ${path}`),
     )
-    .filter((r) => r.includes(" /ledger"))
+    .filter((r) => !OPEN_PATHS.includes(r.slice(r.indexOf(" ") + 1)))
     .sort();
 }
 

@@ -266,6 +266,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/ledger/{owner_id}/summary": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Why a balance changed: the entries between two instants, summed by app and operation
+     * @description The running balances at `from` and at `to` (each the balance right after the owner's last entry at or before the instant, as the entries record it), and the entries after `from` up to `to`, of every app, summed by app and operation. The groups' amounts add up to `change` exactly. `GET /ledger/{owner_id}?at=` may answer less at an instant where a remainder had expired and no EXPIRY entry said so yet.
+     *
+     *     Needs an API key with the `read` scope.
+     */
+    get: operations["summarizeEntries"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/ledger/{owner_id}/suspension": {
     parameters: {
       query?: never;
@@ -326,6 +348,26 @@ export interface paths {
      *     Needs an API key with the `write` scope.
      */
     post: operations["postBatch"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api-keys/current": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The API key this request carries: its id, app, scopes and rate (never its secret)
+     * @description Needs an API key with the `read` scope.
+     */
+    get: operations["getCurrentKey"];
+    put?: never;
+    post?: never;
     delete?: never;
     options?: never;
     head?: never;
@@ -882,6 +924,56 @@ export interface components {
       /** @description Pass as `cursor` for the next, older page */
       next_cursor: string | null;
     };
+    /**
+     * @example {
+     *       "owner_id": "test_user",
+     *       "from": "2026-02-01T00:00:00.000Z",
+     *       "to": "2026-03-01T00:00:00.000Z",
+     *       "balance_from": 41,
+     *       "balance_to": 37,
+     *       "change": -4,
+     *       "groups": [
+     *         {
+     *           "app": "app1",
+     *           "operation": "CREDIT_ADD",
+     *           "entries": 1,
+     *           "amount": 10
+     *         },
+     *         {
+     *           "app": "app1",
+     *           "operation": "CREDIT_SPEND",
+     *           "entries": 5,
+     *           "amount": -5
+     *         },
+     *         {
+     *           "app": "app2",
+     *           "operation": "EXPIRY",
+     *           "entries": 1,
+     *           "amount": -9
+     *         }
+     *       ]
+     *     }
+     */
+    EntrySummary: {
+      owner_id: string;
+      /** Format: date-time */
+      from: string;
+      /** Format: date-time */
+      to: string;
+      /** @description The running balance right after the owner's last entry at or before `from` (0 before the first) */
+      balance_from: number;
+      /** @description The running balance right after the owner's last entry at or before `to` */
+      balance_to: number;
+      /** @description balance_to - balance_from: exactly what the groups' amounts add up to */
+      change: number;
+      /** @description The entries after `from`, up to `to`, of every app, summed by app and operation, in that order */
+      groups: {
+        app: string;
+        operation: string;
+        entries: number;
+        amount: number;
+      }[];
+    };
     StatusChange: {
       owner_id: string;
       /**
@@ -939,6 +1031,36 @@ export interface components {
       operations: components["schemas"]["PostOperation"][];
       /** @description true: every item is written or none is. Default false: each item stands alone. */
       atomic?: boolean;
+    };
+    /**
+     * @example {
+     *       "auth": "required",
+     *       "key": {
+     *         "id": "3f9c1a0b7d2e4c58",
+     *         "app": "app1",
+     *         "scopes": [
+     *           "read",
+     *           "admin"
+     *         ],
+     *         "name": "support",
+     *         "rate": 100
+     *       }
+     *     }
+     */
+    CurrentKey: {
+      /**
+       * @description LEDGER_AUTH of this app: `off` takes every request without a key (and `key` is null)
+       * @enum {string}
+       */
+      auth: "required" | "off";
+      key: {
+        id: string;
+        app: string;
+        scopes: ("read" | "write" | "admin" | "events")[];
+        name: string | null;
+        /** @description Requests per second: the key's own rate, or the app's LEDGER_RATE_LIMIT_PER_S */
+        rate: number;
+      } | null;
     };
   };
   responses: {
@@ -1862,6 +1984,54 @@ export interface operations {
       };
     };
   };
+  summarizeEntries: {
+    parameters: {
+      query?: {
+        /** @description RFC 3339; default 30 days before `to`; not after `to` */
+        from?: string;
+        /** @description RFC 3339, not in the future; default now */
+        to?: string;
+      };
+      header?: never;
+      path: {
+        owner_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The two balances and what lies between them */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["EntrySummary"];
+        };
+      };
+      /** @description The owner id or an instant is invalid, `to` is in the future, or `from` is after `to` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      401: components["responses"]["Unauthenticated"];
+      403: components["responses"]["Forbidden"];
+      429: components["responses"]["RateLimited"];
+      /** @description The database is not answering */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
   suspendOwner: {
     parameters: {
       query?: never;
@@ -2090,6 +2260,38 @@ export interface operations {
       };
       429: components["responses"]["RateLimited"];
       /** @description The database is not answering; retry with the same nonces */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getCurrentKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The caller's key; with LEDGER_AUTH=off, `auth: off` and no key */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CurrentKey"];
+        };
+      };
+      401: components["responses"]["Unauthenticated"];
+      403: components["responses"]["Forbidden"];
+      429: components["responses"]["RateLimited"];
+      /** @description The database is not answering */
       503: {
         headers: {
           [name: string]: unknown;

@@ -61,6 +61,21 @@ export interface BalanceAt {
   at: string;
 }
 
+/** What an owner's entries between two instants add up to, by app and operation. */
+export interface EntrySummary {
+  owner_id: string;
+  from: string;
+  to: string;
+  /** The running balance right after the owner's last entry at or before `from` (0 before the first). */
+  balance_from: number;
+  /** The same at `to`. */
+  balance_to: number;
+  /** balance_to - balance_from: exactly what the groups' amounts add up to. */
+  change: number;
+  /** The entries after `from`, up to `to`, summed by app and operation, in that order. */
+  groups: { app: string; operation: string; entries: number; amount: number }[];
+}
+
 export interface EntryPage {
   owner_id: string;
   entries: LedgerEntry[];

@@ -7,6 +7,7 @@ import { events } from "./events/index.js";
 import type { Feature } from "./feature.js";
 import { grants } from "./grants/index.js";
 import { holds } from "./holds/index.js";
+import { keys } from "./keys/index.js";
 import { operations } from "./operations/index.js";
 import { reversals } from "./reversals/index.js";
 import { suspension } from "./suspension/index.js";
@@ -24,6 +25,7 @@ export const FEATURES: readonly Feature[] = [
   grants,
   suspension,
   batch,
+  keys,
 ];
 
 export type { Feature, FeatureRuntime } from "./feature.js";

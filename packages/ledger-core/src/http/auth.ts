@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import { AUTHORIZATION_LENGTH_MAX, parseApiKey, secretMatches } from "../domain/api-keys.js";
 import { identifyCurrentRequest } from "../engine/request-context.js";
 import { findApiKey, touchApiKeys, type StoredApiKey } from "../store/keys.js";
+import { read } from "../store/reads.js";
 import type { SqlRunner } from "../store/sql-client.js";
 import type { LedgerEnv } from "./env.js";
 import { problem } from "./problem.js";
@@ -57,7 +58,9 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> 
     const now = Date.now();
     const hit = cache.get(id);
     if (hit && now - hit.readAt < AUTH_CACHE_TTL_MS) return hit.key;
-    const key = (await findApiKey(opts.db, id)) ?? null;
+    // A database that is not answering is a 503 (DATABASE_UNAVAILABLE), as for any read: the client may
+    // send the request again; never a 500.
+    const key = (await read(() => findApiKey(opts.db, id))) ?? null;
     if (cache.size >= CACHE_ENTRIES_MAX) cache.clear();
     cache.set(id, { key, readAt: now });
     return key;
@@ -152,6 +155,13 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler<LedgerEnv> 
     }
 
     c.set("log", c.get("log").child({ key_id: key.id }));
+    c.set("apiKey", {
+      id: key.id,
+      app: key.app,
+      scopes: key.scopes,
+      name: key.name,
+      rate: key.rate ?? opts.defaultRatePerS,
+    });
     identifyCurrentRequest(key.id);
     touch(key.id);
     await next();

@@ -136,6 +136,51 @@ export const entryPageSchema = z
   })
   .openapi("EntryPage");
 
+export const entrySummarySchema = z
+  .object({
+    owner_id: z.string(),
+    from: z.iso.datetime().openapi({ format: "date-time" }),
+    to: z.iso.datetime().openapi({ format: "date-time" }),
+    balance_from: z.number().int().openapi({
+      description:
+        "The running balance right after the owner's last entry at or before `from` (0 before the first)",
+    }),
+    balance_to: z.number().int().openapi({
+      description: "The running balance right after the owner's last entry at or before `to`",
+    }),
+    change: z.number().int().openapi({
+      description: "balance_to - balance_from: exactly what the groups' amounts add up to",
+    }),
+    groups: z
+      .array(
+        z.object({
+          app: z.string(),
+          operation: z.string(),
+          entries: z.number().int().positive(),
+          amount: z.number().int(),
+        }),
+      )
+      .openapi({
+        description:
+          "The entries after `from`, up to `to`, of every app, summed by app and operation, in that order",
+      }),
+  })
+  .openapi("EntrySummary", {
+    example: {
+      owner_id: "test_user",
+      from: "2026-02-01T00:00:00.000Z",
+      to: "2026-03-01T00:00:00.000Z",
+      balance_from: 41,
+      balance_to: 37,
+      change: -4,
+      groups: [
+        { app: "app1", operation: "CREDIT_ADD", entries: 1, amount: 10 },
+        { app: "app1", operation: "CREDIT_SPEND", entries: 5, amount: -5 },
+        { app: "app2", operation: "EXPIRY", entries: 1, amount: -9 },
+      ],
+    },
+  });
+
 // The domain's schemas are created before @hono/zod-openapi extends zod, so they have no .openapi()
 // of their own: each is cloned (after the extension) before metadata is attached.
 export const ownerParams = z.object({

@@ -41,6 +41,7 @@ export const OPENAPI_TAGS: readonly { name: string; description: string }[] = [
     name: "Events",
     description: "The event log: a page after a position, or an owner's events as they commit.",
   },
+  { name: "Keys", description: "The API key a request carries: its id, app, scopes and rate." },
 ];
 
 const BEARER_AUTH = {

@@ -11,6 +11,7 @@ export {
   balanceSchema,
   entryPageSchema,
   entrySchema,
+  entrySummarySchema,
   ownerParams,
   postResultSchema,
   validationHook,

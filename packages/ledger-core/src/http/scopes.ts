@@ -2,7 +2,7 @@
 // reviewer reads the whole policy at once. A route missing here is refused to every key (and a test
 // fails: test/auth-scopes.test.ts holds the table to the routes the apps serve).
 //
-//   read    every GET of the ledger (balances, entries, holds)
+//   read    every GET of the ledger (balances, summaries, entries, holds, the key itself)
 //   write   operations, batches, holds, captures, releases, transfers
 //   admin   reversals, suspension, reinstatement
 //   events  the events route and the owners' streams
@@ -30,10 +30,12 @@ export const ROUTE_SCOPES: Readonly<Record<string, Scope>> = {
   "POST /ledger/{owner_id}/reinstatement": "admin",
   "GET /ledger/{owner_id}": "read",
   "GET /ledger/{owner_id}/entries": "read",
+  "GET /ledger/{owner_id}/summary": "read",
   "GET /ledger/{owner_id}/holds": "read",
   "GET /ledger/holds/{hold_id}": "read",
   "GET /ledger/events": "events",
   "GET /ledger/{owner_id}/stream": "events",
+  "GET /api-keys/current": "read",
 };
 
 interface CompiledRoute {

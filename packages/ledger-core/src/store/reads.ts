@@ -2,7 +2,7 @@
 // ledger's entries. Writes are in write.ts (group commit).
 import { and, desc, eq, getTableColumns, gte, lt, lte, sql, type SQL } from "drizzle-orm";
 import { DatabaseUnavailableError } from "../domain/errors.js";
-import type { LedgerEntry } from "../domain/types.js";
+import type { EntrySummary, LedgerEntry } from "../domain/types.js";
 import type { LedgerDb } from "./client.js";
 import { translateDriverError } from "./errors.js";
 import { ledgerEntries } from "./schema.js";
@@ -279,6 +279,56 @@ export async function getBalanceAt(db: LedgerDb, ownerId: string, at: Date): Pro
   const [rows = []] = await sqlClientOf(db).run([{ text: BALANCE_AT, params: [ownerId, at.toISOString()] }]);
   const row = rows[0] as { balance: string } | undefined;
   return row ? Number(row.balance) : 0;
+}
+
+// Two running balances and what lies between them. Each instant is resolved to the owner's last entry at or
+// before it, as BALANCE_AT does (by sequence, the order balances ran in), and the groups are the entries
+// after the first of those up to the second: so their amounts add up to the difference of the two
+// balances exactly, with no entry counted on both sides or on neither. One statement: one snapshot.
+// Groups are ordered by code point (collate "C"), the same on every server whatever its locale.
+const SUMMARY = `with bounds as (
+    select
+      coalesce((select sequence from ledger_entries where owner_id = $1 and created_at <= $2::text::timestamptz
+                order by sequence desc limit 1), 0) as s_from,
+      coalesce((select sequence from ledger_entries where owner_id = $1 and created_at <= $3::text::timestamptz
+                order by sequence desc limit 1), 0) as s_to)
+  select
+    (select balance_after::text from ledger_entries e, bounds b where e.owner_id = $1 and e.sequence = b.s_from)
+      as balance_from,
+    (select balance_after::text from ledger_entries e, bounds b where e.owner_id = $1 and e.sequence = b.s_to)
+      as balance_to,
+    (select coalesce(json_agg(json_build_object('app', g.app, 'operation', g.operation, 'entries', g.n::text,
+                                                'amount', g.amount::text) order by g.app collate "C", g.operation collate "C"), '[]')
+       from (select e.app, e.operation, count(*) as n, sum(e.amount) as amount
+               from ledger_entries e, bounds b
+              where e.owner_id = $1 and e.sequence > b.s_from and e.sequence <= b.s_to
+              group by e.app, e.operation) g) as groups`;
+
+/** The running balances at `from` and `to` (`from` not after `to`) and the entries between, by app and operation. */
+export async function getEntrySummary(
+  db: LedgerDb,
+  ownerId: string,
+  from: Date,
+  to: Date,
+): Promise<{ balanceFrom: number; balanceTo: number; groups: EntrySummary["groups"] }> {
+  const [rows = []] = await sqlClientOf(db).run([
+    { text: SUMMARY, params: [ownerId, from.toISOString(), to.toISOString()] },
+  ]);
+  const row = rows[0] as
+    { balance_from: string | null; balance_to: string | null; groups: unknown } | undefined;
+  const groups = parseJson<{ app: string; operation: string; entries: string; amount: string }[]>(
+    row?.groups ?? [],
+  );
+  return {
+    balanceFrom: Number(row?.balance_from ?? 0),
+    balanceTo: Number(row?.balance_to ?? 0),
+    groups: groups.map((g) => ({
+      app: g.app,
+      operation: g.operation,
+      entries: Number(g.entries),
+      amount: Number(g.amount),
+    })),
+  };
 }
 
 export interface EntryFilter {

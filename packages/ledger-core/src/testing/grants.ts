@@ -5,12 +5,25 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { freshNonce, freshOwner } from "./index.js";
 import { manualClock, silentLogger } from "./deps.js";
 import { expectProblem } from "./problems.js";
-import { apply, balanceAt, expectReplayed, getEntries, op, postJson, readOwner } from "./requests.js";
+import { serviceAs } from "./moves.js";
+import {
+  apply,
+  balanceAt,
+  expectReplayed,
+  getEntries,
+  getSummary,
+  op,
+  postJson,
+  readOwner,
+} from "./requests.js";
 import { ownerState, tableCounts } from "./snapshots.js";
 import type { AppSurface } from "./app-surface.js";
 
 const DAY_MS = 86_400_000;
 const at = (start: string, ms: number) => new Date(Date.parse(start) + ms).toISOString();
+/** The summary's order of groups: by app, then operation, by code point. */
+const byAppThenOperation = (a: { app: string; operation: string }, b: { app: string; operation: string }) =>
+  a.app < b.app ? -1 : a.app > b.app ? 1 : a.operation < b.operation ? -1 : a.operation > b.operation ? 1 : 0;
 
 export function describeExpiringCredits(s: AppSurface): void {
   const START = "2026-03-01T10:00:00.000Z";
@@ -211,6 +224,86 @@ export function describeExpiringCredits(s: AppSurface): void {
         400,
         "VALIDATION_FAILED",
       );
+    });
+
+    it("explains a change between two instants: the entries after the first up to the second, by app and operation, adding up exactly", async () => {
+      const { app, clock } = clocked();
+      const owner = freshOwner();
+      const other = serviceAs(s, s.foreignApp, clock.now);
+      await apply(app, op(owner, "CREDIT_ADD")); // START: 10
+      clock.set(at(START, 60_000));
+      await apply(app, op(owner, "CREDIT_ADD", { expires_at: at(START, 180_000) })); // 20
+      await apply(app, op(owner, "CREDIT_SPEND")); // 19
+      clock.set(at(START, 120_000));
+      await other.post({ owner_id: owner, operation: "CREDIT_ADD", nonce: freshNonce() }); // 29
+      clock.set(at(START, 240_000));
+      // The grant's 9 left expired at +180 s; this spend records the EXPIRY first: 20, then 19.
+      await apply(app, op(owner, "CREDIT_SPEND"));
+      const sum = (groups: { amount: number }[]) => groups.reduce((t, g) => t + g.amount, 0);
+
+      const all = await getSummary(app, owner, `?from=${at(START, -1)}`);
+      expect(all).toEqual({
+        owner_id: owner,
+        from: at(START, -1),
+        to: at(START, 240_000),
+        balance_from: 0,
+        balance_to: 19,
+        change: 19,
+        groups: [
+          { app: s.name, operation: "CREDIT_ADD", entries: 2, amount: 20 },
+          { app: s.name, operation: "CREDIT_SPEND", entries: 2, amount: -2 },
+          { app: s.name, operation: "EXPIRY", entries: 1, amount: -9 },
+          { app: s.foreignApp, operation: "CREDIT_ADD", entries: 1, amount: 10 },
+        ].sort(byAppThenOperation),
+      });
+      expect(sum(all.groups)).toBe(all.change);
+
+      // An entry at `from` is before the span; one at `to` is in it.
+      const middle = await getSummary(app, owner, `?from=${START}&to=${at(START, 120_000)}`);
+      expect(middle).toMatchObject({ balance_from: 10, balance_to: 29, change: 19 });
+      expect(sum(middle.groups)).toBe(19);
+      expect(middle.groups).toEqual(
+        [
+          { app: s.name, operation: "CREDIT_ADD", entries: 1, amount: 10 },
+          { app: s.name, operation: "CREDIT_SPEND", entries: 1, amount: -1 },
+          { app: s.foreignApp, operation: "CREDIT_ADD", entries: 1, amount: 10 },
+        ].sort(byAppThenOperation),
+      );
+      // Nothing between two instants: no groups, no change; an owner with no entries: zeros.
+      expect(
+        await getSummary(app, owner, `?from=${at(START, 130_000)}&to=${at(START, 200_000)}`),
+      ).toMatchObject({ balance_from: 29, balance_to: 29, change: 0, groups: [] });
+      expect(await getSummary(app, freshOwner())).toMatchObject({
+        balance_from: 0,
+        balance_to: 0,
+        change: 0,
+        groups: [],
+      });
+    });
+
+    it("defaults the summary to the 30 days before now, and refuses a future `to`, `from` after `to` and a bad instant", async () => {
+      const { app } = clocked();
+      const owner = freshOwner();
+      await apply(app, op(owner, "CREDIT_ADD"));
+      const summary = await getSummary(app, owner);
+      expect(summary).toMatchObject({
+        from: at(START, -30 * DAY_MS),
+        to: START,
+        balance_from: 0,
+        balance_to: 10,
+        change: 10,
+        groups: [{ app: s.name, operation: "CREDIT_ADD", entries: 1, amount: 10 }],
+      });
+      const before = await tableCounts(s.db());
+      for (const query of [
+        `?to=${at(START, 1)}`,
+        `?from=${at(START, -1)}&to=${at(START, -2)}`,
+        "?from=yesterday",
+        `?to=${"9".repeat(100)}`,
+      ]) {
+        await expectProblem(await app.request(`/ledger/${owner}/summary${query}`), 400, "VALIDATION_FAILED");
+      }
+      expect(await tableCounts(s.db())).toEqual(before);
     });
 
     it("filters entries by time, app and operation, newest first, with a cursor", async () => {

@@ -7,6 +7,7 @@ import {
   balanceSchema as balanceContract,
   entryPageSchema as entryPageContract,
   entrySchema as entryContract,
+  entrySummarySchema,
   postResultSchema as postResultContract,
 } from "../http/router.js";
 import { freshNonce } from "./index.js";
@@ -109,6 +110,16 @@ export async function getEntries(app: RequestApp, ownerId: string, query = ""): 
   expect(res.status, text).toBe(200);
   expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
   const body = entryPageSchema.parse(JSON.parse(text));
+  expect(body.owner_id).toBe(ownerId);
+  return body;
+}
+
+/** GET /ledger/{owner}/summary (query: `?from=...&to=...`), expected to answer 200. */
+export async function getSummary(app: RequestApp, ownerId: string, query = "") {
+  const res = await app.request(`/ledger/${encodeURIComponent(ownerId)}/summary${query}`);
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  const body = entrySummarySchema.parse(JSON.parse(text));
   expect(body.owner_id).toBe(ownerId);
   return body;
 }

@@ -13,7 +13,7 @@ import { createApiKey, revokeApiKey } from "../store/keys.js";
 import { sqlClientOf } from "../store/sql-client.js";
 import type { AppSurface } from "./app-surface.js";
 import { silentLogger } from "./deps.js";
-import { freshOwner } from "./index.js";
+import { freshOwner, openTestDatabase } from "./index.js";
 import type { RequestApp } from "./requests.js";
 import { tableCounts } from "./snapshots.js";
 
@@ -187,6 +187,41 @@ export function describeSecurity(s: AppSurface): void {
         expect([401, 403, 429]).not.toContain(res.status);
         await res.body?.cancel();
       }
+    });
+
+    it("tells a key who it is at GET /api-keys/current (never its secret), and says so when keys are off", async () => {
+      const runner = sqlClientOf(s.db());
+      const own = await createApiKey(runner, { app: s.name, scopes: ["read", "admin"], name: "support" });
+      const rated = await createApiKey(runner, { app: s.name, scopes: ["read"], rate: 7 });
+      const app = secured({}, 42);
+      const current = async (key: string) => {
+        const res = await app.request("/api-keys/current", { headers: { authorization: `Bearer ${key}` } });
+        const text = await res.text();
+        expect(res.status, text).toBe(200);
+        expect(text).not.toContain(key.slice(key.lastIndexOf("_") + 1));
+        return JSON.parse(text) as unknown;
+      };
+      expect(await current(own.key)).toEqual({
+        auth: "required",
+        key: { id: own.id, app: s.name, scopes: ["read", "admin"], name: "support", rate: 42 },
+      });
+      expect(await current(rated.key)).toMatchObject({ key: { id: rated.id, name: null, rate: 7 } });
+      const anonymous = await app.request("/api-keys/current");
+      expect(anonymous.status).toBe(401);
+      const off = await s.app().request("/api-keys/current");
+      expect(await off.json()).toEqual({ auth: "off", key: null });
+    });
+
+    it("answers 503 DATABASE_UNAVAILABLE, never a 500, when the keys cannot be read", async () => {
+      const gone = await openTestDatabase("pglite");
+      await gone.close();
+      const app = secured({ db: gone.db });
+      const key = `lgr_${randomBytes(8).toString("hex")}_${randomBytes(32).toString("base64url")}`;
+      const res = await app.request(`/ledger/${freshOwner()}`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ code: "DATABASE_UNAVAILABLE" });
     });
 
     it("keeps /health, /docs and /openapi.json open", async () => {

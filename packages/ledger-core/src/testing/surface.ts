@@ -52,8 +52,10 @@ const OPERATION_IDS: Record<string, string> = {
   "POST /ledger/{owner_id}/reinstatement": "reinstateOwner",
   "GET /ledger/{owner_id}": "getBalance",
   "GET /ledger/{owner_id}/entries": "listEntries",
+  "GET /ledger/{owner_id}/summary": "summarizeEntries",
   "GET /ledger/events": "listEvents",
   "GET /ledger/{owner_id}/stream": "streamOwnerEvents",
+  "GET /api-keys/current": "getCurrentKey",
 };
 
 const refSchema = z.object({ $ref: z.string() }).strict();
@@ -130,12 +132,13 @@ export function describeAppSurface(s: AppSurface): void {
   });
 
   describe("GET /openapi.json", () => {
-    it(`documents the three ledger routes and ${s.name}'s own operations, and none of ${s.foreignApp}'s`, async () => {
+    it(`documents every ledger route and ${s.name}'s own operations, and none of ${s.foreignApp}'s`, async () => {
       const res = await s.app().request("/openapi.json");
       expect(res.status).toBe(200);
       expect(res.headers.get("content-type")).toMatch(/^application\/json\b/);
       const doc = openApiSchema.parse(await res.json());
       expect(Object.keys(doc.paths).sort()).toEqual([
+        "/api-keys/current",
         "/ledger",
         "/ledger/batch",
         "/ledger/entries/{entry_id}/reversal",
@@ -150,6 +153,7 @@ export function describeAppSurface(s: AppSurface): void {
         "/ledger/{owner_id}/holds",
         "/ledger/{owner_id}/reinstatement",
         "/ledger/{owner_id}/stream",
+        "/ledger/{owner_id}/summary",
         "/ledger/{owner_id}/suspension",
       ]);
       const operations = doc.components.schemas.PostOperation.properties.operation.enum;

@@ -8,6 +8,7 @@ import {
   balanceAtSchema,
   balanceSchema,
   entryPageSchema,
+  entrySummarySchema,
   ownerParams,
   validationHook,
 } from "../../http/contract.js";
@@ -97,6 +98,40 @@ export function accountRoutes(service: LedgerService) {
     },
   });
 
+  const instantQuery = (description: string) =>
+    z.string().max(INSTANT_LENGTH_MAX).optional().openapi({ format: "date-time", description });
+
+  const summaryRoute = createRoute({
+    method: "get",
+    path: "/ledger/{owner_id}/summary",
+    operationId: "summarizeEntries",
+    tags: ["Accounts"],
+    summary: "Why a balance changed: the entries between two instants, summed by app and operation",
+    description:
+      "The running balances at `from` and at `to` (each the balance right after the owner's last entry at " +
+      "or before the instant, as the entries record it), and the entries after `from` up to `to`, of every " +
+      "app, summed by app and operation. The groups' amounts add up to `change` exactly. " +
+      "`GET /ledger/{owner_id}?at=` may answer less at an instant where a remainder had expired and no " +
+      "EXPIRY entry said so yet.",
+    request: {
+      params: ownerParams,
+      query: z.object({
+        from: instantQuery("RFC 3339; default 30 days before `to`; not after `to`"),
+        to: instantQuery("RFC 3339, not in the future; default now"),
+      }),
+    },
+    responses: {
+      200: {
+        description: "The two balances and what lies between them",
+        content: { "application/json": { schema: entrySummarySchema } },
+      },
+      400: problemContent(
+        "The owner id or an instant is invalid, `to` is in the future, or `from` is after `to`",
+      ),
+      503: problemContent("The database is not answering"),
+    },
+  });
+
   return new OpenAPIHono<LedgerEnv>({ strict: false, defaultHook: validationHook })
     .openapi(balanceRoute, async (c) => {
       const { owner_id } = c.req.valid("param");
@@ -109,5 +144,9 @@ export function accountRoutes(service: LedgerService) {
     .openapi(entriesRoute, async (c) => {
       const { owner_id } = c.req.valid("param");
       return c.json(await service.entries({ owner_id, ...c.req.valid("query") }), 200);
+    })
+    .openapi(summaryRoute, async (c) => {
+      const { owner_id } = c.req.valid("param");
+      return c.json(await service.summary({ owner_id, ...c.req.valid("query") }), 200);
     });
 }
