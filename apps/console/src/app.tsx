@@ -117,7 +117,6 @@ export function createConsole(opts: ConsoleOptions) {
     if (!c.req.path.startsWith("/assets/")) c.header("cache-control", "no-store");
   });
   app.use(
-    "*",
     bodyLimit({
       maxSize: FORM_BYTES_MAX,
       onError: (c) =>
@@ -197,7 +196,7 @@ export function createConsole(opts: ConsoleOptions) {
   });
 
   // Everything below needs a session: a page without one goes to sign-in, a POST is refused.
-  app.use("*", async (c, next) => {
+  app.use(async (c, next) => {
     if (c.get("session")) return next();
     if (c.req.method === "GET" || c.req.method === "HEAD") return c.redirect("/sign-in", 303);
     return csrfRefusal(c);
@@ -269,7 +268,8 @@ export function createConsole(opts: ConsoleOptions) {
       settle(
         reader.summary(ownerId, {
           ...(explainInput.from ? { from: explainInput.from } : {}),
-          ...(explainInput.to ? { to: explainInput.to } : {}),
+          // The ledger refuses a `to` in the future; what anyone picking one means is "until now".
+          ...(explainInput.to && Date.parse(explainInput.to) < now() ? { to: explainInput.to } : {}),
         }),
       ),
     ]);
@@ -654,7 +654,7 @@ class FormError extends Error {
   }
 }
 
-function page(c: Context<Env>, status: number, node: unknown) {
+function page(c: Pick<Context, "html">, status: number, node: unknown) {
   return c.html(`<!doctype html>${String(node)}`, status as 200);
 }
 

@@ -39,7 +39,14 @@
     scales: { x: { time: true } },
     series: [
       { label: "Time (local)" },
-      { label: "Balance", stroke: "#0b5cad", width: 2, stepped: { align: 1 }, points: { show: false } },
+      // A balance holds until the next entry changes it: a step line.
+      {
+        label: "Balance",
+        stroke: "#0b5cad",
+        width: 2,
+        paths: uPlot.paths.stepped({ align: 1 }),
+        points: { show: false },
+      },
       Object.assign({ label: "Expiry" }, marker("#b42318", "#f8c4bd")),
       Object.assign({ label: "Reversal" }, marker("#6a3fb5", "#d9c9f5")),
     ],

@@ -279,50 +279,54 @@ function HoldsSection(props: OwnerPageProps) {
       {all.length === 0 ? (
         <p>No active holds.</p>
       ) : (
-        <table data-testid="holds">
-          <thead>
-            <tr>
-              <th scope="col">Hold</th>
-              <th scope="col">App</th>
-              <th scope="col">Operation</th>
-              <th scope="col" class="num">
-                Credits
-              </th>
-              <th scope="col">Expires</th>
-              {releasing ? <th scope="col">Action</th> : null}
-            </tr>
-          </thead>
-          <tbody>
-            {all.map((h) => (
+        <div class="scroll">
+          <table data-testid="holds">
+            <thead>
               <tr>
-                <td>
-                  <code>{h.id}</code>
-                </td>
-                <td>{h.app}</td>
-                <td>{h.operation}</td>
-                <td class="num">{h.amount}</td>
-                <td>{formatInstant(h.expires_at)}</td>
-                {releasing ? (
-                  <td>
-                    <details class="action">
-                      <summary>Release…</summary>
-                      <form
-                        method="post"
-                        action={ownerPath(props.ownerId, `/holds/${encodeURIComponent(h.id)}/release`)}
-                        class="stack"
-                      >
-                        <Hidden viewer={viewer} />
-                        <input type="hidden" name="app" value={h.app} />
-                        <ReasonConfirm id={`release-${h.id}`} recorded={false} />
-                        <button type="submit">Release {h.amount}</button>
-                      </form>
-                    </details>
-                  </td>
-                ) : null}
+                <th scope="col">Hold</th>
+                <th scope="col">App</th>
+                <th scope="col">Operation</th>
+                <th scope="col" class="num">
+                  Credits
+                </th>
+                <th scope="col">Expires</th>
+                {releasing ? <th scope="col">Action</th> : null}
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {all.map((h) => (
+                <tr>
+                  <td>
+                    <code class="short" title={h.id}>
+                      {h.id}
+                    </code>
+                  </td>
+                  <td>{h.app}</td>
+                  <td>{h.operation}</td>
+                  <td class="num">{h.amount}</td>
+                  <td>{formatInstant(h.expires_at)}</td>
+                  {releasing ? (
+                    <td>
+                      <details class="action">
+                        <summary>Release…</summary>
+                        <form
+                          method="post"
+                          action={ownerPath(props.ownerId, `/holds/${encodeURIComponent(h.id)}/release`)}
+                          class="stack"
+                        >
+                          <Hidden viewer={viewer} />
+                          <input type="hidden" name="app" value={h.app} />
+                          <ReasonConfirm id={`release-${h.id}`} recorded={false} />
+                          <button type="submit">Release {h.amount}</button>
+                        </form>
+                      </details>
+                    </td>
+                  ) : null}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       {viewer.auth.mode === "required" && viewer.auth.scopes.includes("admin") && !releasing ? (
         <p class="hint">Releasing a hold needs the key's write scope too.</p>
@@ -406,44 +410,48 @@ function ExplainSection(props: OwnerPageProps) {
           {explain.groups.length === 0 ? (
             <p>No entries between these instants.</p>
           ) : (
-            <table data-testid="explain-groups">
-              <caption class="sr-only">Entries between the two instants, summed by app and operation</caption>
-              <thead>
-                <tr>
-                  <th scope="col">App</th>
-                  <th scope="col">Operation</th>
-                  <th scope="col" class="num">
-                    Entries
-                  </th>
-                  <th scope="col" class="num">
-                    Credits
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {explain.groups.map((g) => (
+            <div class="scroll">
+              <table data-testid="explain-groups">
+                <caption class="sr-only">
+                  Entries between the two instants, summed by app and operation
+                </caption>
+                <thead>
                   <tr>
-                    <td>{g.app}</td>
-                    <td>{g.operation}</td>
-                    <td class="num">{g.entries}</td>
-                    <td class="num" data-testid="explain-amount">
-                      {signed(g.amount)}
+                    <th scope="col">App</th>
+                    <th scope="col">Operation</th>
+                    <th scope="col" class="num">
+                      Entries
+                    </th>
+                    <th scope="col" class="num">
+                      Credits
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {explain.groups.map((g) => (
+                    <tr>
+                      <td>{g.app}</td>
+                      <td>{g.operation}</td>
+                      <td class="num">{g.entries}</td>
+                      <td class="num" data-testid="explain-amount">
+                        {signed(g.amount)}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+                <tfoot>
+                  <tr>
+                    <th scope="row" colspan={2}>
+                      Total ({explain.balance_to} − {explain.balance_from})
+                    </th>
+                    <td class="num">{explain.groups.reduce((n, g) => n + g.entries, 0)}</td>
+                    <td class="num" data-testid="explain-total">
+                      {signed(explain.groups.reduce((n, g) => n + g.amount, 0))}
                     </td>
                   </tr>
-                ))}
-              </tbody>
-              <tfoot>
-                <tr>
-                  <th scope="row" colspan={2}>
-                    Total ({explain.balance_to} − {explain.balance_from})
-                  </th>
-                  <td class="num">{explain.groups.reduce((n, g) => n + g.entries, 0)}</td>
-                  <td class="num" data-testid="explain-total">
-                    {signed(explain.groups.reduce((n, g) => n + g.amount, 0))}
-                  </td>
-                </tr>
-              </tfoot>
-            </table>
+                </tfoot>
+              </table>
+            </div>
           )}
         </>
       )}
@@ -548,7 +556,13 @@ function EntriesSection(props: OwnerPageProps) {
                   <td data-label="Expires" class="when">
                     {formatInstant(e.expires_at)}
                   </td>
-                  <td data-label="Hold">{e.hold_id ? <code class="short">{e.hold_id}</code> : null}</td>
+                  <td data-label="Hold">
+                    {e.hold_id ? (
+                      <code class="short" title={e.hold_id}>
+                        {e.hold_id}
+                      </code>
+                    ) : null}
+                  </td>
                   <td data-label="Reversal">
                     {e.reverses !== undefined ? (
                       <a href={entryLink(ownerId, e.reverses)}>reverses #{e.reverses}</a>
