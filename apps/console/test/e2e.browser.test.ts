@@ -156,6 +156,8 @@ describe.runIf(haveChromium)("console in a browser (Chromium, real processes)", 
       const ops = await operations(page);
       expect(ops).toEqual(["HOLD", "CONTENT_CREATION", "CREDIT_ADD", "CREDIT_ADD", "SIGNUP_CREDIT"]);
       await page.screenshot({ path: join(SCREENSHOTS, "03-owner.png"), fullPage: true });
+      // Readable at 1280x800: the page itself never scrolls sideways (a wide table scrolls in its card).
+      expect(await page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(1280);
     },
     STEP_TIMEOUT_MS,
   );

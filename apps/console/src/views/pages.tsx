@@ -575,7 +575,13 @@ function EntriesSection(props: OwnerPageProps) {
                       </a>
                     ) : null}
                   </td>
-                  <td data-label="Actor">{e.actor ? <code>{e.actor}</code> : null}</td>
+                  <td data-label="Actor">
+                    {e.actor ? (
+                      <code class="short" title={`API key ${e.actor}`}>
+                        {e.actor}
+                      </code>
+                    ) : null}
+                  </td>
                   <td data-label="Reason" class="reason">
                     {e.reason}
                   </td>
