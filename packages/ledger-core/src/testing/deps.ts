@@ -4,6 +4,23 @@ import pino from "pino";
 
 export const silentLogger = pino({ level: "silent" });
 
+/** A logger that keeps every line it writes (parsed), for tests of what gets logged. */
+export function recordingLogger(): {
+  logger: pino.Logger;
+  lines: Record<string, unknown>[];
+  text: () => string;
+} {
+  const raw: string[] = [];
+  const logger = pino({ level: "info" }, { write: (line: string) => void raw.push(line) });
+  return {
+    logger,
+    get lines() {
+      return raw.map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    text: () => raw.join(""),
+  };
+}
+
 /** A clock the test moves by hand, for the daily limit. */
 export function manualClock(start: string) {
   let now = new Date(start);

@@ -12,7 +12,7 @@ import { readEvents } from "../store/events.js";
 import { createApiKey, revokeApiKey } from "../store/keys.js";
 import { sqlClientOf } from "../store/sql-client.js";
 import type { AppSurface } from "./app-surface.js";
-import { silentLogger } from "./deps.js";
+import { recordingLogger, silentLogger } from "./deps.js";
 import { freshOwner, openTestDatabase } from "./index.js";
 import type { RequestApp } from "./requests.js";
 import { tableCounts } from "./snapshots.js";
@@ -210,6 +210,29 @@ export function describeSecurity(s: AppSurface): void {
       expect(anonymous.status).toBe(401);
       const off = await s.app().request("/api-keys/current");
       expect(await off.json()).toEqual({ auth: "off", key: null });
+    });
+
+    it("logs the key's id with every line of its request, and never the key", async () => {
+      const log = recordingLogger();
+      const app = secured({ logger: log.logger });
+      const keys = await makeKeys(s);
+      const owner = freshOwner();
+      const res = await app.request(`/ledger/${owner}`, {
+        headers: { authorization: `Bearer ${keys.only.read.key}` },
+      });
+      expect(res.status).toBe(200);
+      const bad = await app.request(`/ledger/${owner}`, {
+        headers: { authorization: `Bearer ${keys.wrongSecret}` },
+      });
+      expect(bad.status).toBe(401);
+      const requests = log.lines.filter((l) => l.msg === "request");
+      expect(requests.map((l) => [l.status, l.key_id])).toEqual([
+        [200, keys.only.read.id],
+        [401, undefined],
+      ]);
+      for (const key of [keys.only.read.key, keys.wrongSecret]) {
+        expect(log.text()).not.toContain(key.slice(key.lastIndexOf("_") + 1));
+      }
     });
 
     it("answers 503 DATABASE_UNAVAILABLE, never a 500, when the keys cannot be read", async () => {
