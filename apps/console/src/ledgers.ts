@@ -93,11 +93,19 @@ export async function signIn(ledgers: Ledgers, apiKey: string | undefined): Prom
       message: "The ledger requires an API key (LEDGER_AUTH=required): paste one to sign in.",
     };
   }
+  if (unreachable.length === APP_NAMES.length) {
+    return {
+      ok: false,
+      status: 502,
+      code: "LEDGER_UNAVAILABLE",
+      message: `No ledger app answered, so the key could not be checked: ${unreachable.join(", ")}.`,
+    };
+  }
   const tail = unreachable.length > 0 ? ` Not answering: ${unreachable.join(", ")}.` : "";
   return {
     ok: false,
-    status: unreachable.length === APP_NAMES.length ? 502 : 401,
-    code: unreachable.length === APP_NAMES.length ? "LEDGER_UNAVAILABLE" : "UNAUTHENTICATED",
+    status: 401,
+    code: "UNAUTHENTICATED",
     message: `No ledger app accepts this key: it is unknown, revoked or mistyped.${tail}`,
   };
 }
