@@ -302,7 +302,9 @@ export function createConsole(opts: ConsoleOptions) {
         nextCursor={entries.next_cursor}
         cursor={cursor}
         filter={filter}
-        notice={q.data.notice}
+        notice={
+          q.data.notice && sealer.noticeValid(session, q.data.notice, q.data.sig) ? q.data.notice : undefined
+        }
       />,
     );
   });
@@ -465,7 +467,8 @@ export function createConsole(opts: ConsoleOptions) {
         },
         `console ${what.kind}`,
       );
-      return c.redirect(`${ownerPath(ownerId)}?notice=${encodeURIComponent(notice)}`, 303);
+      const sig = sealer.noticeSig(session, notice);
+      return c.redirect(`${ownerPath(ownerId)}?notice=${encodeURIComponent(notice)}&sig=${sig}`, 303);
     } catch (error) {
       if (error instanceof FormError) {
         return page(
@@ -733,6 +736,7 @@ const ownerQuery = z
     explain_from: instant("Explain's from"),
     explain_to: instant("Explain's to"),
     notice: z.string().max(500).optional(),
+    sig: z.string().max(100).optional(),
   })
   .transform((q) => ({
     filter: {
@@ -744,6 +748,7 @@ const ownerQuery = z
     cursor: q.cursor ? q.cursor : undefined,
     explain: { from: q.explain_from, to: q.explain_to },
     notice: q.notice,
+    sig: q.sig,
   }));
 
 function invalidText(result: { success: boolean; error?: z.ZodError } | undefined): string {

@@ -49,6 +49,9 @@ export interface Sealer {
   open(sealed: string | undefined, nowMs: number): Session | undefined;
   csrfToken(session: Session): string;
   csrfValid(session: Session, token: string | undefined): boolean;
+  /** Signs a notice for the page after an action, so a link cannot put words in the console's mouth. */
+  noticeSig(session: Session, notice: string): string;
+  noticeValid(session: Session, notice: string, sig: string | undefined): boolean;
 }
 
 export function newSession(auth: SessionAuth, nowMs: number): Session {
@@ -59,8 +62,17 @@ export function createSealer(secret: string): Sealer {
   const derive = (info: string) => Buffer.from(hkdfSync("sha256", secret, "ledger-console", info, 32));
   const sealKey = derive("session seal v1");
   const csrfKey = derive("csrf v1");
+  const noticeKey = derive("notice v1");
   const csrfToken = (session: Session) =>
     createHmac("sha256", csrfKey).update(session.sid).digest("base64url");
+  const noticeSig = (session: Session, notice: string) =>
+    createHmac("sha256", noticeKey).update(`${session.sid}\n${notice}`).digest("base64url");
+  const same = (a: string, b: string | undefined) => {
+    if (b === undefined) return false;
+    const x = Buffer.from(a);
+    const y = Buffer.from(b);
+    return x.length === y.length && timingSafeEqual(x, y);
+  };
   return {
     seal(session) {
       const iv = randomBytes(12);
@@ -87,12 +99,9 @@ export function createSealer(secret: string): Sealer {
       return parsed.data;
     },
     csrfToken,
-    csrfValid(session, token) {
-      if (token === undefined) return false;
-      const want = Buffer.from(csrfToken(session));
-      const got = Buffer.from(token);
-      return got.length === want.length && timingSafeEqual(got, want);
-    },
+    csrfValid: (session, token) => same(csrfToken(session), token),
+    noticeSig,
+    noticeValid: (session, notice, sig) => same(noticeSig(session, notice), sig),
   };
 }
 

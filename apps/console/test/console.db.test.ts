@@ -313,6 +313,16 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       });
     });
 
+    it("shows a notice only when the console signed it for this session", async () => {
+      const { owner } = await seededOwner();
+      const b = await signedIn(admin);
+      const forged = await (
+        await b.get(`/owners/${owner}?notice=Balance%20corrected%2C%20call%20us&sig=x`)
+      ).text();
+      expect(forged).not.toContain("Balance corrected");
+      expect(forged).not.toContain('data-testid="notice"');
+    });
+
     it("applies a double submit of one form once (its nonce), and a partial amount", async () => {
       const { owner, spendId } = await seededOwner();
       const b = await signedIn(admin);
