@@ -211,6 +211,11 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       const amounts = [...html.matchAll(/data-testid="explain-amount">([^<]*)</g)].map((m) => Number(m[1]));
       expect(amounts.reduce((a, n) => a + n, 0)).toBe(25);
       expect(testId(html, "explain-total")).toBe("+25");
+      // The default range: the 30 days up to now.
+      const from = /id="explain-from"[^>]*value="([^"]+)"/.exec(html)?.[1] ?? "";
+      const to = /id="explain-to"[^>]*value="([^"]+)"/.exec(html)?.[1] ?? "";
+      expect(Date.parse(`${to}Z`) - Date.parse(`${from}Z`)).toBe(30 * 86_400_000);
+      expect(Math.abs(Date.parse(`${to}Z`) - Date.now())).toBeLessThan(60_000);
       expect(html).toMatch(/<td>app1<\/td><td>CREDIT_ADD<\/td><td class="num">2<\/td>/);
       expect(html).toMatch(/<td>app2<\/td><td>CREDIT_ADD<\/td><td class="num">1<\/td>/);
     });
@@ -230,6 +235,24 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       ).text();
       expect(bad).toContain("Not explained");
       expect(bad).toContain("VALIDATION_FAILED");
+    });
+
+    it("plots the newest 1,000 entries of the range and says so when there are more", async () => {
+      const owner = freshOwner("console");
+      const app1 = world.ledger("app1", admin.key);
+      await app1.post({ owner_id: owner, operation: "CREDIT_ADD" });
+      await app1.batch({
+        operations: Array.from({ length: 1_000 }, () => ({
+          owner_id: owner,
+          operation: "CONTENT_ACCESS" as const,
+        })),
+      });
+      const html = await (await (await signedIn(reader)).get(`/owners/${owner}`)).text();
+      const chart = /<script type="application\/json" id="chart-data">([^<]*)<\/script>/.exec(html);
+      expect((JSON.parse(chart?.[1] ?? "[]") as unknown[]).length).toBe(1_000);
+      expect(testId(html, "chart-caption")).toContain(
+        "Only the newest 1000 entries of the range are plotted.",
+      );
     });
 
     it("filters entries by app and operation, and pages them with a cursor", async () => {
