@@ -26,6 +26,7 @@ if (!haveChromium && !inCi) {
   );
 }
 
+// Runs only in CI without the browser (elsewhere it is reported as skipped): there, a missing browser fails.
 describe.runIf(!haveChromium && inCi)("console in a browser (CI)", () => {
   it("has Debian's Chromium at /usr/bin/chromium", () => {
     expect.fail(`CI=true and ${CHROMIUM} is missing: .ci/run installs it with apt-get install -y chromium`);
