@@ -463,7 +463,9 @@ describe(`@ledger/client against the apps [${testDriver()}]`, () => {
     it("an attempt over timeoutMs is abandoned and retried", async () => {
       const owner = freshOwner("client");
       const { fetch, sent } = scriptedFetch(app1, ["hang"]);
-      const answer = await client1({ fetch, timeoutMs: 50 }).post({
+      // Long enough that the second attempt, which reaches the app, answers within it on a loaded
+      // machine (at 50 ms it once timed out too, and the third attempt was its replay).
+      const answer = await client1({ fetch, timeoutMs: 1_000 }).post({
         owner_id: owner,
         operation: "CREDIT_ADD",
       });
