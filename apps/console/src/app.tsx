@@ -5,11 +5,13 @@
 // script of ours draws the chart with uPlot. Every asset is served from here.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 import type { FetchLike } from "@ledger/client";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { secureHeaders } from "hono/secure-headers";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import { z } from "zod";
 import { statementHeader, statementRow } from "./csv.js";
 import { type Entry, OPERATION, OWNER_ID, parseInstant, signed } from "./format.js";
@@ -24,10 +26,12 @@ import {
   SESSION_MAX_AGE_S,
   type AppName,
   type Session,
+  type SessionAuth,
 } from "./session.js";
 import { ErrorPage, type Viewer } from "./views/layout.js";
 import {
   HomePage,
+  isFailure,
   OwnerPage,
   ownerPath,
   SignInPage,
@@ -56,6 +60,8 @@ export interface ConsoleOptions {
   /** The clock, for session ages. */
   nowMs?: () => number;
   ledgerTimeoutMs?: number;
+  /** Failed sign-ins a client address may make per minute before the console answers 429; default 10. */
+  signInFailuresPerMin?: number;
 }
 
 export const PAGE_SIZE = 50;
@@ -64,21 +70,20 @@ export const CHART_POINTS_MAX = 1_000;
 /** The ledger's largest page. */
 const LEDGER_PAGE_MAX = 200;
 const FORM_BYTES_MAX = 16 * 1024;
+export const SIGN_IN_FAILURES_PER_MIN = 10;
 
 const require = createRequire(import.meta.url);
-const asset = (path: string) => readFileSync(path);
-const ASSETS: Record<string, { body: Buffer; type: string }> = {
-  "console.css": { body: asset(new URL("./assets/console.css", import.meta.url).pathname), type: "text/css" },
-  "chart.js": {
-    body: asset(new URL("./assets/chart.js", import.meta.url).pathname),
-    type: "text/javascript",
-  },
-  "uplot.min.css": { body: asset(require.resolve("uplot/dist/uPlot.min.css")), type: "text/css" },
-  "uplot.iife.min.js": {
-    body: asset(require.resolve("uplot/dist/uPlot.iife.min.js")),
-    type: "text/javascript",
-  },
-};
+const ownAsset = (name: string) => readFileSync(fileURLToPath(new URL(`./assets/${name}`, import.meta.url)));
+// A Map, not an object: a name such as __proto__ or constructor is no asset.
+const ASSETS = new Map<string, { body: Buffer; type: string }>([
+  ["console.css", { body: ownAsset("console.css"), type: "text/css" }],
+  ["chart.js", { body: ownAsset("chart.js"), type: "text/javascript" }],
+  ["uplot.min.css", { body: readFileSync(require.resolve("uplot/dist/uPlot.min.css")), type: "text/css" }],
+  [
+    "uplot.iife.min.js",
+    { body: readFileSync(require.resolve("uplot/dist/uPlot.iife.min.js")), type: "text/javascript" },
+  ],
+]);
 
 const silent: ConsoleLogger = { info() {}, warn() {}, error() {} };
 
@@ -120,11 +125,11 @@ export function createConsole(opts: ConsoleOptions) {
     bodyLimit({
       maxSize: FORM_BYTES_MAX,
       onError: (c) =>
-        page(
-          c,
-          413,
-          <ErrorPage title="Too large" code="PAYLOAD_TOO_LARGE" message="A form is at most 16 KiB." />,
-        ),
+        errorPage(c as Context<Env>, 413, {
+          title: "Too large",
+          code: "PAYLOAD_TOO_LARGE",
+          message: "A form is at most 16 KiB.",
+        }),
     }),
   );
 
@@ -132,7 +137,7 @@ export function createConsole(opts: ConsoleOptions) {
 
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.get("/assets/:name", (c) => {
-    const found = ASSETS[c.req.param("name")];
+    const found = ASSETS.get(c.req.param("name"));
     if (!found) return c.notFound();
     c.header("content-type", `${found.type}; charset=utf-8`);
     c.header("cache-control", "public, max-age=3600");
@@ -141,34 +146,68 @@ export function createConsole(opts: ConsoleOptions) {
 
   app.get("/sign-in", (c) => {
     if (c.get("session")) return c.redirect("/", 303);
-    return page(c, 200, <SignInPage />);
+    // Only the console's own words: a link cannot choose what the sign-in page says.
+    return render(
+      c,
+      200,
+      <SignInPage error={c.req.query("ended") === KEY_REFUSED ? keyRefusedFailure : undefined} />,
+    );
+  });
+
+  // The console's own bound on failed sign-ins per client address, in process. The ledger has one too,
+  // but it sees every console user as the console's one address: without this, one person guessing keys
+  // would make the ledger refuse everyone's sign-in.
+  const signInFailures = new RateLimiterMemory({
+    keyPrefix: "console-sign-in",
+    points: opts.signInFailuresPerMin ?? SIGN_IN_FAILURES_PER_MIN,
+    duration: 60,
   });
 
   app.post("/sign-in", async (c) => {
     // No session yet, so no CSRF token: a sign-in posted from another site is refused by its origin
     // (browsers send Origin on every cross-site POST), so nobody can sign a victim in with their key.
     if (!sameOrigin(c)) {
-      return page(
-        c,
-        403,
-        <SignInPage error={{ code: "CSRF_REJECTED", message: "This form was sent from another site." }} />,
-      );
+      return signInRefused(c, 403, {
+        code: "CSRF_REJECTED",
+        message: "This form was sent from another site.",
+      });
     }
-    const form = z.object({ api_key: z.string().trim().max(200).optional() }).safeParse(await formOf(c));
-    if (!form.success) {
-      return page(
+    const address = clientAddress(c);
+    const tried = await signInFailures.get(address);
+    if (tried !== null && tried.remainingPoints <= 0) {
+      const retryAfterS = Math.max(1, Math.ceil(tried.msBeforeNext / 1000));
+      return tooManySignIns(c, retryAfterS);
+    }
+    const raw = await formOf(c);
+    const picked = z.enum(APP_NAMES).safeParse(raw.app);
+    const form = z.object({ api_key: z.string().trim().max(200).optional() }).safeParse(raw);
+    if (!form.success || !picked.success) {
+      return signInRefused(
         c,
         400,
-        <SignInPage
-          error={{ code: "VALIDATION_FAILED", message: "An API key is at most 200 characters." }}
-        />,
+        {
+          code: "VALIDATION_FAILED",
+          message: picked.success
+            ? "An API key is at most 200 characters."
+            : "Pick the app the key belongs to (app1 or app2).",
+        },
+        picked.success ? picked.data : undefined,
       );
     }
+    const appName = picked.data;
     const key = form.data.api_key ? form.data.api_key : undefined;
-    const result = await signIn(ledgers, key);
+    const result = await signIn(ledgers, appName, key);
     if (!result.ok) {
-      log.warn({ code: result.code }, "console sign-in refused");
-      return page(c, result.status, <SignInPage error={{ code: result.code, message: result.message }} />);
+      log.warn({ code: result.code, app: appName }, "console sign-in refused");
+      if (result.status === 401 || result.status === 403) {
+        try {
+          await signInFailures.consume(address);
+        } catch (error) {
+          if (!(error instanceof RateLimiterRes)) throw error;
+        }
+      }
+      if (result.status === 429) c.header("retry-after", String(result.retryAfterS ?? 60));
+      return signInRefused(c, result.status, { code: result.code, message: result.message }, appName);
     }
     const session = newSession(result.auth, now());
     setCookie(c, SESSION_COOKIE, sealer.seal(session), {
@@ -180,7 +219,7 @@ export function createConsole(opts: ConsoleOptions) {
     });
     log.info(
       result.auth.mode === "off"
-        ? { auth: "off" }
+        ? { auth: "off", app: appName }
         : { auth: "required", key_id: result.auth.keyId, app: result.auth.app, scopes: result.auth.scopes },
       "console sign-in",
     );
@@ -190,7 +229,7 @@ export function createConsole(opts: ConsoleOptions) {
   app.post("/sign-out", async (c) => {
     const session = c.get("session");
     const form = await formOf(c);
-    if (!session || !sealer.csrfValid(session, field(form, "csrf"))) return csrfRefusal(c);
+    if (!session || !sealer.csrfValid(session, form.csrf)) return csrfRefusal(c);
     deleteCookie(c, SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "Strict", secure: isHttps(c) });
     return c.redirect("/sign-in", 303);
   });
@@ -202,12 +241,12 @@ export function createConsole(opts: ConsoleOptions) {
     return csrfRefusal(c);
   });
 
-  app.get("/", (c) => page(c, 200, <HomePage viewer={viewerOf(sessionOf(c))} />));
+  app.get("/", (c) => render(c, 200, <HomePage viewer={viewerOf(sessionOf(c))} />));
 
   app.get("/owners", (c) => {
     const ownerId = (c.req.query("owner_id") ?? "").trim();
     if (!OWNER_ID.test(ownerId)) {
-      return page(
+      return render(
         c,
         400,
         <HomePage
@@ -227,34 +266,18 @@ export function createConsole(opts: ConsoleOptions) {
     const viewer = viewerOf(session);
     const ownerId = c.req.param("id");
     const q = ownerQuery.safeParse(c.req.query());
-    if (!OWNER_ID.test(ownerId) || !q.success) {
-      return page(
-        c,
-        400,
-        <ErrorPage
-          viewer={viewer}
-          title="Not a valid request"
-          code="VALIDATION_FAILED"
-          message={invalidText(q)}
-          back="/"
-        />,
-      );
-    }
+    if (!OWNER_ID.test(ownerId) || !q.success) return invalidRequest(c, q);
     const { filter, cursor, explain: explainInput } = q.data;
     const auth = session.auth;
-    const reader = ledgers.client(readApp(session), auth);
+    const reader = ledgers.client(keyApp(auth), auth);
     let balance: OwnerPageProps["balance"];
     try {
       balance = await reader.balance(ownerId);
     } catch (error) {
-      const d = describeError(error);
-      return page(
-        c,
-        d.status,
-        <ErrorPage viewer={viewer} title={`Owner ${ownerId}`} code={d.code} message={d.message} back="/" />,
-      );
+      return ledgerFailed(c, `Owner ${ownerId}`, describeError(error), "/");
     }
-    const holdApps: readonly AppName[] = auth.mode === "required" ? [auth.app] : APP_NAMES;
+    // An app sees only its own holds: a key's app, or with auth off every app.
+    const holdApps: readonly AppName[] = auth.mode === "required" ? [keyApp(auth)] : APP_NAMES;
     const [holds, entries, chart, explain] = await Promise.all([
       settle(
         Promise.all(
@@ -264,7 +287,8 @@ export function createConsole(opts: ConsoleOptions) {
       settle(
         reader.entries(ownerId, { ...entryQuery(filter), limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) }),
       ),
-      settle(chartData(reader, ownerId, filter)),
+      // The chart reads up to CHART_POINTS_MAX entries: on the first page only, not again for each older one.
+      cursor ? Promise.resolve(undefined) : settle(chartData(reader, ownerId, filter)),
       settle(
         reader.summary(ownerId, {
           ...(explainInput.from ? { from: explainInput.from } : {}),
@@ -273,28 +297,17 @@ export function createConsole(opts: ConsoleOptions) {
         }),
       ),
     ]);
-    if (isFailed(entries)) {
-      return page(
-        c,
-        entries.status,
-        <ErrorPage
-          viewer={viewer}
-          title="Entries not read"
-          code={entries.code}
-          message={entries.message}
-          back={ownerPath(ownerId)}
-        />,
-      );
-    }
-    return page(
+    if ([holds, entries, chart, explain].some((x) => isFailure(x) && keyRefused(x))) return signedOut(c);
+    if (isFailure(entries)) return ledgerFailed(c, "Entries not read", entries, ownerPath(ownerId));
+    return render(
       c,
       200,
       <OwnerPage
         viewer={viewer}
         ownerId={ownerId}
         balance={balance}
-        holds={isFailed(holds) ? [] : holds}
-        holdsError={isFailed(holds) ? holds : undefined}
+        holds={isFailure(holds) ? [] : holds}
+        holdsError={isFailure(holds) ? holds : undefined}
         chart={chart}
         explain={explain}
         explainInput={explainInput}
@@ -311,23 +324,10 @@ export function createConsole(opts: ConsoleOptions) {
 
   app.get("/owners/:id/statement.csv", async (c) => {
     const session = sessionOf(c);
-    const viewer = viewerOf(session);
     const ownerId = c.req.param("id");
     const q = ownerQuery.safeParse(c.req.query());
-    if (!OWNER_ID.test(ownerId) || !q.success) {
-      return page(
-        c,
-        400,
-        <ErrorPage
-          viewer={viewer}
-          title="Not a valid request"
-          code="VALIDATION_FAILED"
-          message={invalidText(q)}
-          back="/"
-        />,
-      );
-    }
-    const reader = ledgers.client(readApp(session), session.auth);
+    if (!OWNER_ID.test(ownerId) || !q.success) return invalidRequest(c, q);
+    const reader = ledgers.client(keyApp(session.auth), session.auth);
     const query = { ...entryQuery(q.data.filter), limit: LEDGER_PAGE_MAX };
     // The first page is read before the answer starts, so a refusal (no such owner, a bad range) is
     // still a proper error page and not a broken download.
@@ -335,18 +335,7 @@ export function createConsole(opts: ConsoleOptions) {
     try {
       first = await reader.entries(ownerId, query);
     } catch (error) {
-      const d = describeError(error);
-      return page(
-        c,
-        d.status,
-        <ErrorPage
-          viewer={viewer}
-          title="Statement not exported"
-          code={d.code}
-          message={d.message}
-          back={ownerPath(ownerId)}
-        />,
-      );
+      return ledgerFailed(c, "Statement not exported", describeError(error), ownerPath(ownerId));
     }
     const { from, to } = q.data.filter;
     const name = `statement-${ownerId.replace(/[^A-Za-z0-9_.-]/g, "_")}-${from ? from.slice(0, 10) : "start"}-${to ? to.slice(0, 10) : "now"}.csv`;
@@ -354,7 +343,7 @@ export function createConsole(opts: ConsoleOptions) {
     // A pull stream, not hono's `stream` helper: a page is read only when the client has taken the last
     // one (a slow download does not buffer 100,000 entries), and a page that fails mid-way errors the
     // response, so the download is visibly broken instead of a statement that silently stops early.
-    let page_: typeof first | undefined = first;
+    let nextPage: typeof first | undefined = first;
     let started = false;
     const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
@@ -364,13 +353,13 @@ export function createConsole(opts: ConsoleOptions) {
             started = true;
             controller.enqueue(encoder.encode(statementHeader()));
           }
-          if (page_ === undefined) {
+          if (nextPage === undefined) {
             controller.close();
             return;
           }
-          controller.enqueue(encoder.encode(page_.entries.map((e: Entry) => statementRow(e)).join("")));
-          page_ = page_.next_cursor
-            ? await reader.entries(ownerId, { ...query, cursor: page_.next_cursor })
+          controller.enqueue(encoder.encode(nextPage.entries.map((e: Entry) => statementRow(e)).join("")));
+          nextPage = nextPage.next_cursor
+            ? await reader.entries(ownerId, { ...query, cursor: nextPage.next_cursor })
             : undefined;
         } catch (error) {
           log.error(
@@ -417,98 +406,81 @@ export function createConsole(opts: ConsoleOptions) {
       ),
   });
 
+  /** What an action did: the notice for the page after it, and whose entry or hold it was, as the ledger says. */
+  interface Done {
+    notice: string;
+    ownerId: string;
+  }
+
   async function act(
     c: Context<Env>,
     what: { kind: string; needs: (s: Session) => boolean; missing: string },
-    run: (form: ActionForm, session: Session) => Promise<string>,
+    run: (form: ActionForm, session: Session) => Promise<Done>,
   ) {
     const session = sessionOf(c);
-    const viewer = viewerOf(session);
-    const ownerId = c.req.param("id") ?? "";
+    const pageOwner = c.req.param("id") ?? "";
     const raw = await formOf(c);
-    if (!sealer.csrfValid(session, field(raw, "csrf"))) return csrfRefusal(c);
-    const back = OWNER_ID.test(ownerId) ? ownerPath(ownerId) : "/";
+    if (!sealer.csrfValid(session, raw.csrf)) return csrfRefusal(c);
+    const back = OWNER_ID.test(pageOwner) ? ownerPath(pageOwner) : "/";
     if (!what.needs(session)) {
-      return page(
-        c,
-        403,
-        <ErrorPage
-          viewer={viewer}
-          title={`Not allowed: ${what.kind}`}
-          code="FORBIDDEN"
-          message={what.missing}
-          back={back}
-        />,
-      );
+      return errorPage(c, 403, {
+        title: `Not allowed: ${what.kind}`,
+        code: "FORBIDDEN",
+        message: what.missing,
+        back,
+      });
     }
     const parsed = actionForm.safeParse(raw);
-    if (!OWNER_ID.test(ownerId) || !parsed.success) {
-      return page(
-        c,
-        400,
-        <ErrorPage
-          viewer={viewer}
-          title={`Not done: ${what.kind}`}
-          code="VALIDATION_FAILED"
-          message={invalidText(parsed)}
-          back={back}
-        />,
-      );
+    if (!OWNER_ID.test(pageOwner) || !parsed.success) {
+      return errorPage(c, 400, {
+        title: `Not done: ${what.kind}`,
+        code: "VALIDATION_FAILED",
+        message: invalidText(parsed),
+        back,
+      });
     }
     try {
-      const notice = await run(parsed.data, session);
+      const done = await run(parsed.data, session);
+      // An entry or hold id names its owner: the ledger's answer says whose it was, whatever page the form
+      // was sent from, so the log and the page after it name that owner.
+      const elsewhere = done.ownerId !== pageOwner;
       log.info(
         {
           action: what.kind,
-          owner_id: ownerId,
+          owner_id: done.ownerId,
+          ...(elsewhere ? { page_owner_id: pageOwner } : {}),
           reason: parsed.data.reason,
           nonce: parsed.data.nonce,
           ...actorOf(session),
         },
         `console ${what.kind}`,
       );
+      const notice = elsewhere
+        ? `${done.notice} Note: this was owner ${done.ownerId}'s, not ${pageOwner}'s (the page the form was sent from).`
+        : done.notice;
       const sig = sealer.noticeSig(session, notice);
-      return c.redirect(`${ownerPath(ownerId)}?notice=${encodeURIComponent(notice)}&sig=${sig}`, 303);
+      return c.redirect(`${ownerPath(done.ownerId)}?notice=${encodeURIComponent(notice)}&sig=${sig}`, 303);
     } catch (error) {
       if (error instanceof FormError) {
-        return page(
-          c,
-          error.status,
-          <ErrorPage
-            viewer={viewer}
-            title={`Not done: ${what.kind}`}
-            code={error.code}
-            message={error.message}
-            back={back}
-          />,
-        );
+        return errorPage(c, error.status, {
+          title: `Not done: ${what.kind}`,
+          code: error.code,
+          message: error.message,
+          back,
+        });
       }
       const d = describeError(error);
       log.warn(
-        { action: what.kind, owner_id: ownerId, code: d.code, ...actorOf(session) },
+        { action: what.kind, owner_id: pageOwner, code: d.code, ...actorOf(session) },
         `console ${what.kind} refused`,
       );
-      return page(
-        c,
-        d.status,
-        <ErrorPage
-          viewer={viewer}
-          title={`Not done: ${what.kind}`}
-          code={d.code}
-          message={d.message}
-          back={back}
-        />,
-      );
+      return ledgerFailed(c, `Not done: ${what.kind}`, d, back);
     }
   }
 
-  /** The app a write goes through: the key's own; with auth off, the app that wrote the thing. */
-  function actingApp(session: Session, written: AppName | undefined): AppName {
-    if (session.auth.mode === "required") return session.auth.app;
-    return written ?? "app1";
-  }
-
   const adminNeeded = "Your API key has no admin scope: it may read, not act. Sign in with an admin key.";
+  const replayed = (done: { replayed: boolean }) =>
+    done.replayed ? " (Already done: this form had been sent before.)" : "";
 
   app.post("/owners/:id/entries/:entryId/reversal", (c) =>
     act(
@@ -525,13 +497,15 @@ export function createConsole(opts: ConsoleOptions) {
             "FORBIDDEN",
           );
         }
-        const app_ = actingApp(session, form.app);
-        const done = await ledgers.client(app_, session.auth).reverse(entryId, {
+        const done = await ledgers.client(keyApp(session.auth, form.app), session.auth).reverse(entryId, {
           nonce: form.nonce,
           reason: form.reason,
           ...(form.amount ? { amount: form.amount } : {}),
         });
-        return `Entry #${entryId} reversed: ${signed(done.entry.amount)} credits (entry #${done.entry.id}). Balance now ${done.balance}.${done.replayed ? " (Already done: this form had been sent before.)" : ""}`;
+        return {
+          ownerId: done.entry.owner_id,
+          notice: `Entry #${entryId} reversed: ${signed(done.entry.amount)} credits (entry #${done.entry.id}). Balance now ${done.balance}.${replayed(done)}`,
+        };
       },
     ),
   );
@@ -548,9 +522,12 @@ export function createConsole(opts: ConsoleOptions) {
         const holdId = c.req.param("holdId");
         if (!/^[A-Za-z0-9_-]{1,64}$/.test(holdId)) throw new FormError("That is not a hold id.");
         const done = await ledgers
-          .client(actingApp(session, form.app), session.auth)
+          .client(keyApp(session.auth, form.app), session.auth)
           .holds.release(holdId, { nonce: form.nonce });
-        return `Hold ${holdId} released: ${done.hold.amount} credits available again. Balance ${done.balance}, available ${done.available}.${done.replayed ? " (Already done: this form had been sent before.)" : ""}`;
+        return {
+          ownerId: done.hold.owner_id,
+          notice: `Hold ${holdId} released: ${done.hold.amount} credits available again. Balance ${done.balance}, available ${done.available}.${replayed(done)}`,
+        };
       },
     ),
   );
@@ -562,9 +539,12 @@ export function createConsole(opts: ConsoleOptions) {
       async (form, session) => {
         const ownerId = c.req.param("id");
         await ledgers
-          .client(actingApp(session, undefined), session.auth)
+          .client(keyApp(session.auth), session.auth)
           .suspend(ownerId, { nonce: form.nonce, reason: form.reason });
-        return `Owner ${ownerId} suspended: every app refuses its writes until it is reinstated.`;
+        return {
+          ownerId,
+          notice: `Owner ${ownerId} suspended: every app refuses its writes until it is reinstated.`,
+        };
       },
     ),
   );
@@ -576,69 +556,87 @@ export function createConsole(opts: ConsoleOptions) {
       async (form, session) => {
         const ownerId = c.req.param("id");
         await ledgers
-          .client(actingApp(session, undefined), session.auth)
+          .client(keyApp(session.auth), session.auth)
           .reinstate(ownerId, { nonce: form.nonce, reason: form.reason });
-        return `Owner ${ownerId} reinstated.`;
+        return { ownerId, notice: `Owner ${ownerId} reinstated.` };
       },
     ),
   );
 
-  app.notFound((c) => {
-    const session = c.get("session");
-    return page(
-      c,
-      404,
-      <ErrorPage
-        viewer={session ? viewerOf(session) : undefined}
-        title="Not found"
-        code="NOT_FOUND"
-        message="There is no such page."
-        back="/"
-      />,
-    );
-  });
+  app.notFound((c) =>
+    errorPage(c, 404, {
+      title: "Not found",
+      code: "NOT_FOUND",
+      message: "There is no such page.",
+      back: "/",
+    }),
+  );
 
   app.onError((error, c) => {
-    const session = c.get("session");
-    const viewer = session ? viewerOf(session) : undefined;
     if (error instanceof FormError) {
-      return page(
-        c,
-        error.status,
-        <ErrorPage viewer={viewer} title="Not done" code={error.code} message={error.message} back="/" />,
-      );
+      return errorPage(c, error.status, {
+        title: "Not done",
+        code: error.code,
+        message: error.message,
+        back: "/",
+      });
     }
     log.error({ err: error }, "console error");
-    return page(
-      c,
-      500,
-      <ErrorPage
-        viewer={viewer}
-        title="Something went wrong"
-        code="INTERNAL"
-        message="The console failed to answer; it has been logged."
-        back="/"
-      />,
-    );
+    return errorPage(c, 500, {
+      title: "Something went wrong",
+      code: "INTERNAL",
+      message: "The console failed to answer; it has been logged.",
+      back: "/",
+    });
   });
+
+  /** The one shape of every error page: the signed-in header when there is a session, the code, a way back. */
+  function errorPage(
+    c: Context<Env>,
+    status: number,
+    what: { title: string; code: string; message: string; back?: string },
+  ) {
+    const session = c.get("session");
+    return render(c, status, <ErrorPage viewer={session ? viewerOf(session) : undefined} {...what} />);
+  }
+
+  /** A ledger call's failure as a page; the ledger no longer taking the key ends the session instead. */
+  function ledgerFailed(c: Context<Env>, title: string, d: Failure & { status: number }, back: string) {
+    if (keyRefused(d)) return signedOut(c);
+    return errorPage(c, d.status, { title, code: d.code, message: d.message, back });
+  }
+
+  function invalidRequest(c: Context<Env>, q: { success: boolean; error?: z.ZodError }) {
+    return errorPage(c, 400, {
+      title: "Not a valid request",
+      code: "VALIDATION_FAILED",
+      message: invalidText(q),
+      back: "/",
+    });
+  }
+
+  function signInRefused(c: Context<Env>, status: number, error: Failure, picked?: AppName) {
+    return render(c, status, <SignInPage error={error} app={picked} />);
+  }
+
+  function tooManySignIns(c: Context<Env>, retryAfterS: number) {
+    c.header("retry-after", String(retryAfterS));
+    return signInRefused(c, 429, {
+      code: "RATE_LIMITED",
+      message: `Too many failed sign-ins from this address: try again in ${retryAfterS} s.`,
+    });
+  }
 
   function csrfRefusal(c: Context<Env>) {
     const session = c.get("session");
-    return page(
-      c,
-      403,
-      <ErrorPage
-        viewer={session ? viewerOf(session) : undefined}
-        title="Refused"
-        code="CSRF_REJECTED"
-        message={
-          session
-            ? "This form's security token is missing or wrong: reload the page and try again."
-            : "Your session has ended: sign in again."
-        }
-        back={session ? "/" : "/sign-in"}
-      />,
-    );
+    return errorPage(c, 403, {
+      title: "Refused",
+      code: "CSRF_REJECTED",
+      message: session
+        ? "This form's security token is missing or wrong: reload the page and try again."
+        : "Your session has ended: sign in again.",
+      back: session ? "/" : "/sign-in",
+    });
   }
 
   return app;
@@ -657,8 +655,33 @@ class FormError extends Error {
   }
 }
 
-function page(c: Pick<Context, "html">, status: number, node: unknown) {
+/** A whole HTML page with its status. */
+function render(c: Pick<Context, "html">, status: number, node: unknown) {
   return c.html(`<!doctype html>${String(node)}`, status as 200);
+}
+
+/** `?ended=` of the sign-in page after the ledger stopped taking the session's key. */
+const KEY_REFUSED = "key-refused";
+const keyRefusedFailure: Failure = {
+  code: "UNAUTHENTICATED",
+  message: "Your key is no longer accepted (revoked or expired): sign in again with a key that is.",
+};
+
+/** The ledger answered 401 to the session's own key: it was revoked (or auth was turned on) meanwhile. */
+function keyRefused(d: Failure & { status: number }): boolean {
+  return d.status === 401 && d.code === "UNAUTHENTICATED";
+}
+
+/** Ends the session whose key the ledger no longer takes, and says so on the sign-in page. */
+function signedOut(c: Context<Env>) {
+  deleteCookie(c, SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "Strict", secure: isHttps(c) });
+  return c.redirect(`/sign-in?ended=${KEY_REFUSED}`, 303);
+}
+
+/** The address of the client, as the socket says (no proxy header is trusted); "unknown" in app.request(). */
+function clientAddress(c: Context<Env>): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? "unknown";
 }
 
 function sessionOf(c: Context<Env>): Session {
@@ -693,10 +716,6 @@ async function formOf(c: Context<Env>): Promise<Record<string, string>> {
   return out;
 }
 
-function field(form: Record<string, string>, name: string): string | undefined {
-  return form[name];
-}
-
 /** The session's key, for the log: its id, never the key. */
 function actorOf(session: Session): Record<string, string> {
   return session.auth.mode === "required"
@@ -704,8 +723,12 @@ function actorOf(session: Session): Record<string, string> {
     : { auth: "off" };
 }
 
-function readApp(session: Session): AppName {
-  return session.auth.mode === "required" ? session.auth.app : "app1";
+/**
+ * The app a call goes through: the key's own; with auth off, the app that wrote the thing acted on, or
+ * app1 (any app reads every app's entries).
+ */
+function keyApp(auth: SessionAuth, written?: AppName): AppName {
+  return auth.mode === "required" ? auth.app : (written ?? "app1");
 }
 
 const instant = (label: string) =>
@@ -783,13 +806,11 @@ async function chartData(ledger: Ledger, ownerId: string, filter: EntryFilter): 
       ...(cursor ? { cursor } : {}),
     });
     for (const e of page.entries) {
-      const kind =
-        e.operation === "EXPIRY" || e.operation === "HOLD_EXPIRY"
-          ? "expiry"
-          : e.operation === "REVERSAL"
-            ? "reversal"
-            : "entry";
-      points.push({ t: Date.parse(e.created_at) / 1000, balance: e.balance_after, kind });
+      points.push({
+        t: Date.parse(e.created_at) / 1000,
+        balance: e.balance_after,
+        kind: chartKind(e.operation),
+      });
     }
     cursor = page.next_cursor ?? undefined;
     if (points.length >= CHART_POINTS_MAX && cursor !== undefined) {
@@ -800,18 +821,21 @@ async function chartData(ledger: Ledger, ownerId: string, filter: EntryFilter): 
   return { points: points.slice(0, CHART_POINTS_MAX).reverse(), capped, capMax: CHART_POINTS_MAX };
 }
 
-type Failed = Failure & { status: number; failed: true };
-
-function isFailed<T>(x: T | Failed): x is Failed {
-  return typeof x === "object" && x !== null && (x as { failed?: unknown }).failed === true;
+/**
+ * How the chart marks an entry: credits that expired (EXPIRY) and reversals. A HOLD_EXPIRY moves no
+ * credit (amount 0: the held credits simply stop being held), so it is a plain point.
+ */
+export function chartKind(operation: string): ChartData["points"][number]["kind"] {
+  if (operation === "EXPIRY") return "expiry";
+  if (operation === "REVERSAL") return "reversal";
+  return "entry";
 }
 
 /** A read that fails becomes a readable failure for its section; the rest of the page still shows. */
-async function settle<T>(promise: Promise<T>): Promise<T | Failed> {
+async function settle<T>(promise: Promise<T>): Promise<T | (Failure & { status: number })> {
   try {
     return await promise;
   } catch (error) {
-    const d = describeError(error);
-    return { code: d.code, message: d.message, status: d.status, failed: true };
+    return describeError(error);
   }
 }

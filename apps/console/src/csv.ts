@@ -60,3 +60,47 @@ export function statementRow(entry: Entry): string {
     entry.reason,
   ]);
 }
+
+/**
+ * Reads CSV written by these rules back into rows of fields (RFC 4180: quoted fields may hold commas,
+ * doubled quotes and line breaks). The apostrophe that neutralised a formula stays: it is in the file.
+ * For tests and tools that check a statement; a final line end ends the last row, it adds none.
+ */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') {
+        quoted = false;
+      } else {
+        field += ch;
+      }
+    } else if (ch === '"' && field === "") {
+      quoted = true;
+    } else if (ch === ",") {
+      row.push(field);
+      field = "";
+    } else if (ch === "\r" && text[i + 1] === "\n") {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+      i++;
+    } else {
+      field += ch;
+    }
+  }
+  if (quoted) throw new Error("CSV ends inside a quoted field");
+  if (field !== "" || row.length > 0) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows;
+}

@@ -15,7 +15,7 @@ const url = (fallback: string) => appUrlSchema.default(fallback);
 /** The console's configuration, parsed once at boot (apps/local extends it for `pnpm start`). */
 export const consoleEnvShape = {
   CONSOLE_PORT: z.coerce.number().int().min(1).max(65_535).default(DEFAULT_PORT),
-  /** Where app1 and app2 answer; a key is tried against each at sign-in, and the one that knows it is its app. */
+  /** Where app1 and app2 answer; a key is checked at sign-in by the app the user picks, and only there. */
   CONSOLE_APP1_URL: url("http://localhost:8000"),
   CONSOLE_APP2_URL: url("http://localhost:8001"),
   /**

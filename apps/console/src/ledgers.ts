@@ -9,7 +9,7 @@ import {
   type LedgerClient,
   type LedgerPaths,
 } from "@ledger/client";
-import { APP_NAMES, type AppName, type SessionAuth } from "./session.js";
+import type { AppName, SessionAuth } from "./session.js";
 
 export type Ledger = LedgerClient<LedgerPaths>;
 
@@ -45,19 +45,24 @@ export function createLedgers(opts: LedgersOptions): Ledgers {
 }
 
 export type SignInResult =
-  { ok: true; auth: SessionAuth } | { ok: false; status: 401 | 502; code: string; message: string };
+  | { ok: true; auth: SessionAuth }
+  | { ok: false; status: 401 | 403 | 429 | 502; code: string; message: string; retryAfterS?: number };
 
 /**
- * Who a key is: tried against each app's GET /api-keys/current; the app that answers 200 is the key's
- * (another app's key, like a bad one, is 401 there). Without a key, the ledger must say its auth is off.
+ * Who a key is: asked of the one app the user picked (GET /api-keys/current), never of the other. A key
+ * tried at the wrong app is a failed authentication there, counted against the console's address by the
+ * ledger's per-address limit, which every console user shares: so the console does not probe. Without a
+ * key, the app must say its auth is off.
  */
-export async function signIn(ledgers: Ledgers, apiKey: string | undefined): Promise<SignInResult> {
-  const unreachable: string[] = [];
-  for (const app of APP_NAMES) {
-    try {
-      const current = await ledgers.withKey(app, apiKey).currentKey();
-      if (current.auth === "off") return { ok: true, auth: { mode: "off" } };
-      if (current.key === null || apiKey === undefined) continue;
+export async function signIn(
+  ledgers: Ledgers,
+  app: AppName,
+  apiKey: string | undefined,
+): Promise<SignInResult> {
+  try {
+    const current = await ledgers.withKey(app, apiKey).currentKey();
+    if (current.auth === "off") return { ok: true, auth: { mode: "off" } };
+    if (current.key !== null && apiKey !== undefined) {
       return {
         ok: true,
         auth: {
@@ -69,44 +74,44 @@ export async function signIn(ledgers: Ledgers, apiKey: string | undefined): Prom
           name: current.key.name ?? null,
         },
       };
-    } catch (error) {
-      if (isLedgerApiError(error, "UNAUTHENTICATED")) continue;
-      if (error instanceof LedgerApiError && error.status === 429) {
-        return { ok: false, status: 401, code: error.code, message: `${app} says: ${error.detail}` };
-      }
-      unreachable.push(`${app} (${describeError(error).code})`);
     }
-  }
-  if (apiKey === undefined) {
-    if (unreachable.length === APP_NAMES.length) {
+  } catch (error) {
+    if (isLedgerApiError(error, "FORBIDDEN")) {
+      // The app knows the key (a stranger's is 401), but the key may not read: the console shows nothing.
+      return {
+        ok: false,
+        status: 403,
+        code: "FORBIDDEN",
+        message: `This key belongs to ${app} but lacks the read scope: the console needs a key with read.`,
+      };
+    }
+    if (error instanceof LedgerApiError && error.status === 429) {
+      return {
+        ok: false,
+        status: 429,
+        code: "RATE_LIMITED",
+        message: `${app} says: ${error.detail}`,
+        ...(error.retryAfterS === undefined ? {} : { retryAfterS: error.retryAfterS }),
+      };
+    }
+    if (!isLedgerApiError(error, "UNAUTHENTICATED")) {
+      const d = describeError(error);
       return {
         ok: false,
         status: 502,
         code: "LEDGER_UNAVAILABLE",
-        message: `No ledger app answered: ${unreachable.join(", ")}.`,
+        message: `${app} did not answer (${d.code}), so the key could not be checked.`,
       };
     }
-    return {
-      ok: false,
-      status: 401,
-      code: "UNAUTHENTICATED",
-      message: "The ledger requires an API key (LEDGER_AUTH=required): paste one to sign in.",
-    };
   }
-  if (unreachable.length === APP_NAMES.length) {
-    return {
-      ok: false,
-      status: 502,
-      code: "LEDGER_UNAVAILABLE",
-      message: `No ledger app answered, so the key could not be checked: ${unreachable.join(", ")}.`,
-    };
-  }
-  const tail = unreachable.length > 0 ? ` Not answering: ${unreachable.join(", ")}.` : "";
   return {
     ok: false,
     status: 401,
     code: "UNAUTHENTICATED",
-    message: `No ledger app accepts this key: it is unknown, revoked or mistyped.${tail}`,
+    message:
+      apiKey === undefined
+        ? `${app} requires an API key (LEDGER_AUTH=required): paste one to sign in.`
+        : `${app} does not accept this key: it is unknown, revoked, mistyped, or another app's (pick the key's app).`,
   };
 }
 

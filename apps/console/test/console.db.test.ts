@@ -2,7 +2,8 @@
 // and sign-out, the cookie, CSRF, scopes, the owner page, Explain, actions, errors and the statement.
 import { freshOwner, testDriver } from "@ledger/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { STATEMENT_COLUMNS } from "../src/csv.js";
+import { SIGN_IN_FAILURES_PER_MIN } from "../src/app.js";
+import { parseCsv, STATEMENT_COLUMNS } from "../src/csv.js";
 import { Browser, openWorld, type MadeKey, type World } from "./support.js";
 
 /** The value of a data-testid element's text on a page (the first one). */
@@ -20,14 +21,16 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
   let admin: MadeKey;
   let reader: MadeKey;
   let app2Admin: MadeKey;
+  let writeOnly: MadeKey;
 
   beforeAll(async () => {
     world = await openWorld([
       { app: "app1", scopes: ["read", "write", "admin"], name: "support" },
       { app: "app1", scopes: ["read"] },
       { app: "app2", scopes: ["read", "write", "admin"] },
+      { app: "app1", scopes: ["write"] },
     ]);
-    [admin, reader, app2Admin] = world.keys as [MadeKey, MadeKey, MadeKey];
+    [admin, reader, app2Admin, writeOnly] = world.keys as [MadeKey, MadeKey, MadeKey, MadeKey];
   });
   afterAll(async () => {
     await world?.close();
@@ -36,7 +39,7 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
   const browser = () => new Browser(world.consoleApp);
   async function signedIn(key: MadeKey): Promise<Browser> {
     const b = browser();
-    const res = await b.signIn(key.key);
+    const res = await b.signIn(key.key, key.app);
     expect(res.status).toBe(303);
     return b;
   }
@@ -96,15 +99,82 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       const res = await world.consoleApp.request("https://console.example/sign-in", {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded", origin: "https://console.example" },
-        body: new URLSearchParams({ api_key: reader.key }).toString(),
+        body: new URLSearchParams({ api_key: reader.key, app: "app1" }).toString(),
       });
       expect(res.status).toBe(303);
       expect(res.headers.get("set-cookie")).toMatch(/; Secure/i);
     });
 
-    it("finds the key's app: app2's key signs in as app2", async () => {
+    it("asks only the app picked: app2's key signs in as app2 without a word to app1", async () => {
+      const hosts = (from: number) => new Set(world.requests.slice(from).map((u) => new URL(u).host));
+      const before = world.requests.length;
       const b = await signedIn(app2Admin);
+      expect(hosts(before)).toEqual(new Set(["app2.ledger.test"]));
       expect(await (await b.get("/")).text()).toContain("<strong>app2</strong>");
+    });
+
+    it("refuses app2's key with app1 picked (401) and never tries it at app2", async () => {
+      const before = world.requests.length;
+      const res = await browser().signIn(app2Admin.key, "app1");
+      expect(res.status).toBe(401);
+      expect(world.requests.slice(before).map((u) => new URL(u).host)).toEqual(["app1.ledger.test"]);
+      const html = await res.text();
+      expect(testId(html, "error-code")).toBe("UNAUTHENTICATED");
+      expect(html).toContain("app1 does not accept this key");
+      // The form comes back with the app that was picked still picked.
+      expect(html).toMatch(/id="sign-in-app1"[^>]*checked/);
+    });
+
+    it("refuses a sign-in that picks no app, or an app that is not one, with 400 and asks no ledger", async () => {
+      for (const app of [undefined, "app3"]) {
+        const before = world.requests.length;
+        const body: Record<string, string> = { api_key: admin.key };
+        if (app) body.app = app;
+        const res = await browser().post("/sign-in", body, { origin: "http://localhost" });
+        expect(res.status).toBe(400);
+        expect(await res.text()).toContain("Pick the app the key belongs to");
+        expect(world.requests.length).toBe(before);
+      }
+    });
+
+    it("shows the app choice as labelled, required radio buttons", async () => {
+      const html = await (await browser().get("/sign-in")).text();
+      for (const app of ["app1", "app2"]) {
+        expect(html).toContain(`<label class="check" for="sign-in-${app}">`);
+        expect(html).toMatch(
+          new RegExp(`id="sign-in-${app}" type="radio" name="app" value="${app}" required`),
+        );
+      }
+      expect(html).toContain("<legend>The key&#39;s app</legend>");
+    });
+
+    it("tells a known key without read that it lacks the read scope (403), not that it is unknown", async () => {
+      const res = await browser().signIn(writeOnly.key, "app1");
+      expect(res.status).toBe(403);
+      expect(res.headers.get("set-cookie")).toBeNull();
+      const html = await res.text();
+      expect(testId(html, "error-code")).toBe("FORBIDDEN");
+      expect(html).toContain("This key belongs to app1 but lacks the read scope");
+    });
+
+    it("answers 429 with Retry-After after 10 failed sign-ins a minute from one address, asking no ledger", async () => {
+      const limited = world.newConsole({ signInFailuresPerMin: SIGN_IN_FAILURES_PER_MIN });
+      const b = new Browser(limited);
+      for (let i = 0; i < SIGN_IN_FAILURES_PER_MIN; i++) {
+        expect((await b.signIn(`lgr_0123456789abcdef_${"B".repeat(42)}${i % 10}`)).status).toBe(401);
+      }
+      const before = world.requests.length;
+      // Even the right key now waits: the address is refused before any ledger is asked.
+      const res = await b.signIn(admin.key, "app1");
+      expect(res.status).toBe(429);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(Number(res.headers.get("retry-after"))).toBeLessThanOrEqual(60);
+      const html = await res.text();
+      expect(testId(html, "error-code")).toBe("RATE_LIMITED");
+      expect(html).toContain("Too many failed sign-ins from this address");
+      expect(world.requests.length).toBe(before);
+      // Another console (another process) counts its own.
+      expect((await new Browser(world.newConsole()).signIn(admin.key, "app1")).status).toBe(303);
     });
 
     it.each([
@@ -280,6 +350,29 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       expect(second).not.toContain('rel="next"');
     });
 
+    it("keeps Explain's range in the paging links and the filter form; an older page skips the chart", async () => {
+      const { owner } = await seededOwner();
+      await world.ledger("app1", admin.key).batch({
+        operations: Array.from({ length: 55 }, () => ({
+          owner_id: owner,
+          operation: "CONTENT_ACCESS" as const,
+        })),
+      });
+      const b = await signedIn(admin);
+      const from = new Date(Date.now() - 3_600_000).toISOString();
+      const first = await (await b.get(`/owners/${owner}?explain_from=${encodeURIComponent(from)}`)).text();
+      const next = /href="([^"]+)" rel="next"/.exec(first)?.[1]?.replaceAll("&amp;", "&") ?? "";
+      expect(new URL(next, "http://localhost").searchParams.get("explain_from")).toBe(from);
+      const filterForm = /data-testid="filter-form"[\s\S]*?<\/form>/.exec(first)?.[0] ?? "";
+      expect(filterForm).toContain(`<input type="hidden" name="explain_from" value="${from}"/>`);
+      expect(first).toContain('id="chart-data"');
+      const second = await (await b.get(next)).text();
+      expect(/id="explain-from"[^>]*value="([^"]+)"/.exec(second)?.[1]).toBe(from.slice(0, 19));
+      expect(second).not.toContain('id="chart-data"');
+      expect(testId(second, "chart-skipped")).toContain("The chart is on the");
+      expect(second).toContain(`href="/owners/${owner}?explain_from=`);
+    });
+
     it("shows an owner with no entries as balance 0, and says there are none", async () => {
       const b = await signedIn(reader);
       const html = await (await b.get(`/owners/${freshOwner("nobody")}`)).text();
@@ -433,6 +526,45 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       expect(await forged.text()).toContain("ENTRY_NOT_FOUND");
     });
 
+    it("names the entry's own owner when a reversal is sent from another owner's page", async () => {
+      const { owner, spendId } = await seededOwner();
+      const other = freshOwner("other");
+      const b = await signedIn(admin);
+      const form = await reverseForm(b, owner, spendId);
+      const res = await b.post(`/owners/${other}/entries/${spendId}/reversal`, {
+        ...form,
+        reason: "sent from the wrong page",
+        confirm: "yes",
+      });
+      expect(res.status).toBe(303);
+      expect(new URL(location(res) ?? "", "http://localhost").pathname).toBe(`/owners/${owner}`);
+      const page = await (await b.get(location(res) ?? "")).text();
+      expect(testId(page, "notice")).toContain(`Entry #${spendId} reversed`);
+      expect(testId(page, "notice")).toContain(`this was owner ${owner}&#39;s, not ${other}&#39;s`);
+      expect(testId(page, "balance")).toBe("30");
+    });
+
+    it("names the hold's own owner when a release is sent from another owner's page", async () => {
+      const { owner } = await seededOwner();
+      const other = freshOwner("other");
+      const hold = await world
+        .ledger("app1", admin.key)
+        .holds.place({ owner_id: owner, operation: "CONTENT_CREATION" });
+      const b = await signedIn(admin);
+      const res = await b.post(`/owners/${other}/holds/${hold.hold.id}/release`, {
+        csrf: await b.csrf(),
+        nonce: "release-elsewhere",
+        app: "app1",
+        reason: "stuck job",
+        confirm: "yes",
+      });
+      expect(res.status).toBe(303);
+      expect(new URL(location(res) ?? "", "http://localhost").pathname).toBe(`/owners/${owner}`);
+      const page = await (await b.get(location(res) ?? "")).text();
+      expect(testId(page, "notice")).toContain(`this was owner ${owner}&#39;s, not ${other}&#39;s`);
+      expect(testId(page, "held")).toBe("0");
+    });
+
     it("suspends and reinstates the owner, each with a reason", async () => {
       const { owner } = await seededOwner();
       const b = await signedIn(admin);
@@ -515,8 +647,16 @@ describe(`console with LEDGER_AUTH=required [${testDriver()}]`, () => {
       expect(lines.at(-1)).toBe("");
       expect(lines[0]).toBe(STATEMENT_COLUMNS.join(","));
       expect(lines).toHaveLength(1 + 5 + 1);
-      const ops = lines.slice(1, -1).map((l) => l.split(",")[3]);
-      expect(ops).toEqual(["REVERSAL", "CREDIT_ADD", "CONTENT_CREATION", "CREDIT_ADD", "CREDIT_ADD"]);
+      const rows = parseCsv(text);
+      expect(rows[0]).toEqual([...STATEMENT_COLUMNS]);
+      expect(rows.slice(1).map((r) => r[3])).toEqual([
+        "REVERSAL",
+        "CREDIT_ADD",
+        "CONTENT_CREATION",
+        "CREDIT_ADD",
+        "CREDIT_ADD",
+      ]);
+      expect(rows[1]?.[12]).toBe(`'=HYPERLINK("x"), "quoted"`);
       expect(lines[1]).toContain(`,${admin.id},"'=HYPERLINK(""x""), ""quoted"""`);
       expect(lines[3]).toMatch(/,app1,CONTENT_CREATION,-5,15,/);
     });

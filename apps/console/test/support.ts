@@ -14,7 +14,7 @@ import type { AppDeps } from "@ledger/core/http";
 import { createDatabase, dropDatabase, testDatabaseUrl, testDriver } from "@ledger/core/testing";
 import { silentLogger } from "@ledger/core/testing/http";
 import { CORE_DIR, LEDGER_CLI } from "@ledger/harness";
-import { createConsole, type ConsoleApp } from "../src/app.js";
+import { createConsole, type ConsoleApp, type ConsoleOptions } from "../src/app.js";
 
 export const APP1_URL = "http://app1.ledger.test";
 export const APP2_URL = "http://app2.ledger.test";
@@ -39,12 +39,21 @@ export interface KeySpec {
 export interface MadeKey {
   id: string;
   key: string;
+  app: "app1" | "app2";
 }
 
+/** How long `ledger keys create` may take before it is killed (a cold tsx start is a few seconds). */
+export const KEY_CLI_TIMEOUT_MS = 60_000;
+
 /** `ledger keys create ... --json` as its own process, on the database `dbEnv` names. */
-export async function createKeyWithCli(dbEnv: Record<string, string>, spec: KeySpec): Promise<MadeKey> {
+export async function createKeyWithCli(
+  dbEnv: Record<string, string>,
+  spec: KeySpec,
+  opts: { timeoutMs?: number } = {},
+): Promise<MadeKey> {
   const args = ["keys", "create", "--app", spec.app, ...spec.scopes.flatMap((s) => ["--scope", s]), "--json"];
   if (spec.name) args.push("--name", spec.name);
+  const timeoutMs = opts.timeoutMs ?? KEY_CLI_TIMEOUT_MS;
   const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
     (resolve, reject) => {
       const child = spawn(process.execPath, ["--import", "tsx", LEDGER_CLI, ...args], {
@@ -54,19 +63,38 @@ export async function createKeyWithCli(dbEnv: Record<string, string>, spec: KeyS
       });
       let stdout = "";
       let stderr = "";
+      // A CLI stuck on a lock or a database that does not answer must fail the suite, not hang it.
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL");
+        reject(
+          new Error(
+            `ledger keys create (${spec.app}, ${spec.scopes.join(",")}) did not finish within ${timeoutMs} ms and was killed; stderr so far: ${stderr || "(none)"}`,
+          ),
+        );
+      }, timeoutMs);
       child.stdout.on("data", (b: Buffer) => (stdout += b.toString("utf8")));
       child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
-      child.once("error", reject);
-      child.once("close", (code) => resolve({ code, stdout, stderr }));
+      child.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      child.once("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
     },
   );
   if (out.code !== 0) throw new Error(`ledger keys create failed (exit ${out.code}): ${out.stderr}`);
   const made = JSON.parse(out.stdout) as { id: string; key: string };
-  return { id: made.id, key: made.key };
+  return { id: made.id, key: made.key, app: spec.app };
 }
 
 export interface World {
   consoleApp: ConsoleApp;
+  /** Another console over the same apps (its own sign-in limiter, say). */
+  newConsole(opts?: Partial<ConsoleOptions>): ConsoleApp;
+  /** The URL of every request a console or client of this world sent to an app, in order. */
+  requests: string[];
   /** A direct client of an app (setting up owners the way an app would, through the API). */
   ledger(app: "app1" | "app2", apiKey?: string): LedgerClient<LedgerPaths>;
   keys: MadeKey[];
@@ -103,14 +131,27 @@ export async function openWorld(keySpecs: readonly KeySpec[] | "auth-off"): Prom
     ...(keySpecs === "auth-off" ? {} : { auth: { limits: unlimited, defaultRatePerS: 1_000_000 } }),
   };
   const apps = { [new URL(APP1_URL).host]: createApp1(deps), [new URL(APP2_URL).host]: createApp2(deps) };
+  const requests: string[] = [];
   const fetch: FetchLike = async (request) => {
+    requests.push(request.url);
     const app = apps[new URL(request.url).host];
     if (!app) throw new TypeError(`fetch failed: no app at ${request.url}`);
     return app.request(request);
   };
-  const consoleApp = createConsole({ urls: { app1: APP1_URL, app2: APP2_URL }, secret: SECRET, fetch });
+  const newConsole = (opts: Partial<ConsoleOptions> = {}) =>
+    createConsole({
+      urls: { app1: APP1_URL, app2: APP2_URL },
+      secret: SECRET,
+      fetch,
+      // These tests sign in many times from one "address" (app.request() has none); one test sets its own.
+      signInFailuresPerMin: 1_000,
+      ...opts,
+    });
+  const consoleApp = newConsole();
   return {
     consoleApp,
+    newConsole,
+    requests,
     keys,
     ledger: (app, apiKey) =>
       createLedgerClient<LedgerPaths>({
@@ -147,8 +188,8 @@ export class Browser {
     return res;
   }
 
-  async signIn(apiKey: string): Promise<Response> {
-    return this.post("/sign-in", { api_key: apiKey }, { origin: "http://localhost" });
+  async signIn(apiKey: string, app: "app1" | "app2" = "app1"): Promise<Response> {
+    return this.post("/sign-in", { api_key: apiKey, app }, { origin: "http://localhost" });
   }
 
   /** The CSRF token of the page at `path`'s forms. */

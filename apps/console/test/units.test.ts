@@ -1,7 +1,8 @@
 // The console's pure parts: CSV quoting and formula neutralising, the sealed session and its CSRF
 // token, and how instants typed into forms are read.
 import { describe, expect, it } from "vitest";
-import { csvRow, csvText, statementHeader, statementRow, STATEMENT_COLUMNS } from "../src/csv.js";
+import { chartKind } from "../src/app.js";
+import { csvRow, csvText, parseCsv, statementHeader, statementRow, STATEMENT_COLUMNS } from "../src/csv.js";
 import { parseInstant } from "../src/format.js";
 import {
   createSealer,
@@ -12,6 +13,8 @@ import {
   type SessionAuth,
 } from "../src/session.js";
 import { envSchema } from "../src/env.js";
+import { ExplainSection, type OwnerPageProps, type Summary } from "../src/views/pages.js";
+import { createKeyWithCli } from "./support.js";
 
 describe("CSV (RFC 4180, formula-safe)", () => {
   it.each([
@@ -144,5 +147,82 @@ describe("env", () => {
     const result = envSchema.safeParse(env);
     expect(result.success).toBe(false);
     expect(result.error?.issues.map((i) => i.path.join("."))).toContain(path);
+  });
+});
+
+describe("reading CSV back (the statement's own rules)", () => {
+  it("round-trips quoted commas, doubled quotes, line breaks and neutralised formulas", () => {
+    const cells = ["a,b", 'say "hi"', "two\r\nlines", "=1+2", "", "plain", -5];
+    const text = csvRow(cells) + csvRow(["x", "y"]);
+    expect(parseCsv(text)).toEqual([
+      ["a,b", 'say "hi"', "two\r\nlines", "'=1+2", "", "plain", "-5"],
+      ["x", "y"],
+    ]);
+  });
+
+  it("refuses CSV that ends inside a quoted field", () => {
+    expect(() => parseCsv('"open,\r\n')).toThrow("inside a quoted field");
+  });
+});
+
+describe("the chart's markers", () => {
+  it.each([
+    ["EXPIRY", "expiry"],
+    ["REVERSAL", "reversal"],
+    // A hold that expired gives nothing back and takes nothing: no credit expired.
+    ["HOLD_EXPIRY", "entry"],
+    ["CREDIT_ADD", "entry"],
+    ["HOLD_RELEASE", "entry"],
+  ])("marks %s as %s", (operation, kind) => {
+    expect(chartKind(operation)).toBe(kind);
+  });
+});
+
+describe("Explain's total", () => {
+  const props = (explain: Summary) =>
+    ({
+      viewer: { auth: { mode: "off" }, csrf: "t" },
+      ownerId: "o",
+      explain,
+      explainInput: {},
+      filter: {},
+    }) as unknown as OwnerPageProps;
+  const summary = (change: number, amounts: number[]): Summary => ({
+    owner_id: "o",
+    from: "2026-01-01T00:00:00.000Z",
+    to: "2026-02-01T00:00:00.000Z",
+    balance_from: 10,
+    balance_to: 10 + change,
+    change,
+    groups: amounts.map((amount, i) => ({ app: "app1", operation: `OP_${i}`, entries: 1, amount })),
+  });
+  // A JSX node prints as its HTML.
+  const rendered = (node: unknown) => String(node);
+  const totalOf = (html: string) => /data-testid="explain-total">([^<]*)</.exec(html)?.[1];
+
+  it("shows the ledger's change, with no warning when the groups add up to it", () => {
+    const html = rendered(ExplainSection(props(summary(7, [10, -3]))));
+    expect(totalOf(html)).toBe("+7");
+    expect(html).not.toContain("explain-mismatch");
+  });
+
+  it("shows the ledger's change and a visible warning when the groups do not add up to it", () => {
+    const html = rendered(ExplainSection(props(summary(7, [10, -2]))));
+    expect(totalOf(html)).toBe("+7");
+    expect(html).toMatch(
+      /data-testid="explain-mismatch"[^>]*>The groups add up to \+8, not the ledger&#39;s change of \+7/,
+    );
+  });
+});
+
+describe("test support", () => {
+  it("kills a `ledger keys create` that outlives its timeout, with an error that says so", async () => {
+    await expect(
+      createKeyWithCli(
+        { LEDGER_DATA_DIR: "/nonexistent" },
+        { app: "app1", scopes: ["read"] },
+        { timeoutMs: 1 },
+      ),
+    ).rejects.toThrow(/did not finish within 1 ms and was killed/);
   });
 });

@@ -37,8 +37,12 @@
     width: width(),
     height: height(),
     scales: { x: { time: true } },
+    // Times in UTC, like every table of the console (uPlot would otherwise use the browser's zone).
+    tzDate: function (ts) {
+      return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC");
+    },
     series: [
-      { label: "Time (local)" },
+      { label: "Time (UTC)" },
       // A balance holds until the next entry changes it: a step line.
       {
         label: "Balance",
@@ -47,10 +51,11 @@
         paths: uPlot.paths.stepped({ align: 1 }),
         points: { show: false },
       },
-      Object.assign({ label: "Expiry" }, marker("#b42318", "#f8c4bd")),
+      // EXPIRY entries only (credits that expired); a HOLD_EXPIRY moves no credit and is a plain point.
+      Object.assign({ label: "Credits expired" }, marker("#b42318", "#f8c4bd")),
       Object.assign({ label: "Reversal" }, marker("#6a3fb5", "#d9c9f5")),
     ],
-    axes: [{}, { label: "Credits" }],
+    axes: [{ label: "Time (UTC)" }, { label: "Credits" }],
   };
   var plot = new uPlot(opts, [xs, balance, expiries, reversals], holder);
   holder.setAttribute("data-ready", String(points.length));

@@ -4,27 +4,47 @@ import { randomUUID } from "node:crypto";
 import type { Balance, Hold as ClientHold, LedgerPaths } from "@ledger/client";
 import type { Ledger } from "../ledgers.js";
 import { type Entry, formatDate, formatInstant, signed, toLocalInput } from "../format.js";
-import { mayAct, mayRelease, type AppName } from "../session.js";
+import { APP_NAMES, mayAct, mayRelease, type AppName } from "../session.js";
 import { ErrorBox, Layout, type Viewer } from "./layout.js";
 
 export type Hold = ClientHold<LedgerPaths>;
 export type Summary = Awaited<ReturnType<Ledger["summary"]>>;
 export type Failure = { code: string; message: string };
 
-export function SignInPage(props: { error?: Failure | undefined; status?: number }) {
+export function SignInPage(props: { error?: Failure | undefined; app?: AppName | undefined }) {
   return (
     <Layout title="Sign in">
       <section class="card narrow">
         <h1>Sign in</h1>
         <p>
-          Paste an API key made with <code>pnpm ledger keys create</code>. A key with the <code>read</code>{" "}
-          scope shows owners; one with <code>admin</code> may also reverse, release, suspend and reinstate. If
-          the ledger runs with <code>LEDGER_AUTH=off</code>, leave the field empty.
+          Paste an API key made with <code>pnpm ledger keys create</code> and pick its app. A key with the{" "}
+          <code>read</code> scope shows owners; one with <code>admin</code> may also reverse, release, suspend
+          and reinstate. If the ledger runs with <code>LEDGER_AUTH=off</code>, leave the key empty.
         </p>
         {props.error ? (
           <ErrorBox title="Not signed in" code={props.error.code} message={props.error.message} />
         ) : null}
         <form method="post" action="/sign-in" class="stack">
+          <fieldset class="choice" aria-describedby="app-help">
+            <legend>The key's app</legend>
+            {APP_NAMES.map((a) => (
+              <label class="check" for={`sign-in-${a}`}>
+                <input
+                  id={`sign-in-${a}`}
+                  type="radio"
+                  name="app"
+                  value={a}
+                  required
+                  checked={props.app === a}
+                />{" "}
+                {a}
+              </label>
+            ))}
+          </fieldset>
+          <p id="app-help" class="hint">
+            The key is checked by that app alone: a key tried at the wrong app counts as a failed sign-in
+            there.
+          </p>
           <label for="api-key">API key</label>
           <input
             id="api-key"
@@ -90,7 +110,8 @@ export interface OwnerPageProps {
   balance: Balance<LedgerPaths>;
   holds: { app: AppName; holds: Hold[] }[];
   holdsError?: Failure | undefined;
-  chart: ChartData | Failure;
+  /** Undefined on an older page (a cursor): the chart is drawn on the first page only. */
+  chart: ChartData | Failure | undefined;
   explain: Summary | Failure;
   explainInput: { from?: string | undefined; to?: string | undefined };
   entries: Entry[];
@@ -112,7 +133,8 @@ const UNREVERSIBLE = new Set([
   "REINSTATEMENT",
 ]);
 
-function isFailure(x: unknown): x is Failure {
+/** A section's read that failed, shown in place of the section. */
+export function isFailure(x: unknown): x is Failure {
   return typeof x === "object" && x !== null && "code" in x && "message" in x;
 }
 
@@ -340,7 +362,24 @@ function ChartSection(props: OwnerPageProps) {
   return (
     <section class="card" aria-labelledby="chart-h">
       <h2 id="chart-h">Balance over time</h2>
-      {isFailure(chart) ? (
+      {chart === undefined ? (
+        <p data-testid="chart-skipped">
+          The chart is on the{" "}
+          <a
+            href={ownerPath(
+              props.ownerId,
+              query({
+                ...props.filter,
+                explain_from: props.explainInput.from,
+                explain_to: props.explainInput.to,
+              }),
+            )}
+          >
+            first page
+          </a>
+          : an older page of entries does not read the range again to draw it.
+        </p>
+      ) : isFailure(chart) ? (
         <ErrorBox title="Chart not drawn" code={chart.code} message={chart.message} />
       ) : chart.points.length === 0 ? (
         <p>No entries in this range.</p>
@@ -348,8 +387,8 @@ function ChartSection(props: OwnerPageProps) {
         <>
           <p class="hint" data-testid="chart-caption">
             The running balance after each entry ({chart.points.length} points
-            {props.filter.from || props.filter.to ? ", in the entries' date range" : ""}); expiries and
-            reversals are marked.
+            {props.filter.from || props.filter.to ? ", in the entries' date range" : ""}), times in UTC;
+            expiries of credits and reversals are marked.
             {chart.capped ? ` Only the newest ${chart.capMax} entries of the range are plotted.` : ""}
           </p>
           <div id="chart" class="chart" data-testid="chart" role="img" aria-label="Balance over time"></div>
@@ -365,8 +404,11 @@ function ChartSection(props: OwnerPageProps) {
   );
 }
 
-function ExplainSection(props: OwnerPageProps) {
+export function ExplainSection(props: OwnerPageProps) {
   const { explain, explainInput, filter, ownerId } = props;
+  // The ledger promises the groups add up to its `change`; the total shows the ledger's figure, and a
+  // sum that differs is said out loud rather than hidden.
+  const groupsSum = isFailure(explain) ? 0 : explain.groups.reduce((n, g) => n + g.amount, 0);
   return (
     <section class="card" aria-labelledby="explain-h" data-testid="explain">
       <h2 id="explain-h">Explain</h2>
@@ -446,13 +488,19 @@ function ExplainSection(props: OwnerPageProps) {
                     </th>
                     <td class="num">{explain.groups.reduce((n, g) => n + g.entries, 0)}</td>
                     <td class="num" data-testid="explain-total">
-                      {signed(explain.groups.reduce((n, g) => n + g.amount, 0))}
+                      {signed(explain.change)}
                     </td>
                   </tr>
                 </tfoot>
               </table>
             </div>
           )}
+          {groupsSum !== explain.change ? (
+            <p class="warn" role="alert" data-testid="explain-mismatch">
+              The groups add up to {signed(groupsSum)}, not the ledger's change of {signed(explain.change)}.
+              This should never happen: report it with this owner's id and the two instants.
+            </p>
+          ) : null}
         </>
       )}
     </section>
@@ -465,20 +513,25 @@ function entryLink(ownerId: string, id: number): string {
 }
 
 function EntriesSection(props: OwnerPageProps) {
-  const { viewer, ownerId, filter, entries } = props;
+  const { viewer, ownerId, filter, entries, explainInput } = props;
   const acting = mayAct(viewer.auth);
   const keyApp = viewer.auth.mode === "required" ? viewer.auth.app : undefined;
-  const base = { ...filter };
+  // Paging and filtering keep the Explain range that was picked (as typed: the default stays the default).
+  const kept = { explain_from: explainInput.from, explain_to: explainInput.to };
+  const base = { ...filter, ...kept };
   const firstPage = ownerPath(ownerId, query(base));
   return (
     <section class="card" aria-labelledby="entries-h">
       <h2 id="entries-h">Entries</h2>
       <form method="get" action={ownerPath(ownerId)} class="inline" data-testid="filter-form">
+        {(["explain_from", "explain_to"] as const).map((k) =>
+          kept[k] ? <input type="hidden" name={k} value={kept[k]} /> : null,
+        )}
         <div>
           <label for="f-app">App</label>
           <select id="f-app" name="app">
             <option value="">every app</option>
-            {(["app1", "app2"] as const).map((a) => (
+            {APP_NAMES.map((a) => (
               <option value={a} selected={filter.app === a}>
                 {a}
               </option>
@@ -504,7 +557,7 @@ function EntriesSection(props: OwnerPageProps) {
           <input id="f-to" name="to" type="datetime-local" step={1} value={toLocalInput(filter.to)} />
         </div>
         <button type="submit">Filter</button>
-        <a href={ownerPath(ownerId)}>Clear</a>
+        <a href={ownerPath(ownerId, query(kept))}>Clear</a>
       </form>
       {acting && keyApp ? (
         <p class="hint">
