@@ -2,6 +2,8 @@ import { createConsole, type ConsoleLogger } from "./app.js";
 import type { Env } from "./env.js";
 import { randomSecret } from "./session.js";
 
+export { randomSecret };
+
 /** The console as its environment describes it; shared by main.ts and apps/local. */
 export function consoleFromEnv(
   env: Pick<Env, "CONSOLE_APP1_URL" | "CONSOLE_APP2_URL" | "CONSOLE_SECRET">,

@@ -32,6 +32,20 @@ export const consoleEnvShape = {
     ),
 };
 
+/**
+ * With NODE_ENV=production, CONSOLE_SECRET must be set: a random one per process would sign everyone out
+ * at each restart. One rule for the console alone and for `pnpm start` (apps/local), which refine their
+ * own schemas with it.
+ */
+export const secretRule = {
+  holds: (env: { NODE_ENV?: string | undefined; CONSOLE_SECRET?: string | undefined }): boolean =>
+    env.NODE_ENV !== "production" || env.CONSOLE_SECRET !== undefined,
+  issue: {
+    path: ["CONSOLE_SECRET"],
+    message: "CONSOLE_SECRET is required with NODE_ENV=production (sessions must outlive a restart)",
+  },
+};
+
 export const envSchema = z
   .object({
     ...consoleEnvShape,
@@ -39,10 +53,7 @@ export const envSchema = z
     LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     NODE_ENV: z.string().optional(),
   })
-  .refine((env) => env.NODE_ENV !== "production" || env.CONSOLE_SECRET !== undefined, {
-    path: ["CONSOLE_SECRET"],
-    message: "CONSOLE_SECRET is required with NODE_ENV=production (sessions must outlive a restart)",
-  });
+  .refine(secretRule.holds, secretRule.issue);
 
 export type Env = z.infer<typeof envSchema>;
 

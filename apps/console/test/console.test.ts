@@ -1,5 +1,10 @@
 // The console's routes when the ledger is not there at all, and its own refusals: no ledger needed.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { FetchLike } from "@ledger/client";
+import { REPO_ROOT } from "@ledger/harness";
 import { describe, expect, it } from "vitest";
 import { createConsole } from "../src/app.js";
 import { createSealer, newSession, SESSION_COOKIE } from "../src/session.js";
@@ -172,4 +177,41 @@ describe("the console when the ledger refuses", () => {
     expect(html).not.toContain("Call us now");
     expect(html).not.toContain("no longer accepted");
   });
+});
+
+describe("starting without CONSOLE_SECRET in production", () => {
+  // Both ways the console starts apply one rule (env.ts secretRule): a restart must not sign everyone out.
+  it.each([
+    ["the console alone", "apps/console"],
+    ["pnpm start (apps/local)", "apps/local"],
+  ])(
+    "%s refuses to start, naming CONSOLE_SECRET",
+    async (_name, dir) => {
+      const dataDir = await mkdtemp(join(tmpdir(), "console-secret-"));
+      try {
+        const out = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+          const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+            cwd: join(REPO_ROOT, dir),
+            env: { PATH: process.env.PATH ?? "", NODE_ENV: "production", LEDGER_DATA_DIR: dataDir },
+            stdio: ["ignore", "pipe", "pipe"],
+          });
+          let stderr = "";
+          child.stderr.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
+          child.stdout.on("data", (b: Buffer) => (stderr += b.toString("utf8")));
+          const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+          child.once("error", reject);
+          child.once("close", (code) => {
+            clearTimeout(timer);
+            resolve({ code, stderr });
+          });
+        });
+        expect(out.code).not.toBe(0);
+        expect(out.code).not.toBeNull();
+        expect(out.stderr).toContain("CONSOLE_SECRET is required with NODE_ENV=production");
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    },
+    40_000,
+  );
 });

@@ -5,16 +5,10 @@
 import cluster from "node:cluster";
 import * as app1 from "@ledger/app1/app";
 import * as app2 from "@ledger/app2/app";
-import { consoleFromEnv } from "@ledger/console/boot";
-import { appUrlSchema, consoleEnvShape } from "@ledger/console/env";
+import { consoleFromEnv, randomSecret } from "@ledger/console/boot";
+import { appUrlSchema, consoleEnvShape, secretRule } from "@ledger/console/env";
 import { appEnvSchema, boot, createLogger, parseEnv } from "@ledger/core/http";
-import { randomBytes } from "node:crypto";
 import { z } from "zod";
-
-// One secret for every worker (LEDGER_WORKERS > 1 forks this file with the primary's environment), so a
-// session sealed by one worker opens in another.
-const secretMade = !process.env.CONSOLE_SECRET && cluster.isPrimary;
-if (secretMade) process.env.CONSOLE_SECRET = randomBytes(32).toString("base64url");
 
 const port = z.coerce.number().int().min(1).max(65_535);
 const env = parseEnv(
@@ -27,11 +21,17 @@ const env = parseEnv(
       // The console talks to the apps of this process unless told otherwise.
       CONSOLE_APP1_URL: appUrlSchema.optional(),
       CONSOLE_APP2_URL: appUrlSchema.optional(),
-    }),
+    })
+    // The console's own rule: with NODE_ENV=production it refuses to start without CONSOLE_SECRET.
+    .refine(secretRule.holds, secretRule.issue),
   process.env,
 );
 const consoleLogger = createLogger({ level: env.LOG_LEVEL, name: "console" });
-if (secretMade && cluster.isPrimary) {
+// One secret for every worker (LEDGER_WORKERS > 1 forks this file with the primary's environment, after
+// this line), so a session sealed by one worker opens in another.
+if (env.CONSOLE_SECRET === undefined && cluster.isPrimary) {
+  env.CONSOLE_SECRET = randomSecret();
+  process.env.CONSOLE_SECRET = env.CONSOLE_SECRET;
   consoleLogger.warn(
     "CONSOLE_SECRET is not set: using a random secret for this run (console sessions end when it restarts)",
   );
