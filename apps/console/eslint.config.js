@@ -1,0 +1,3 @@
+import { config } from "@ledger/lint-config/eslint";
+
+export default config({ tsconfigRootDir: import.meta.dirname });

@@ -1,0 +1,3 @@
+import { ledgerVitestConfig } from "@ledger/vitest-config";
+
+export default ledgerVitestConfig();
