@@ -1,23 +1,25 @@
 import { describe, expect, it } from "vitest";
 import {
+  parseBenchArgs,
+  parsePgbench,
+  authCost,
+  type AutocannonLike,
   batchBody,
   batchedVsDbCeiling,
+  batchMeanBetween,
+  batchSizeTotals,
   checkTargets,
   countBatchItems,
   dbCeilingResult,
   formatTable,
+  pgbenchScript,
   holdBody,
   hotBody,
   ownerStride,
-  parseBenchArgs,
-  parsePgbench,
-  pgbenchScript,
+  type ScenarioResult,
   summarize,
   summarizeItems,
   uniformBody,
-  type AutocannonLike,
-  type ScenarioResult,
-  authCost,
 } from "./bench-report.js";
 
 function cannon(codes: Record<string, number>, extra: Partial<AutocannonLike> = {}): AutocannonLike {
@@ -288,5 +290,30 @@ describe("targets and table", () => {
     const lines = table.split("\n");
     expect(lines).toHaveLength(4);
     expect(lines[3]).toContain("25.0%");
+  });
+});
+
+describe("batch sizes from /metrics", () => {
+  const text = (sum: number, count: number) =>
+    [
+      "# HELP ledger_group_commit_batch_size Commands per group-commit batch (one transaction), by app",
+      "# TYPE ledger_group_commit_batch_size histogram",
+      'ledger_group_commit_batch_size_bucket{le="1",app="app1"} 3',
+      `ledger_group_commit_batch_size_sum{app="app1"} ${sum}`,
+      `ledger_group_commit_batch_size_count{app="app1"} ${count}`,
+      `ledger_group_commit_batch_size_sum{app="app2"} 5`,
+      `ledger_group_commit_batch_size_count{app="app2"} 1`,
+      "ledger_http_requests_total 7",
+    ].join("\n");
+
+  it("sums the histogram's sum and count over every label set", () => {
+    expect(batchSizeTotals(text(120, 10))).toEqual({ sum: 125, count: 11 });
+    expect(batchSizeTotals("")).toEqual({ sum: 0, count: 0 });
+  });
+
+  it("gives the mean batch between two readings, none when no batch ran", () => {
+    const before = batchSizeTotals(text(120, 10));
+    expect(batchMeanBetween(before, batchSizeTotals(text(1_120, 90)))).toBe(12.5);
+    expect(batchMeanBetween(before, before)).toBeUndefined();
   });
 });

@@ -234,6 +234,34 @@ export interface ScenarioResult {
   latencyAvgMs?: number;
   statusCodes: Record<string, number>;
   verify?: "pass" | "FAIL";
+  /**
+   * The app's scenarios: commands per group-commit transaction during the measured load (from /metrics,
+   * ledger_group_commit_batch_size read before and after it). Smaller batches mean more transactions
+   * for the same load.
+   */
+  batchMean?: number;
+}
+
+/** The sum and count of ledger_group_commit_batch_size in a /metrics text, over every label set. */
+export function batchSizeTotals(metricsText: string): { sum: number; count: number } {
+  let sum = 0;
+  let count = 0;
+  for (const line of metricsText.split("\n")) {
+    const m = /^ledger_group_commit_batch_size_(sum|count)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === "sum") sum += Number(m[2]);
+    else count += Number(m[2]);
+  }
+  return { sum, count };
+}
+
+/** Commands per batch between two readings of batchSizeTotals; undefined when no batch ran between. */
+export function batchMeanBetween(
+  before: { sum: number; count: number },
+  after: { sum: number; count: number },
+): number | undefined {
+  const batches = after.count - before.count;
+  return batches > 0 ? Math.round(((after.sum - before.sum) / batches) * 10) / 10 : undefined;
 }
 
 export function summarize(

@@ -32,6 +32,8 @@ import {
   batchedVsDbCeiling,
   BENCH_USAGE,
   authCost,
+  batchMeanBetween,
+  batchSizeTotals,
   checkTargets,
   countBatchItems,
   dbCeilingResult,
@@ -233,7 +235,19 @@ function describe(r: ScenarioResult): string {
   const codes = Object.entries(r.statusCodes)
     .map(([code, n]) => `${code}:${n}`)
     .join(" ");
-  return `${r.scenario}: ${r.opsPerS} ops/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms, errors ${r.errors}, statuses ${codes}`;
+  const batches = r.batchMean === undefined ? "" : `, ${r.batchMean} commands per batch`;
+  return `${r.scenario}: ${r.opsPerS} ops/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, p99.9 ${r.p999Ms} ms, errors ${r.errors}, statuses ${codes}${batches}`;
+}
+
+/** The group-commit totals an app's /metrics reports (summed over its workers); undefined for a server without them. */
+async function batchTotalsOf(target: ServerProcess): Promise<{ sum: number; count: number } | undefined> {
+  try {
+    const res = await fetch(`${target.baseUrl}/metrics`, { signal: AbortSignal.timeout(15_000) });
+    if (!res.ok) return undefined;
+    return batchSizeTotals(await res.text());
+  } catch {
+    return undefined;
+  }
 }
 
 async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number> {
@@ -278,9 +292,13 @@ async function run(opts: BenchOptions, spawned: ServerProcess[]): Promise<number
   ): Promise<ScenarioResult> => {
     const spec = { url: target.baseUrl, path, connections: c, body };
     if (opts.warmupS > 0) await load({ ...spec, ...warm });
+    const batchesBefore = await batchTotalsOf(target);
     const result = await load({ ...spec, ...duration, onResponse: expect.onResponse });
     assertRunning(target);
-    return summarize(name, result, { refusalsExpected: expect.refusalsExpected });
+    const summary = summarize(name, result, { refusalsExpected: expect.refusalsExpected });
+    const batchesAfter = await batchTotalsOf(target);
+    const batchMean = batchesBefore && batchesAfter && batchMeanBetween(batchesBefore, batchesAfter);
+    return batchMean === undefined ? summary : { ...summary, batchMean };
   };
 
   const echoBody = () => JSON.stringify(uniformBody(0, 1, 1, runId));
