@@ -3,6 +3,7 @@
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main, parseCommand, runCommand, type Io } from "../src/cli/ledger.js";
+import { parseApiKey } from "../src/domain/api-keys.js";
 import { LedgerService } from "../src/index.js";
 import { freshNonce, freshOwner, testDriver, useTestDatabase } from "../src/testing/index.js";
 import { submitCapture, submitHold } from "../src/features/holds/command.js";
@@ -148,7 +149,7 @@ describe(`ledger CLI [${testDriver()}]`, () => {
       });
       const key = created.key as string;
       expect(key).toMatch(new RegExp(`^lgr_${created.id as string}_[A-Za-z0-9_-]{43}$`));
-      const secret = key.slice(key.lastIndexOf("_") + 1);
+      const secret = parseApiKey(key)?.secret ?? expect.fail("not an API key");
 
       const rows = await queryRows<Record<string, unknown>>(
         tdb().db,
