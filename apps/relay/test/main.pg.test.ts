@@ -130,13 +130,15 @@ describe("apps/relay", () => {
 
   it("takes the relay's lock, and on SIGTERM exits 0 with the lock released", async () => {
     const { url, sql } = await database();
+    // This database's relay only: other tests run relays of their own databases at the same time.
     const relayLocks = async () =>
       Number(
         (
           await sql<
             { n: string }[]
           >`select count(*)::text as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
-            where l.locktype = 'advisory' and l.classid = 7245002 and l.granted and a.application_name = 'ledger-relay'`
+            where l.locktype = 'advisory' and l.classid = 7245002 and l.granted and a.application_name = 'ledger-relay'
+              and a.datname = current_database()`
         )[0]?.n ?? 0,
       );
 
