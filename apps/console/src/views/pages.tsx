@@ -2,6 +2,7 @@
 /** @jsxImportSource hono/jsx */
 import { randomUUID } from "node:crypto";
 import type { Balance, Hold as ClientHold, LedgerPaths } from "@ledger/client";
+import { whyNotReversible } from "@ledger/core";
 import type { Ledger } from "../ledgers.js";
 import { type Entry, formatDate, formatInstant, signed, toLocalInput } from "../format.js";
 import { APP_NAMES, mayAct, mayRelease, type AppName } from "../session.js";
@@ -120,18 +121,6 @@ export interface OwnerPageProps {
   filter: EntryFilter;
   notice?: string | undefined;
 }
-
-const UNREVERSIBLE = new Set([
-  "EXPIRY",
-  "HOLD",
-  "HOLD_RELEASE",
-  "HOLD_EXPIRY",
-  "REVERSAL",
-  "TRANSFER_OUT",
-  "TRANSFER_IN",
-  "SUSPENSION",
-  "REINSTATEMENT",
-]);
 
 /** A section's read that failed, shown in place of the section. */
 export function isFailure(x: unknown): x is Failure {
@@ -664,7 +653,8 @@ function EntriesSection(props: OwnerPageProps) {
 function EntryAction(props: OwnerPageProps & { entry: Entry }) {
   const { entry: e, viewer } = props;
   const left = Math.abs(e.amount) - (e.reversed_amount ?? 0);
-  if (e.amount === 0 || UNREVERSIBLE.has(e.operation) || left <= 0) return null;
+  // The ledger's own rule (it refuses the rest with NOT_REVERSIBLE), not a copy of its list.
+  if (whyNotReversible(e.operation, e.amount) !== null || left <= 0) return null;
   if (viewer.auth.mode === "required" && viewer.auth.app !== e.app) {
     return <span class="hint">{e.app}'s entry</span>;
   }

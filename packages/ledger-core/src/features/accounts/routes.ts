@@ -50,6 +50,10 @@ export function accountRoutes(service: LedgerService) {
     },
   });
 
+  /** An optional RFC 3339 instant of the query. */
+  const instantQuery = (description: string) =>
+    z.string().max(INSTANT_LENGTH_MAX).optional().openapi({ format: "date-time", description });
+
   const entriesRoute = createRoute({
     method: "get",
     path: "/ledger/{owner_id}/entries",
@@ -60,14 +64,8 @@ export function accountRoutes(service: LedgerService) {
       params: ownerParams,
       query: z.object({
         cursor: z.string().max(64).optional().openapi({ description: "next_cursor of the previous page" }),
-        from: z.string().max(INSTANT_LENGTH_MAX).optional().openapi({
-          format: "date-time",
-          description: "Only entries created at or after this instant (RFC 3339)",
-        }),
-        to: z.string().max(INSTANT_LENGTH_MAX).optional().openapi({
-          format: "date-time",
-          description: "Only entries created at or before this instant (RFC 3339)",
-        }),
+        from: instantQuery("Only entries created at or after this instant (RFC 3339)"),
+        to: instantQuery("Only entries created at or before this instant (RFC 3339)"),
         app: z
           .string()
           .min(1)
@@ -97,9 +95,6 @@ export function accountRoutes(service: LedgerService) {
       503: problemContent("The database is not answering"),
     },
   });
-
-  const instantQuery = (description: string) =>
-    z.string().max(INSTANT_LENGTH_MAX).optional().openapi({ format: "date-time", description });
 
   const summaryRoute = createRoute({
     method: "get",
